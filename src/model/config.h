@@ -1,0 +1,59 @@
+// Model and training configuration. Dimension letters used across spt:
+//   B batch, T sequence length (context), C width, H heads, D head dim (C/H),
+//   Dk query/key head dim (D, or D/2 with half-width q/k), L layers,
+//   V vocabulary (256), F feed-forward width, l stride, c summary width,
+//   BS block size of a block layout.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace spt {
+
+inline constexpr int kVocab = 256;  // V: bytes, 8-bit pixels, 8-bit mu-law samples
+
+struct ModelConfig {
+  int layers = 4;             // L
+  int width = 256;            // C
+  int heads = 4;              // H (C % H == 0)
+  int ctx = 1024;             // T
+  double ff_ratio = 4.0;      // F = ff_ratio * C (paper: 4, "half-size" 2)
+  bool half_qk = false;       // q/k projections of width C/2 (Dk = D/2)
+  std::string pattern = "strided";  // dense | local | strided | fixed
+  int stride = 32;            // l
+  int summary = 8;            // c (fixed)
+  int summary_blocks = 1;     // v: head h uses summary sub-block h mod v (fixed)
+  std::string mode = "merged";  // merged | interleaved | heads
+  double dropout = 0.0;       // at the end of each residual branch
+  // Factorized learned position embeddings: position t has coordinate k equal to
+  // (t / prod(pos_sizes[k+1..])) % pos_sizes[k]; one table of pos_sizes[k] rows each.
+  // Text/audio: {ceil(T / l), l}; images: {rows, cols, channels}.
+  std::vector<int> pos_sizes = {32, 32};
+
+  int head_dim() const { return width / heads; }                           // D
+  int qk_dim() const { return half_qk ? head_dim() / 2 : head_dim(); }     // Dk
+  int ff_width() const { return static_cast<int>(ff_ratio * width + 0.5); }  // F
+  int qkv_width() const { return 2 * qk_dim() * heads + width; }           // 2*H*Dk + C
+};
+
+struct TrainConfig {
+  int batch = 4;              // B, sequences per micro-batch
+  int accumulate = 1;         // micro-batches per optimizer step
+  int64_t steps = 1000;       // optimizer steps in total
+  double lr = 1e-3;           // peak learning rate
+  int64_t warmup = 100;       // linear warmup steps, then cosine decay to 0 at `steps`
+  double weight_decay = 0.01;  // AdamW, on matrices only (see train/adamw.h)
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double clip = 1.0;          // global gradient-norm clip (0 disables)
+  uint64_t seed = 1;
+  int64_t eval_every = 200;   // steps between validation passes (0: only at the end)
+  int64_t eval_batches = 0;   // 0: the whole validation split
+  int64_t save_every = 200;   // steps between checkpoints (0: only at the end)
+  bool recompute = true;      // keep only the residual stream per layer
+};
+
+// Validates a model config; throws spt::Error naming the bad value and the fix.
+void validate(const ModelConfig& config);
+
+}  // namespace spt
