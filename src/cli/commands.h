@@ -5,7 +5,11 @@
 
 namespace spt::cli {
 
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_sample_command(CLI::App& app);
 void add_pattern_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_gradients_command(CLI::App& app);
 
 }  // namespace spt::cli

@@ -11,12 +11,14 @@ int main(int argc, char** argv) {
   CLI::App app{"spt: Sparse Transformers for long sequences of bytes, pixels and audio"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("spt ") + SPT_VERSION);
-  //HOLD spt::cli::add_pattern_command(app);
+  spt::cli::add_info_command(app);
   spt::cli::add_info_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
   } catch (const spt::Error& e) {
     std::fprintf(stderr, "spt: error: %s\n", e.what());
     return 1;

@@ -1,0 +1,108 @@
+#include "cli/model_flags.h"
+
+#include <sstream>
+
+#include "core/error.h"
+#include "model/config_json.h"
+#include "model/presets.h"
+
+namespace spt::cli {
+namespace {
+
+std::vector<int> parse_sizes(const std::string& text) {
+  std::vector<int> sizes;
+  std::stringstream in(text);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    try {
+      sizes.push_back(std::stoi(part));
+    } catch (const std::exception&) {
+      throw Error(message("--pos-sizes '", text, "': expected comma-separated integers such as 32,32,3"));
+    }
+  }
+  return sizes;
+}
+
+bool given(CLI::App* cmd, const char* flag) { return cmd->count(flag) > 0; }
+
+}  // namespace
+
+void add_model_flags(CLI::App* cmd, ModelFlags& f, bool train) {
+  cmd->add_option("--preset", f.preset, "start from a named configuration (see `spt info --presets`)");
+  cmd->add_option("--config", f.config_file, "JSON file {\"model\": {...}, \"train\": {...}} with config fields");
+  cmd->add_option("--layers", f.model.layers, "L, residual blocks");
+  cmd->add_option("--width", f.model.width, "C, model width");
+  cmd->add_option("--heads", f.model.heads, "H, attention heads");
+  cmd->add_option("--ctx", f.model.ctx, "T, context length");
+  cmd->add_option("--ff-ratio", f.model.ff_ratio, "feed-forward width / C (paper: 4, half-size 2)");
+  cmd->add_flag("--half-qk", f.model.half_qk, "q/k projections of width C/2");
+  cmd->add_option("--pattern", f.model.pattern, "dense | local | strided | fixed");
+  cmd->add_option("--stride", f.model.stride, "l, stride of the pattern");
+  cmd->add_option("--summary", f.model.summary, "c, summary width (fixed)");
+  cmd->add_option("--summary-blocks", f.model.summary_blocks, "v, per-head summary sub-blocks (fixed)");
+  cmd->add_option("--mode", f.model.mode, "merged | interleaved | heads");
+  cmd->add_option("--dropout", f.model.dropout, "dropout at the end of each residual branch");
+  cmd->add_option("--pos-sizes", f.pos_sizes, "position table sizes, e.g. 28,28,1 (default: ceil(T/l),l)");
+  cmd->add_option("--data", f.data_path, "data: a byte file, an IDX directory or a CIFAR-10 directory");
+  cmd->add_option("--data-format", f.data_format, "bytes | idx | cifar10 (default: the preset's)");
+  if (!train) return;
+  cmd->add_option("--batch", f.train.batch, "B, sequences per micro-batch");
+  cmd->add_option("--accumulate", f.train.accumulate, "micro-batches per optimizer step");
+  cmd->add_option("--steps", f.train.steps, "optimizer steps in total");
+  cmd->add_option("--lr", f.train.lr, "peak learning rate");
+  cmd->add_option("--warmup", f.train.warmup, "linear warmup steps");
+  cmd->add_option("--weight-decay", f.train.weight_decay, "AdamW weight decay on matrices");
+  cmd->add_option("--clip", f.train.clip, "global gradient-norm clip (0: off)");
+  cmd->add_option("--seed", f.train.seed, "seed of initialization, data order and dropout");
+  cmd->add_option("--eval-every", f.train.eval_every, "steps between validation passes (0: at the end)");
+  cmd->add_option("--eval-batches", f.train.eval_batches, "validation windows per pass (0: the whole split)");
+  cmd->add_option("--save-every", f.train.save_every, "steps between checkpoints (0: at the end)");
+  cmd->add_option("--recompute", f.train.recompute, "recompute attention and feed-forward in backward (true|false)");
+}
+
+void ModelFlags::resolve(CLI::App* cmd, ModelConfig& m, TrainConfig& t, std::string& format) const {
+  m = ModelConfig{};
+  t = TrainConfig{};
+  format = "bytes";
+  if (!preset.empty()) {
+    const Preset& p = find_preset(preset);
+    m = p.model;
+    t = p.train;
+    format = p.data_format;
+  }
+  if (!config_file.empty()) load_config_file(config_file, m, t);
+  if (given(cmd, "--layers")) m.layers = model.layers;
+  if (given(cmd, "--width")) m.width = model.width;
+  if (given(cmd, "--heads")) m.heads = model.heads;
+  if (given(cmd, "--ff-ratio")) m.ff_ratio = model.ff_ratio;
+  if (given(cmd, "--half-qk")) m.half_qk = model.half_qk;
+  if (given(cmd, "--pattern")) m.pattern = model.pattern;
+  if (given(cmd, "--summary")) m.summary = model.summary;
+  if (given(cmd, "--summary-blocks")) m.summary_blocks = model.summary_blocks;
+  if (given(cmd, "--mode")) m.mode = model.mode;
+  if (given(cmd, "--dropout")) m.dropout = model.dropout;
+  const bool geometry_changed = given(cmd, "--ctx") || given(cmd, "--stride");
+  if (given(cmd, "--ctx")) m.ctx = model.ctx;
+  if (given(cmd, "--stride")) m.stride = model.stride;
+  if (given(cmd, "--pos-sizes")) m.pos_sizes = parse_sizes(pos_sizes);
+  else if (geometry_changed && m.pos_sizes.size() == 2)  // text layout follows the new T and l
+    m.pos_sizes = {(m.ctx + m.stride - 1) / std::max(1, m.stride), std::max(1, m.stride)};
+  if (given(cmd, "--data-format")) format = data_format;
+  auto* batch = cmd->get_option_no_throw("--batch");
+  if (batch) {
+    if (given(cmd, "--batch")) t.batch = train.batch;
+    if (given(cmd, "--accumulate")) t.accumulate = train.accumulate;
+    if (given(cmd, "--steps")) t.steps = train.steps;
+    if (given(cmd, "--lr")) t.lr = train.lr;
+    if (given(cmd, "--warmup")) t.warmup = train.warmup;
+    if (given(cmd, "--weight-decay")) t.weight_decay = train.weight_decay;
+    if (given(cmd, "--clip")) t.clip = train.clip;
+    if (given(cmd, "--seed")) t.seed = train.seed;
+    if (given(cmd, "--eval-every")) t.eval_every = train.eval_every;
+    if (given(cmd, "--eval-batches")) t.eval_batches = train.eval_batches;
+    if (given(cmd, "--save-every")) t.save_every = train.save_every;
+    if (given(cmd, "--recompute")) t.recompute = train.recompute;
+  }
+}
+
+}  // namespace spt::cli

@@ -1,0 +1,36 @@
+#include "model/config.h"
+
+#include "core/error.h"
+#include "pattern/pattern.h"
+
+namespace spt {
+
+void validate(const ModelConfig& c) {
+  SPT_CHECK(c.layers >= 1, "layers ", c.layers, " must be at least 1 (--layers)");
+  SPT_CHECK(c.width >= 1, "width ", c.width, " must be at least 1 (--width)");
+  SPT_CHECK(c.heads >= 1 && c.width % c.heads == 0, "width ", c.width, " must be a multiple of heads ", c.heads,
+            " (--width, --heads)");
+  SPT_CHECK(!c.half_qk || c.head_dim() % 2 == 0, "half-width q/k needs an even head dim, got width/heads = ",
+            c.head_dim());
+  SPT_CHECK(c.ctx >= 1, "context ", c.ctx, " must be at least 1 (--ctx)");
+  SPT_CHECK(c.ff_ratio > 0 && c.ff_width() >= 1, "ff_ratio ", c.ff_ratio, " must give a positive width (--ff-ratio)");
+  SPT_CHECK(c.dropout >= 0 && c.dropout < 1, "dropout ", c.dropout, " must be in [0, 1) (--dropout)");
+  SPT_CHECK(!c.pos_sizes.empty(), "pos_sizes must list at least one position table size");
+  int64_t product = 1;
+  for (int size : c.pos_sizes) {
+    SPT_CHECK(size >= 1, "position table size ", size, " must be at least 1 (pos_sizes)");
+    product *= size;
+  }
+  SPT_CHECK(product >= c.ctx, "position tables of sizes whose product is ", product, " cannot index context ", c.ctx,
+            ": pos_sizes must multiply to at least ctx");
+  PatternSpec spec;
+  spec.kind = parse_pattern_kind(c.pattern);
+  spec.stride = c.stride;
+  spec.summary = c.summary;
+  spec.summary_blocks = c.summary_blocks;
+  spec.mode = parse_combine_mode(c.mode);
+  spec.heads = c.heads;
+  const Pattern check(spec);
+}
+
+}  // namespace spt

@@ -1,0 +1,96 @@
+#include "model/config_json.h"
+
+#include <fstream>
+
+#include "core/error.h"
+
+namespace spt {
+namespace {
+
+template <typename Value>
+void take(const nlohmann::json& json, const char* key, Value& value, const std::string& where) {
+  if (!json.contains(key)) return;
+  try {
+    value = json.at(key).get<Value>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(message(where, ": '", key, "' has the wrong type: ", json.at(key).dump()));
+  }
+}
+
+void reject_unknown(const nlohmann::json& json, std::initializer_list<const char*> known, const std::string& where) {
+  SPT_CHECK(json.is_object(), where, ": expected a JSON object, got ", json.dump());
+  for (const auto& item : json.items()) {
+    bool found = false;
+    for (const char* key : known) found = found || item.key() == key;
+    SPT_CHECK(found, where, ": unknown key '", item.key(), "'");
+  }
+}
+
+}  // namespace
+
+nlohmann::json to_json(const ModelConfig& c) {
+  return {{"layers", c.layers}, {"width", c.width}, {"heads", c.heads}, {"ctx", c.ctx}, {"ff_ratio", c.ff_ratio},
+          {"half_qk", c.half_qk}, {"pattern", c.pattern}, {"stride", c.stride}, {"summary", c.summary},
+          {"summary_blocks", c.summary_blocks}, {"mode", c.mode}, {"dropout", c.dropout}, {"pos_sizes", c.pos_sizes}};
+}
+
+nlohmann::json to_json(const TrainConfig& c) {
+  return {{"batch", c.batch}, {"accumulate", c.accumulate}, {"steps", c.steps}, {"lr", c.lr}, {"warmup", c.warmup},
+          {"weight_decay", c.weight_decay}, {"beta1", c.beta1}, {"beta2", c.beta2}, {"eps", c.eps}, {"clip", c.clip},
+          {"seed", c.seed}, {"eval_every", c.eval_every}, {"eval_batches", c.eval_batches},
+          {"save_every", c.save_every}, {"recompute", c.recompute}};
+}
+
+void update_from_json(ModelConfig& c, const nlohmann::json& j, const std::string& where) {
+  reject_unknown(j, {"layers", "width", "heads", "ctx", "ff_ratio", "half_qk", "pattern", "stride", "summary",
+                     "summary_blocks", "mode", "dropout", "pos_sizes"}, where);
+  take(j, "layers", c.layers, where);
+  take(j, "width", c.width, where);
+  take(j, "heads", c.heads, where);
+  take(j, "ctx", c.ctx, where);
+  take(j, "ff_ratio", c.ff_ratio, where);
+  take(j, "half_qk", c.half_qk, where);
+  take(j, "pattern", c.pattern, where);
+  take(j, "stride", c.stride, where);
+  take(j, "summary", c.summary, where);
+  take(j, "summary_blocks", c.summary_blocks, where);
+  take(j, "mode", c.mode, where);
+  take(j, "dropout", c.dropout, where);
+  take(j, "pos_sizes", c.pos_sizes, where);
+}
+
+void update_from_json(TrainConfig& c, const nlohmann::json& j, const std::string& where) {
+  reject_unknown(j, {"batch", "accumulate", "steps", "lr", "warmup", "weight_decay", "beta1", "beta2", "eps", "clip",
+                     "seed", "eval_every", "eval_batches", "save_every", "recompute"}, where);
+  take(j, "batch", c.batch, where);
+  take(j, "accumulate", c.accumulate, where);
+  take(j, "steps", c.steps, where);
+  take(j, "lr", c.lr, where);
+  take(j, "warmup", c.warmup, where);
+  take(j, "weight_decay", c.weight_decay, where);
+  take(j, "beta1", c.beta1, where);
+  take(j, "beta2", c.beta2, where);
+  take(j, "eps", c.eps, where);
+  take(j, "clip", c.clip, where);
+  take(j, "seed", c.seed, where);
+  take(j, "eval_every", c.eval_every, where);
+  take(j, "eval_batches", c.eval_batches, where);
+  take(j, "save_every", c.save_every, where);
+  take(j, "recompute", c.recompute, where);
+}
+
+void load_config_file(const std::string& path, ModelConfig& model, TrainConfig& train) {
+  std::ifstream in(path);
+  SPT_CHECK(in, "cannot read the config file '", path, "'");
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(message(path, ": not valid JSON (", e.what(), ")"));
+  }
+  reject_unknown(json, {"model", "train"}, path);
+  if (json.contains("model")) update_from_json(model, json["model"], path + ": model");
+  if (json.contains("train")) update_from_json(train, json["train"], path + ": train");
+}
+
+}  // namespace spt

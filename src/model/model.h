@@ -1,0 +1,103 @@
+// The Sparse Transformer of docs/MODEL.md on the CPU backend: forward, backward with
+// optional recomputation, and per-token evaluation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+#include "model/params.h"
+#include "pattern/pattern.h"
+
+namespace spt {
+
+// Activations of one residual block. Under recomputation one set is shared by all
+// layers and refilled from the layer's input in the backward pass.
+struct LayerActivations {
+  std::vector<float> ln1;           // (N, C)
+  std::vector<float> mean1, rstd1;  // (N)
+  std::vector<float> qkv;           // (N, 2*H*Dk + C)
+  std::vector<float> att;           // (N, C)
+  std::vector<float> lse;           // (B, H, T)
+  std::vector<float> h_mid;         // (N, C) residual after the attention branch
+  std::vector<float> ln2;           // (N, C)
+  std::vector<float> mean2, rstd2;  // (N)
+  std::vector<float> fc1;           // (N, F) before the activation
+  std::vector<float> act;           // (N, F) after the activation
+  void resize(int64_t N, const ModelConfig& c);
+  int64_t bytes() const;
+};
+
+// Which random stream a dropout mask comes from (docs/MODEL.md, Dropout).
+struct DropoutContext {
+  uint64_t seed = 0;
+  int64_t micro_step = 0;
+  bool enabled = false;
+};
+
+class Model {
+ public:
+  explicit Model(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  const ParamTable& params() const { return table_; }
+  std::vector<float>& weights() { return weights_; }
+  const std::vector<float>& weights() const { return weights_; }
+  std::vector<float>& grads() { return grads_; }
+  float* param(const std::string& name) { return weights_.data() + table_.find(name).offset; }
+
+  // The paper's initialization (docs/MODEL.md), from a counter-based stream.
+  void init(uint64_t seed);
+  void zero_grads();
+
+  // Forward and backward on tokens (B, T). Adds d(loss * loss_scale)/d(params) into
+  // grads() and returns the mean loss in nats.
+  double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale);
+
+  // Forward without dropout; writes the loss of every token in nats to losses (B, T).
+  void evaluate(const uint8_t* tokens, int B, float* losses);
+
+  // Forward without dropout; writes the logits of positions [0, T) to logits (B, T, V).
+  void logits(const uint8_t* tokens, int B, float* logits);
+
+  bool recompute = true;
+  int64_t activation_bytes() const;  // bytes held for the current batch size
+
+ private:
+  struct LayerParams {
+    int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+  };
+
+  void ensure_batch(int B, bool training);
+  void embed(const uint8_t* tokens, int B);
+  void layer_forward(int r, int B, const float* h_in, float* h_out, LayerActivations& acts,
+                     const DropoutContext& dropout);
+  void layer_backward(int r, int B, const float* h_in, LayerActivations& acts, const DropoutContext& dropout,
+                      float* dh);
+  void head_forward(int B);
+  const float* w(int64_t offset) const { return weights_.data() + offset; }
+  float* g(int64_t offset) { return grads_.data() + offset; }
+
+  ModelConfig config_;
+  ParamTable table_;
+  std::vector<float> weights_, grads_;
+  std::vector<LayerParams> layers_;
+  int64_t tok_emb_ = 0, lnf_w_ = 0, lnf_b_ = 0, head_w_ = 0, head_b_ = 0;
+  std::vector<int64_t> pos_emb_;
+  std::vector<AttentionPlan> plans_;  // (L)
+
+  int batch_ = 0;                      // B the buffers are sized for
+  bool training_buffers_ = false;
+  std::vector<float> residual_;        // (L + 1, N, C)
+  std::vector<LayerActivations> acts_;  // (L), or (1) under recomputation
+  std::vector<float> lnf_, meanf_, rstdf_;  // (N, C), (N), (N)
+  std::vector<float> logits_;          // (N, V)
+  std::vector<float> loss_rows_;       // (N)
+  std::vector<float> dh_, dtmp_, dmid_, datt_, dqkv_, dff_;  // backward scratch
+};
+
+// The pattern of a model config, for the attention plans.
+Pattern model_pattern(const ModelConfig& config);
+
+}  // namespace spt

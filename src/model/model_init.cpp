@@ -1,0 +1,86 @@
+// Model construction: the named parameter table in the order of docs/MODEL.md, the
+// per-layer attention plans, and the paper's initialization.
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/model.h"
+
+namespace spt {
+
+Pattern model_pattern(const ModelConfig& c) {
+  PatternSpec spec;
+  spec.kind = parse_pattern_kind(c.pattern);
+  spec.stride = c.stride;
+  spec.summary = c.summary;
+  spec.summary_blocks = c.summary_blocks;
+  spec.mode = parse_combine_mode(c.mode);
+  spec.heads = c.heads;
+  return Pattern(spec);
+}
+
+Model::Model(const ModelConfig& config) : config_(config) {
+  validate(config_);
+  const int64_t C = config_.width, F = config_.ff_width(), QKV = config_.qkv_width(), V = kVocab;
+  tok_emb_ = table_.add("tok_emb.weight", {V, C}, false);
+  for (size_t k = 0; k < config_.pos_sizes.size(); ++k)
+    pos_emb_.push_back(table_.add("pos_emb." + std::to_string(k) + ".weight", {config_.pos_sizes[k], C}, false));
+  for (int r = 0; r < config_.layers; ++r) {
+    const std::string p = "blocks." + std::to_string(r) + ".";
+    LayerParams l;
+    l.ln1_w = table_.add(p + "ln1.weight", {C}, false);
+    l.ln1_b = table_.add(p + "ln1.bias", {C}, false);
+    l.qkv_w = table_.add(p + "attn.qkv.weight", {QKV, C}, true);
+    l.qkv_b = table_.add(p + "attn.qkv.bias", {QKV}, false);
+    l.proj_w = table_.add(p + "attn.proj.weight", {C, C}, true);
+    l.proj_b = table_.add(p + "attn.proj.bias", {C}, false);
+    l.ln2_w = table_.add(p + "ln2.weight", {C}, false);
+    l.ln2_b = table_.add(p + "ln2.bias", {C}, false);
+    l.fc1_w = table_.add(p + "mlp.fc1.weight", {F, C}, true);
+    l.fc1_b = table_.add(p + "mlp.fc1.bias", {F}, false);
+    l.fc2_w = table_.add(p + "mlp.fc2.weight", {C, F}, true);
+    l.fc2_b = table_.add(p + "mlp.fc2.bias", {C}, false);
+    layers_.push_back(l);
+  }
+  lnf_w_ = table_.add("ln_f.weight", {C}, false);
+  lnf_b_ = table_.add("ln_f.bias", {C}, false);
+  head_w_ = table_.add("head.weight", {V, C}, true);
+  head_b_ = table_.add("head.bias", {V}, false);
+  weights_.assign(table_.total(), 0.0f);
+  grads_.assign(table_.total(), 0.0f);
+  const Pattern pattern = model_pattern(config_);
+  for (int r = 0; r < config_.layers; ++r) plans_.push_back(make_plan(pattern, r));
+}
+
+void Model::init(uint64_t seed) {
+  const double C = config_.width, F = config_.ff_width(), L = config_.layers;
+  const double tables = static_cast<double>(config_.pos_sizes.size());
+  const double residual_scale = 1.0 / std::sqrt(2.0 * L);
+  std::fill(weights_.begin(), weights_.end(), 0.0f);
+  for (size_t index = 0; index < table_.all().size(); ++index) {
+    const ParamInfo& p = table_.all()[index];
+    const std::string& n = p.name;
+    auto ends_with = [&](const std::string& suffix) {
+      return n.size() >= suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    double std_dev = 0.0;
+    if (n == "tok_emb.weight") std_dev = std::sqrt(0.125 / C);
+    else if (n.rfind("pos_emb.", 0) == 0) std_dev = std::sqrt(0.125 / (C * tables));
+    else if (ends_with("attn.qkv.weight") || ends_with("mlp.fc1.weight")) std_dev = std::sqrt(0.125 / C);
+    else if (ends_with("attn.proj.weight")) std_dev = std::sqrt(0.125 / C) * residual_scale;
+    else if (ends_with("mlp.fc2.weight")) std_dev = std::sqrt(0.125 / F) * residual_scale;
+    float* data = weights_.data() + p.offset;
+    if (ends_with("ln1.weight") || ends_with("ln2.weight") || n == "ln_f.weight") {
+      std::fill(data, data + p.size, 1.0f);
+      continue;
+    }
+    if (std_dev == 0.0) continue;  // biases and the output layer start at zero
+    const uint64_t key = rng_key(seed, 0x696E6974ULL, index);
+    for (int64_t e = 0; e < p.size; ++e) data[e] = static_cast<float>(std_dev * normal01(key, static_cast<uint64_t>(e)));
+  }
+}
+
+void Model::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+}  // namespace spt

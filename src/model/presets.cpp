@@ -1,0 +1,122 @@
+#include "model/presets.h"
+
+#include "core/error.h"
+
+namespace spt {
+namespace {
+
+ModelConfig text_model(int layers, int width, int heads, int ctx, const std::string& pattern, int stride, int summary) {
+  ModelConfig m;
+  m.layers = layers;
+  m.width = width;
+  m.heads = heads;
+  m.ctx = ctx;
+  m.pattern = pattern;
+  m.stride = stride;
+  m.summary = summary;
+  m.pos_sizes = {(ctx + stride - 1) / stride, stride};
+  return m;
+}
+
+ModelConfig image_model(int layers, int width, int heads, int rows, int cols, int channels, int stride) {
+  ModelConfig m;
+  m.layers = layers;
+  m.width = width;
+  m.heads = heads;
+  m.ctx = rows * cols * channels;
+  m.pattern = "strided";
+  m.stride = stride;
+  m.pos_sizes = {rows, cols, channels};
+  return m;
+}
+
+TrainConfig paper_train(double lr) {
+  TrainConfig t;
+  t.lr = lr;
+  t.warmup = 5000;
+  t.steps = 500000;
+  t.batch = 1;
+  t.eval_every = 5000;
+  t.save_every = 1000;
+  return t;
+}
+
+std::vector<Preset> make_presets() {
+  std::vector<Preset> all;
+  {
+    Preset p{"enwik8", "paper: 30 layers, width 512, 8 heads, T 12288, fixed l 128 c 32 merged, dropout 0.4", "bytes",
+             text_model(30, 512, 8, 12288, "fixed", 128, 32), paper_train(3.5e-4)};
+    p.model.dropout = 0.4;
+    all.push_back(p);
+  }
+  {
+    Preset p{"cifar10", "paper: 128 layers, width 256, 2 heads, T 3072, strided l 96, half-size ff and q/k, dropout 0.25",
+             "cifar10", image_model(128, 256, 2, 32, 32, 3, 96), paper_train(3.5e-4)};
+    p.model.ff_ratio = 2.0;
+    p.model.half_qk = true;
+    p.model.dropout = 0.25;
+    all.push_back(p);
+  }
+  {
+    Preset p{"imagenet64", "paper: 48 layers, width 512, 16 heads, T 12288 (64x64x3), strided l 128, dropout 0.01",
+             "bytes", image_model(48, 512, 16, 64, 64, 3, 128), paper_train(3.5e-4)};
+    p.model.dropout = 0.01;
+    all.push_back(p);
+  }
+  {
+    Preset p{"audio", "paper's raw audio: T 65536 mu-law bytes, strided l 256; 48 layers, width 512, 16 heads (152M)",
+             "bytes", text_model(48, 512, 16, 65536, "strided", 256, 32), paper_train(3.5e-4)};
+    all.push_back(p);
+  }
+  {
+    Preset p{"kjv-small", "CPU: 4 layers, width 256, 4 heads, T 256, fixed l 16 c 4 merged, on a byte file", "bytes",
+             text_model(4, 256, 4, 256, "fixed", 16, 4), TrainConfig{}};
+    p.train.batch = 16;
+    p.train.lr = 1e-3;
+    p.train.warmup = 100;
+    p.train.steps = 1500;
+    p.train.eval_every = 500;
+    p.train.save_every = 250;
+    all.push_back(p);
+  }
+  {
+    Preset p{"fashion-small", "CPU: 4 layers, width 128, 4 heads, T 784 (28x28), strided l 28, on IDX images", "idx",
+             image_model(4, 128, 4, 28, 28, 1, 28), TrainConfig{}};
+    p.train.batch = 8;
+    p.train.lr = 2e-3;
+    p.train.warmup = 100;
+    p.train.steps = 1500;
+    p.train.eval_every = 500;
+    p.train.save_every = 250;
+    all.push_back(p);
+  }
+  {
+    Preset p{"tiny", "smoke test: 2 layers, width 32, 2 heads, T 64, strided l 8", "bytes",
+             text_model(2, 32, 2, 64, "strided", 8, 2), TrainConfig{}};
+    p.train.batch = 4;
+    p.train.steps = 50;
+    p.train.warmup = 5;
+    p.train.eval_every = 25;
+    p.train.save_every = 25;
+    all.push_back(p);
+  }
+  return all;
+}
+
+}  // namespace
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> all = make_presets();
+  return all;
+}
+
+const Preset& find_preset(const std::string& name) {
+  std::string names;
+  for (const Preset& p : presets()) {
+    if (p.name == name) return p;
+    names += (names.empty() ? "" : ", ") + p.name;
+  }
+  throw Error(message("unknown preset '", name, "': use one of ", names));
+}
+
+}  // namespace spt

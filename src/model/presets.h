@@ -1,0 +1,23 @@
+// Named configurations: the paper's four setups and small CPU setups on the data
+// sets a fresh Debian machine can install (../shared/DATA.md, docs/RESULTS.md).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace spt {
+
+struct Preset {
+  std::string name;
+  std::string summary;
+  std::string data_format;  // "bytes" | "idx" | "cifar10": what load_dataset expects
+  ModelConfig model;
+  TrainConfig train;
+};
+
+const std::vector<Preset>& presets();
+const Preset& find_preset(const std::string& name);  // Error listing the names when unknown
+
+}  // namespace spt

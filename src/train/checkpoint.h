@@ -1,0 +1,48 @@
+// Checkpoints: a directory holding model.safetensors (weights, DESIGN.md names, the
+// model config in __metadata__), optimizer.safetensors (AdamW moments) and state.json
+// (step, seed, data, configs, CRC-32 of both tensor files). It is written to a
+// temporary sibling, fsynced and swapped into place, so the last good checkpoint
+// survives any crash; a checkpoint whose files do not match their recorded sizes and
+// checksums is refused.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+
+namespace spt {
+
+struct TrainState {
+  int64_t step = 0;             // optimizer steps completed
+  int64_t tokens_seen = 0;
+  std::string data_format;      // as given to load_dataset
+  std::string data_path;
+  double last_valid_bits = -1;  // -1: not evaluated yet
+};
+
+void save_checkpoint(const std::string& dir, const Model& model, const OptimizerState* optimizer,
+                     const TrainConfig& train, const TrainState& state);
+
+struct CheckpointInfo {
+  ModelConfig model;
+  TrainConfig train;
+  TrainState state;
+  bool has_optimizer = false;
+};
+
+// Reads and verifies state.json and the config; throws naming the file on any problem.
+CheckpointInfo read_checkpoint_info(const std::string& dir);
+// Loads weights (and the optimizer when given) into a model built from the same config.
+void load_checkpoint(const std::string& dir, Model& model, OptimizerState* optimizer);
+
+// Weights alone (model.safetensors) for a model of the config in its metadata.
+void save_model_file(const std::string& path, const Model& model);
+ModelConfig read_model_config(const std::string& model_file);
+void load_model_file(const std::string& path, Model& model);
+
+}  // namespace spt

@@ -1,0 +1,30 @@
+// AdamW on the model's fp32 weights with fp32 moment estimates. Weight decay applies
+// to the matrices of the linear layers (qkv, proj, fc1, fc2, head), not to
+// embeddings, biases or LayerNorm gains (ParamInfo::decay).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/model.h"
+
+namespace spt {
+
+struct OptimizerState {
+  std::vector<float> exp_avg;     // same layout as Model::weights()
+  std::vector<float> exp_avg_sq;  // same layout as Model::weights()
+  int64_t step = 0;               // optimizer steps taken (bias correction)
+  explicit OptimizerState(int64_t size = 0) : exp_avg(size, 0.0f), exp_avg_sq(size, 0.0f) {}
+};
+
+// Global L2 norm of the gradients (fp64, deterministic).
+double gradient_norm(const Model& model, const std::vector<float>& grads);
+
+// Scales gradients so their global norm is at most max_norm (no-op when max_norm <= 0).
+// Returns the norm before clipping.
+double clip_gradients(Model& model, double max_norm);
+
+void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr);
+
+}  // namespace spt

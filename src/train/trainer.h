@@ -1,0 +1,25 @@
+// The training loop: batches, forward/backward with accumulation, clipping, AdamW,
+// periodic validation, metrics, checkpoints, Ctrl-C and NaN handling, resume.
+#pragma once
+
+#include <string>
+
+#include "model/config.h"
+
+namespace spt {
+
+struct TrainRun {
+  ModelConfig model;
+  TrainConfig train;
+  std::string data_format;  // bytes | idx | cifar10
+  std::string data_path;
+  std::string out_dir;      // holds checkpoint/, metrics.jsonl, config.json
+  bool resume = false;      // continue from out_dir/checkpoint
+  int eval_batch = 8;       // windows per evaluation forward pass
+  int log_every = 0;        // 0: automatic
+};
+
+// Returns the process exit code: 0 done, 1 stopped on a non-finite loss, 130 interrupted.
+int run_training(TrainRun run);
+
+}  // namespace spt
