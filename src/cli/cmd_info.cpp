@@ -4,10 +4,12 @@
 
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "cli/commands.h"
 #include "core/parallel.h"
+#include "model/presets.h"
 
 namespace spt::cli {
 namespace {
@@ -18,6 +20,15 @@ std::string cpu_model() {
   while (std::getline(in, line))
     if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
   return "unknown";
+}
+
+void print_presets() {
+  for (const Preset& p : presets()) {
+    const ModelConfig& m = p.model;
+    std::printf("%-14s %s\n%14s data %s; --layers %d --width %d --heads %d --ctx %d --pattern %s --stride %d%s\n",
+                p.name.c_str(), p.summary.c_str(), "", p.data_format.c_str(), m.layers, m.width, m.heads, m.ctx,
+                m.pattern.c_str(), m.stride, m.pattern == "fixed" ? (" --summary " + std::to_string(m.summary)).c_str() : "");
+  }
 }
 
 void run() {
@@ -44,7 +55,9 @@ void run() {
 
 void add_info_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("info", "Print the build (backends, version) and the machine");
-  cmd->callback([] { run(); });
+  auto list_presets = std::make_shared<bool>(false);
+  cmd->add_flag("--presets", *list_presets, "list the named configurations for --preset");
+  cmd->callback([list_presets] { *list_presets ? print_presets() : run(); });
 }
 
 }  // namespace spt::cli

@@ -33,4 +33,19 @@ void validate(const ModelConfig& c) {
   const Pattern check(spec);
 }
 
+void validate(const TrainConfig& t) {
+  SPT_CHECK(t.batch >= 1, "batch ", t.batch, " must be at least 1 (--batch)");
+  SPT_CHECK(t.accumulate >= 1, "accumulate ", t.accumulate, " must be at least 1 (--accumulate)");
+  SPT_CHECK(t.steps >= 1, "steps ", t.steps, " must be at least 1 (--steps)");
+  SPT_CHECK(t.lr > 0 && t.lr < 1, "learning rate ", t.lr, " must be in (0, 1) (--lr)");
+  SPT_CHECK(t.warmup >= 0, "warmup ", t.warmup, " must be non-negative (--warmup)");
+  SPT_CHECK(t.weight_decay >= 0, "weight decay ", t.weight_decay, " must be non-negative (--weight-decay)");
+  SPT_CHECK(t.beta1 >= 0 && t.beta1 < 1 && t.beta2 >= 0 && t.beta2 < 1, "Adam betas ", t.beta1, ", ", t.beta2,
+            " must be in [0, 1)");
+  SPT_CHECK(t.eps > 0, "Adam eps ", t.eps, " must be positive");
+  SPT_CHECK(t.clip >= 0, "gradient clip ", t.clip, " must be non-negative (--clip; 0 disables)");
+  SPT_CHECK(t.eval_every >= 0 && t.save_every >= 0 && t.eval_batches >= 0,
+            "--eval-every, --save-every and --eval-batches must be non-negative");
+}
+
 }  // namespace spt

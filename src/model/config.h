@@ -53,7 +53,8 @@ struct TrainConfig {
   bool recompute = true;      // keep only the residual stream per layer
 };
 
-// Validates a model config; throws spt::Error naming the bad value and the fix.
+// Validate a config; throw spt::Error naming the bad value and the fix.
 void validate(const ModelConfig& config);
+void validate(const TrainConfig& config);
 
 }  // namespace spt

@@ -17,6 +17,7 @@ struct TrainRun {
   bool resume = false;      // continue from out_dir/checkpoint
   int eval_batch = 8;       // windows per evaluation forward pass
   int log_every = 0;        // 0: automatic
+  int64_t stop_at = 0;      // > 0: save and stop once this many steps are done (resume later)
 };
 
 // Returns the process exit code: 0 done, 1 stopped on a non-finite loss, 130 interrupted.

@@ -1,0 +1,62 @@
+// `spt eval`: bits per byte (or per dim) of a checkpoint over a whole split.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/dataset.h"
+#include "train/checkpoint.h"
+#include "train/evaluator.h"
+
+namespace spt::cli {
+namespace {
+
+struct EvalFlags {
+  std::string checkpoint;
+  std::string split = "test";
+  std::string data_path, data_format;
+  int batch = 8;
+  int64_t max_windows = 0;
+  bool json = false;
+};
+
+void run(const EvalFlags& f) {
+  const CheckpointInfo info = read_checkpoint_info(f.checkpoint);
+  const std::string path = f.data_path.empty() ? info.state.data_path : f.data_path;
+  const std::string format = f.data_format.empty() ? info.state.data_format : f.data_format;
+  SPT_CHECK(!path.empty(), "the checkpoint does not name its data set: use --data");
+  const Dataset data = load_dataset(format, path);
+  check_model_fits(data, info.model);
+  Model model(info.model);
+  load_checkpoint(f.checkpoint, model, nullptr);
+  const EvalResult r = evaluate_split(model, data.split(f.split), f.batch, f.max_windows);
+  const char* unit = data.images() ? "dim" : "byte";
+  if (f.json) {
+    const nlohmann::json out = {{"bits_per_dim", r.bits_per_dim}, {"nats", r.nats}, {"tokens", r.tokens},
+                                {"windows", r.windows}, {"split", f.split}, {"data", data.path},
+                                {"checkpoint", f.checkpoint}, {"step", info.state.step}, {"seconds", r.seconds}};
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("%s: %.4f bits per %s over %lld tokens (%lld windows, step %lld, %.1f s)\n", f.split.c_str(),
+                r.bits_per_dim, unit, static_cast<long long>(r.tokens), static_cast<long long>(r.windows),
+                static_cast<long long>(info.state.step), r.seconds);
+  }
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  CLI::App* cmd = app.add_subcommand("eval", "Bits per byte/dim of a checkpoint over a whole split");
+  auto f = std::make_shared<EvalFlags>();
+  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint)")->required();
+  cmd->add_option("--split", f->split, "train | valid | test");
+  cmd->add_option("--data", f->data_path, "data set (default: the one the checkpoint was trained on)");
+  cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 (default: the checkpoint's)");
+  cmd->add_option("--batch", f->batch, "windows per forward pass");
+  cmd->add_option("--max-windows", f->max_windows, "evaluate only the first N windows (0: the whole split)");
+  cmd->add_flag("--json", f->json, "print one JSON object (bits_per_dim, tokens, ...) on stdout");
+  cmd->callback([f] { run(*f); });
+}
+
+}  // namespace spt::cli

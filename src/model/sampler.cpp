@@ -1,0 +1,197 @@
+// Sampling with a key/value cache. All sequences advance one position at a time: the
+// new row of every sequence runs through each layer as a (count, C) matrix, its keys
+// and values are appended to the layer's cache, and each head attends only to the
+// keys its mask allows, in fp32 (SPEC: q.k in fp32 for sampling).
+#include "model/sampler.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace spt {
+namespace {
+
+// y (rows, out) = x (rows, in) W^T + b, with W (out, in) as nn.Linear stores it.
+void linear_rows(const float* x, int rows, int in, const float* W, const float* b, int out, float* y) {
+  for (int r = 0; r < rows; ++r) std::copy(b, b + out, y + static_cast<int64_t>(r) * out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f, x, in, W, in, 1.0f, y, out);
+}
+
+// y (rows, C) = LayerNorm(x) with gain g and bias b, eps 1e-5.
+void layernorm_rows(const float* x, int rows, int C, const float* g, const float* b, float* y) {
+  for (int r = 0; r < rows; ++r) {
+    const float* xr = x + static_cast<int64_t>(r) * C;
+    double mean = 0.0, var = 0.0;
+    for (int d = 0; d < C; ++d) mean += xr[d];
+    mean /= C;
+    for (int d = 0; d < C; ++d) var += (xr[d] - mean) * (xr[d] - mean);
+    var /= C;
+    const double rstd = 1.0 / std::sqrt(var + 1e-5);
+    float* yr = y + static_cast<int64_t>(r) * C;
+    for (int d = 0; d < C; ++d) yr[d] = static_cast<float>((xr[d] - mean) * rstd) * g[d] + b[d];
+  }
+}
+
+int pick_token(const float* logits, float temperature, uint64_t key, uint64_t index) {
+  if (temperature <= 0.0f) return static_cast<int>(std::max_element(logits, logits + kVocab) - logits);
+  double probs[kVocab];
+  double top = -std::numeric_limits<double>::infinity();
+  for (int v = 0; v < kVocab; ++v) top = std::max(top, static_cast<double>(logits[v]) / temperature);
+  double total = 0.0;
+  for (int v = 0; v < kVocab; ++v) total += probs[v] = std::exp(logits[v] / static_cast<double>(temperature) - top);
+  double u = static_cast<double>(uniform01(key, index)) * total;
+  for (int v = 0; v < kVocab; ++v) {
+    if (u < probs[v]) return v;
+    u -= probs[v];
+  }
+  return kVocab - 1;
+}
+
+}  // namespace
+
+KvDecoder::KvDecoder(Model& model, int count) : model_(model), count_(count) {
+  const ModelConfig& c = model.config();
+  SPT_CHECK(count >= 1, "sample count ", count, " must be at least 1 (--count)");
+  const Pattern pattern = model_pattern(c);
+  for (int r = 0; r < c.layers; ++r) plans_.push_back(make_plan(pattern, r));
+  caches_.resize(c.layers);
+  for (LayerCache& cache : caches_) {
+    cache.keys.assign(static_cast<size_t>(count) * c.ctx * c.heads * c.qk_dim(), 0.0f);
+    cache.values.assign(static_cast<size_t>(count) * c.ctx * c.width, 0.0f);
+  }
+  const size_t rows = static_cast<size_t>(count);
+  h_.resize(rows * c.width);
+  a_.resize(rows * c.width);
+  att_.resize(rows * c.width);
+  y_.resize(rows * c.width);
+  qkv_.resize(rows * c.qkv_width());
+  ff_.resize(rows * c.ff_width());
+  logits_.resize(rows * kVocab);
+}
+
+// att_ (count, C) = attention of position t_ over the cached keys of layer r, whose
+// new keys and values (in qkv_) are appended first.
+void KvDecoder::attend(int r) {
+  const ModelConfig& c = model_.config();
+  const int C = c.width, H = c.heads, Dk = c.qk_dim(), D = c.head_dim(), QKV = c.qkv_width();
+  const int64_t T = c.ctx;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dk)));
+  LayerCache& cache = caches_[r];
+  for (int s = 0; s < count_; ++s) {
+    const float* row = qkv_.data() + static_cast<int64_t>(s) * QKV;
+    float* k_cache = cache.keys.data() + static_cast<int64_t>(s) * T * H * Dk;  // (T, H * Dk)
+    float* v_cache = cache.values.data() + static_cast<int64_t>(s) * T * C;     // (T, C)
+    std::copy(row + H * Dk, row + 2 * H * Dk, k_cache + t_ * H * Dk);
+    std::copy(row + 2 * H * Dk, row + QKV, v_cache + t_ * C);
+    float* o = att_.data() + static_cast<int64_t>(s) * C;
+    std::fill(o, o + C, 0.0f);
+    for (int head = 0; head < H; ++head) {
+      plans_[r].heads[head].row_keys(t_, keys_);
+      if (keys_.empty()) continue;
+      const float* q = row + head * Dk;
+      scores_.resize(keys_.size());
+      float top = -std::numeric_limits<float>::infinity();
+      for (size_t e = 0; e < keys_.size(); ++e) {
+        const float* kj = k_cache + static_cast<int64_t>(keys_[e]) * H * Dk + head * Dk;
+        float dot = 0.0f;
+        for (int d = 0; d < Dk; ++d) dot += q[d] * kj[d];
+        scores_[e] = dot * scale;
+        top = std::max(top, scores_[e]);
+      }
+      double total = 0.0;
+      for (float& score : scores_) total += score = std::exp(score - top);
+      const float inv = static_cast<float>(1.0 / total);
+      for (size_t e = 0; e < keys_.size(); ++e) {
+        const float* vj = v_cache + static_cast<int64_t>(keys_[e]) * C + head * D;
+        const float weight = scores_[e] * inv;
+        for (int d = 0; d < D; ++d) o[head * D + d] += weight * vj[d];
+      }
+    }
+  }
+}
+
+const std::vector<float>& KvDecoder::step(const uint8_t* previous) {
+  const ModelConfig& c = model_.config();
+  SPT_CHECK(t_ < c.ctx, "the decoder is at position ", t_, ", the end of the context ", c.ctx);
+  const int C = c.width, F = c.ff_width(), QKV = c.qkv_width();
+  const float* tok_emb = model_.param("tok_emb.weight");
+  for (int s = 0; s < count_; ++s) {
+    float* hs = h_.data() + static_cast<int64_t>(s) * C;
+    if (t_ > 0) std::copy(tok_emb + previous[s] * C, tok_emb + (previous[s] + 1) * C, hs);
+    else std::fill(hs, hs + C, 0.0f);
+    int64_t inner = 1;
+    for (int k = static_cast<int>(c.pos_sizes.size()) - 1; k >= 0; --k) {
+      const int64_t coord = (t_ / inner) % c.pos_sizes[k];
+      inner *= c.pos_sizes[k];
+      const float* row = model_.param("pos_emb." + std::to_string(k) + ".weight") + coord * C;
+      for (int d = 0; d < C; ++d) hs[d] += row[d];
+    }
+  }
+  for (int r = 0; r < c.layers; ++r) {
+    const std::string p = "blocks." + std::to_string(r) + ".";
+    layernorm_rows(h_.data(), count_, C, model_.param(p + "ln1.weight"), model_.param(p + "ln1.bias"), a_.data());
+    linear_rows(a_.data(), count_, C, model_.param(p + "attn.qkv.weight"), model_.param(p + "attn.qkv.bias"), QKV,
+                qkv_.data());
+    attend(r);
+    linear_rows(att_.data(), count_, C, model_.param(p + "attn.proj.weight"), model_.param(p + "attn.proj.bias"), C,
+                y_.data());
+    for (size_t e = 0; e < h_.size(); ++e) h_[e] += y_[e];
+    layernorm_rows(h_.data(), count_, C, model_.param(p + "ln2.weight"), model_.param(p + "ln2.bias"), a_.data());
+    linear_rows(a_.data(), count_, C, model_.param(p + "mlp.fc1.weight"), model_.param(p + "mlp.fc1.bias"), F,
+                ff_.data());
+    for (float& v : ff_) v = v / (1.0f + std::exp(-1.702f * v));
+    linear_rows(ff_.data(), count_, F, model_.param(p + "mlp.fc2.weight"), model_.param(p + "mlp.fc2.bias"), C,
+                y_.data());
+    for (size_t e = 0; e < h_.size(); ++e) h_[e] += y_[e];
+  }
+  layernorm_rows(h_.data(), count_, C, model_.param("ln_f.weight"), model_.param("ln_f.bias"), a_.data());
+  linear_rows(a_.data(), count_, C, model_.param("head.weight"), model_.param("head.bias"), kVocab, logits_.data());
+  ++t_;
+  return logits_;
+}
+
+std::vector<std::vector<uint8_t>> sample(Model& model, const SampleOptions& options) {
+  const ModelConfig& c = model.config();
+  const int count = options.count;
+  const int64_t length = options.length > 0 ? options.length : c.ctx;
+  SPT_CHECK(length <= c.ctx, "sample length ", length, " exceeds the model context ", c.ctx,
+            ": use --length <= ", c.ctx);
+  SPT_CHECK(options.temperature >= 0.0f, "temperature ", options.temperature, " must be non-negative (--temperature)");
+  SPT_CHECK(options.prefixes.empty() || options.prefixes.size() == 1 ||
+                static_cast<int>(options.prefixes.size()) == count,
+            "got ", options.prefixes.size(), " prefixes for ", count, " sequences: give one, or one per sequence");
+  auto prefix_of = [&](int s) -> const std::vector<uint8_t>* {
+    if (options.prefixes.empty()) return nullptr;
+    return &options.prefixes[options.prefixes.size() == 1 ? 0 : s];
+  };
+  for (int s = 0; s < count; ++s)
+    if (const auto* p = prefix_of(s))
+      SPT_CHECK(static_cast<int64_t>(p->size()) <= length, "prefix of ", p->size(), " tokens is longer than the ",
+                length, " tokens to sample: raise --length");
+  KvDecoder decoder(model, count);
+  std::vector<std::vector<uint8_t>> out(count, std::vector<uint8_t>(length));
+  std::vector<uint8_t> previous(count, 0);  // (count)
+  for (int64_t t = 0; t < length; ++t) {
+    const std::vector<float>& logits = decoder.step(previous.data());
+    for (int s = 0; s < count; ++s) {
+      const auto* prefix = prefix_of(s);
+      if (prefix && t < static_cast<int64_t>(prefix->size())) {
+        out[s][t] = (*prefix)[t];
+      } else {
+        const uint64_t key = rng_key(options.seed, 0x73616D70ULL, static_cast<uint64_t>(s));
+        out[s][t] = static_cast<uint8_t>(pick_token(logits.data() + static_cast<int64_t>(s) * kVocab,
+                                                     options.temperature, key, static_cast<uint64_t>(t)));
+      }
+      previous[s] = out[s][t];
+    }
+  }
+  return out;
+}
+
+}  // namespace spt

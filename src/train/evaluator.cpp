@@ -1,0 +1,43 @@
+#include "train/evaluator.h"
+
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+
+namespace spt {
+
+EvalResult evaluate_split(Model& model, const TokenSplit& split, int batch, int64_t max_windows) {
+  SPT_CHECK(batch >= 1, "evaluation batch ", batch, " must be at least 1 (--batch)");
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t T = model.config().ctx;
+  std::vector<EvalWindow> windows = eval_windows(split, T);
+  if (max_windows > 0 && static_cast<int64_t>(windows.size()) > max_windows) windows.resize(max_windows);
+  std::vector<uint8_t> tokens;  // (batch, T)
+  std::vector<float> losses;    // (batch, T)
+  double nats = 0.0;
+  EvalResult result;
+  for (size_t first = 0; first < windows.size(); first += batch) {
+    const int n = static_cast<int>(std::min<size_t>(batch, windows.size() - first));
+    tokens.resize(static_cast<size_t>(n) * T);
+    losses.resize(static_cast<size_t>(n) * T);
+    for (int w = 0; w < n; ++w) {
+      const uint8_t* src = split.tokens.data() + windows[first + w].start;
+      std::copy(src, src + T, tokens.begin() + static_cast<int64_t>(w) * T);
+    }
+    model.evaluate(tokens.data(), n, losses.data());
+    for (int w = 0; w < n; ++w)
+      for (int64_t t = windows[first + w].score_from; t < T; ++t) {
+        nats += losses[static_cast<size_t>(w) * T + t];
+        ++result.tokens;
+      }
+  }
+  result.windows = static_cast<int64_t>(windows.size());
+  result.nats = result.tokens > 0 ? nats / static_cast<double>(result.tokens) : 0.0;
+  result.bits_per_dim = result.nats / std::log(2.0);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace spt

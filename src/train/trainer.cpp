@@ -1,0 +1,213 @@
+// The training loop. Everything a step draws (data windows, dropout masks) is a pure
+// function of (seed, step), and the optimizer state is saved whole, so a run stopped
+// after N steps and resumed computes exactly what an uninterrupted run computes.
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "data/dataset.h"
+#include "model/config_json.h"
+#include "model/model.h"
+#include "train/checkpoint.h"
+#include "train/evaluator.h"
+#include "train/optimizer.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+
+namespace spt {
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void on_stop_signal(int signal) { g_stop_signal = signal; }
+
+// Ctrl-C (SIGINT) or SIGTERM asks the loop to save and stop at the end of the current
+// step; a second one kills the process (SA_RESETHAND restores the default action).
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    action.sa_flags = SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  bool requested() const { return g_stop_signal != 0; }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& path) : out_(path, std::ios::app) {
+    SPT_CHECK(out_, "cannot open the metrics log '", path, "' for appending");
+  }
+  void write(const nlohmann::json& row) {
+    out_ << row.dump() << '\n';
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    SPT_CHECK(out, "cannot write '", tmp, "'");
+    out << text;
+    SPT_CHECK(out.good(), "writing '", tmp, "' failed (disk full?)");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+int run_training(TrainRun run) {
+  namespace fs = std::filesystem;
+  SPT_CHECK(!run.out_dir.empty(), "no output directory: use --out DIR");
+  const std::string checkpoint_dir = (fs::path(run.out_dir) / "checkpoint").string();
+  TrainState state;
+  if (run.resume) {
+    const bool has_checkpoint = fs::exists(checkpoint_dir) || fs::exists(checkpoint_dir + ".old");
+    SPT_CHECK(has_checkpoint, "--resume: no checkpoint in '", run.out_dir, "': start a new run without --resume");
+    const CheckpointInfo info = read_checkpoint_info(checkpoint_dir);
+    const int64_t steps = run.train.steps;
+    run.model = info.model;
+    run.train = info.train;
+    if (steps > 0) run.train.steps = steps;
+    state = info.state;
+    if (run.data_path.empty()) run.data_path = state.data_path;
+    if (run.data_format.empty()) run.data_format = state.data_format;
+  } else {
+    SPT_CHECK(!fs::exists(checkpoint_dir), "'", run.out_dir, "' already holds a checkpoint: add --resume to continue ",
+              "it or choose another --out");
+  }
+  validate(run.model);
+  validate(run.train);
+  SPT_CHECK(!run.data_path.empty(), "no training data: use --data FILE_OR_DIR");
+  fs::create_directories(run.out_dir);
+
+  const Dataset data = load_dataset(run.data_format, run.data_path);
+  check_model_fits(data, run.model);
+  state.data_format = data.format;
+  state.data_path = data.path;
+
+  Model model(run.model);
+  model.recompute = run.train.recompute;
+  OptimizerState optimizer(static_cast<int64_t>(model.weights().size()));
+  if (run.resume) {
+    load_checkpoint(checkpoint_dir, model, &optimizer);
+  } else {
+    model.init(run.train.seed);
+  }
+
+  const nlohmann::json resolved = {{"model", to_json(run.model)}, {"train", to_json(run.train)},
+                                   {"data", {{"format", data.format}, {"path", data.path},
+                                             {"train_tokens", data.train.size()}, {"valid_tokens", data.valid.size()},
+                                             {"test_tokens", data.test.size()}}}};
+  write_text_file((fs::path(run.out_dir) / "config.json").string(), resolved.dump(2) + "\n");
+  std::printf("spt train: %s\n", resolved.dump().c_str());
+  std::printf("model: %lld parameters (%.1f MiB fp32), optimizer state %.1f MiB\n",
+              static_cast<long long>(model.params().total()), model.weights().size() * 4.0 / (1 << 20),
+              optimizer.exp_avg.size() * 8.0 / (1 << 20));
+  std::printf("%s from step %lld to %lld, %d x %d windows of %d tokens per step\n",
+              run.resume ? "resuming" : "training", static_cast<long long>(state.step),
+              static_cast<long long>(run.train.steps), run.train.accumulate, run.train.batch, run.model.ctx);
+  std::fflush(stdout);
+
+  MetricsLog metrics((fs::path(run.out_dir) / "metrics.jsonl").string());
+  StopSignals signals;
+  Progress progress(run.train.steps, state.step, run.log_every);
+  const int64_t T = run.model.ctx;
+  const int B = run.train.batch;
+  std::vector<uint8_t> tokens(static_cast<size_t>(B) * T);  // (B, T)
+  const auto run_start = std::chrono::steady_clock::now();
+  double train_seconds = 0.0;
+  int64_t last_saved = run.resume ? state.step : -1;
+
+  auto validate_now = [&] {
+    const EvalResult r = evaluate_split(model, data.valid, run.eval_batch, run.train.eval_batches);
+    state.last_valid_bits = r.bits_per_dim;
+    metrics.write({{"step", state.step}, {"valid_bits", r.bits_per_dim}, {"valid_tokens", r.tokens},
+                   {"valid_seconds", r.seconds}});
+    progress.note(message("step ", state.step, ": validation ", r.bits_per_dim, " bits per ",
+                          data.images() ? "dim" : "byte", " over ", r.tokens, " tokens (", format_duration(r.seconds),
+                          ")"));
+  };
+  auto save_now = [&] {
+    save_checkpoint(checkpoint_dir, model, &optimizer, run.train, state);
+    last_saved = state.step;
+  };
+
+  while (state.step < run.train.steps) {
+    if (run.stop_at > 0 && state.step >= run.stop_at) {
+      if (last_saved != state.step) save_now();
+      progress.note(message("stopped at step ", state.step, " as asked (--stop-at); continue with: spt train --out ",
+                            run.out_dir, " --resume"));
+      return 0;
+    }
+    if (signals.requested()) {
+      save_now();
+      progress.note(message("interrupted: saved the checkpoint of step ", state.step, " in ", checkpoint_dir,
+                            "; continue with: spt train --out ", run.out_dir, " --resume"));
+      return 130;
+    }
+    const auto step_start = std::chrono::steady_clock::now();
+    model.zero_grads();
+    double loss = 0.0;
+    for (int micro = 0; micro < run.train.accumulate; ++micro) {
+      const int64_t draw = state.step * run.train.accumulate + micro;
+      training_batch(data.train, T, B, run.train.seed, draw, tokens.data());
+      const DropoutContext dropout{run.train.seed, draw, run.model.dropout > 0};
+      loss += model.forward_backward(tokens.data(), B, dropout, 1.0f / run.train.accumulate) / run.train.accumulate;
+    }
+    const double grad_norm = clip_gradients(model, run.train.clip);
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      progress.note(message("stopping: the loss (", loss, ") or gradient norm (", grad_norm, ") is not finite at step ",
+                            state.step + 1, "; the last good checkpoint (step ", last_saved, ") is kept in ",
+                            checkpoint_dir, "; try a lower --lr or more --warmup"));
+      metrics.write({{"step", state.step + 1}, {"error", "non-finite loss"}});
+      return 1;
+    }
+    const double lr = learning_rate(run.train.lr, state.step, run.train.warmup, run.train.steps);
+    optimizer_step(model, optimizer, run.train, lr);
+    ++state.step;
+    state.tokens_seen += int64_t{B} * T * run.train.accumulate;
+    const double step_seconds = seconds_since(step_start);
+    train_seconds += step_seconds;
+    const double tokens_per_s = static_cast<double>(B) * T * run.train.accumulate / step_seconds;
+    const double bits = loss / std::log(2.0);
+    metrics.write({{"step", state.step}, {"loss", loss}, {"bits", bits}, {"lr", lr}, {"grad_norm", grad_norm},
+                   {"tokens_per_s", tokens_per_s}, {"elapsed_s", seconds_since(run_start)}});
+    progress.step(state.step, loss, bits, lr, tokens_per_s);
+    const bool last = state.step == run.train.steps;
+    if (last || (run.train.eval_every > 0 && state.step % run.train.eval_every == 0)) validate_now();
+    if (last || (run.train.save_every > 0 && state.step % run.train.save_every == 0)) save_now();
+  }
+  if (last_saved != state.step) save_now();
+  progress.note(message("done: ", state.step, " steps, ", state.tokens_seen, " tokens, ", format_duration(train_seconds),
+                        " of training; validation ", state.last_valid_bits, " bits per ",
+                        data.images() ? "dim" : "byte", "; checkpoint in ", checkpoint_dir));
+  return 0;
+}
+
+}  // namespace spt
