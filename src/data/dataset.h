@@ -1,13 +1,18 @@
 // Data sets as token sequences (V = 256): text and audio bytes as one stream, images
 // as records of rows * cols * channels pixels in raster order with the channel
-// fastest (the paper's 32x32x3). Formats:
-//   bytes    any file; split 90/5/5 into train/valid/test as enwik8 is
+// fastest (the paper's 32x32x3): token (row * cols + col) * channels + ch. Formats:
+//   bytes    any file, read in one go; split as enwik8 is: train = [0, floor(0.9 n)),
+//            valid = [floor(0.9 n), floor(0.95 n)), test = the rest. An empty file is
+//            an error.
 //   idx      MNIST / Fashion-MNIST: a directory holding train-images-idx3-ubyte and
-//            t10k-images-idx3-ubyte (each plain or .gz); the last 5,000 training
-//            images are the validation split, t10k is the test split
+//            t10k-images-idx3-ubyte (each plain or .gz; the plain one wins when both
+//            exist; labels are not read); channels = 1; t10k is the test split
 //   cifar10  a directory holding data_batch_1..5.bin and test_batch.bin (1 label byte
-//            then 3072 bytes, channel-major); the last 5,000 training images are the
-//            validation split
+//            then 3072 bytes, channel-major; labels are dropped), or the directory
+//            holding cifar-10-batches-bin/
+// Images: the last min(5000, N / 12) of the N training images are the validation
+// split (5,000 for the real 60,000 / 50,000-image sets; 1/12 keeps small files
+// usable); fewer than 12 training images is an error.
 // Position coordinates follow from the position within a window (docs/MODEL.md):
 // images use pos_sizes {rows, cols, channels}, text {ceil(T / l), l}.
 #pragma once
@@ -48,15 +53,18 @@ Dataset load_dataset(const std::string& format, const std::string& path);
 void check_model_fits(const Dataset& data, const ModelConfig& model);
 
 // The B training windows of draw number `draw` (one per micro-batch), a pure function
-// of (seed, draw): a uniformly random offset into a stream, or a uniformly random
-// record. tokens: (B, T).
+// of (seed, draw): window b starts at uniform_int(rng_key(seed, 0x6461746100, draw), b,
+// n) (core/rng.h), an offset among the n = size - T + 1 of a stream, or a record among
+// the n = records() of images (then T must equal record_size). tokens: (B, T).
 void training_batch(const TokenSplit& split, int64_t T, int B, uint64_t seed, int64_t draw, uint8_t* tokens);
 
 // Evaluation scores every token of a split exactly once. Window w holds tokens
 // [start, start + T) and scores positions p >= score_from within it (the first token
 // of a window is predicted without context). A stream is cut into consecutive windows;
 // its last window ends at the end of the split and scores only the tokens the previous
-// window did not. Records are one window each.
+// window did not: windows start at 0, T, 2T, ... while start + T <= n, each with
+// score_from 0, then, if n % T != 0, one at n - T with score_from T - n % T. A stream
+// shorter than T is an error. Records are one window each (T must equal record_size).
 struct EvalWindow {
   int64_t start = 0;
   int64_t score_from = 0;
