@@ -1,30 +1,39 @@
 // spt: train, evaluate and sample Sparse Transformers; inspect attention patterns.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
+
+namespace {
+
+// Every error is one line on stderr, so scripts and people see the whole cause at once.
+int report_error(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  std::fprintf(stderr, "spt: error: %s\n", text.c_str());
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"spt: Sparse Transformers for long sequences of bytes, pixels and audio"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("spt ") + SPT_VERSION);
-  spt::cli::add_info_command(app);
+  spt::cli::add_pattern_command(app);
   spt::cli::add_info_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  } catch (const CLI::RuntimeError& e) {
-    return e.get_exit_code();
-  } catch (const spt::Error& e) {
-    std::fprintf(stderr, "spt: error: %s\n", e.what());
-    return 1;
+    // Help, version and the silent RuntimeError keep CLI11's handling; usage errors get one line.
+    if (e.get_exit_code() == 0 || e.get_name() == "RuntimeError") return app.exit(e);
+    return report_error(std::string(e.what()) + " (run `spt --help` or `spt <command> --help` for usage)");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "spt: error: %s\n", e.what());
-    return 1;
+    return report_error(e.what());
   }
   return 0;
 }
