@@ -93,7 +93,11 @@ void run(const SampleFlags& f) {
     const int64_t T = c.ctx;
     for (const auto& s : samples)
       SPT_CHECK(static_cast<int64_t>(s.size()) == T, "an image sample needs the whole context (--length ", T, ")");
-    write_png_grid(f.out, samples, c.pos_sizes[0], c.pos_sizes[1], c.pos_sizes[2]);
+    SPT_CHECK(c.pos_sizes[2] == 1 || c.pos_sizes[2] == 3, "PNG output needs 1 or 3 channels, the model has ",
+              c.pos_sizes[2]);
+    std::vector<Image> images;
+    for (const auto& s : samples) images.push_back({c.pos_sizes[1], c.pos_sizes[0], c.pos_sizes[2], s});
+    write_png(f.out, image_grid(images));
     std::printf("wrote %d images to %s\n", f.count, f.out.c_str());
     return;
   }
