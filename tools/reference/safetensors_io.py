@@ -55,7 +55,10 @@ def load_safetensors(path):
         shape = info["shape"]
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise ValueError(f"{path}: tensor '{name}' has a bad shape {shape}")
-        begin, end = info["data_offsets"]
+        offsets = info["data_offsets"]
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise ValueError(f"{path}: tensor '{name}' has bad data_offsets {offsets}")
+        begin, end = offsets
         np_dtype, itemsize = _DTYPES[dtype]
         count = int(np.prod(shape, dtype=np.int64))
         if not (0 <= begin <= end <= len(data)) or end - begin != count * itemsize:
