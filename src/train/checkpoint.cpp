@@ -106,8 +106,10 @@ void check_tensor_names(const SafetensorsReader& reader, const ParamTable& table
   for (const TensorInfo& t : reader.tensors())
     SPT_CHECK(expected.count(t.name), reader.path(), ": tensor '", t.name,
               "' is not a parameter of this model (a file of another model?)");
-  for (const std::string& name : expected)
-    SPT_CHECK(reader.contains(name), reader.path(), ": tensor '", name, "' is missing (a file of another model?)");
+  for (const std::string& prefix : prefixes)
+    for (const ParamInfo& p : table.all())
+      SPT_CHECK(reader.contains(prefix + p.name), reader.path(), ": tensor '", prefix + p.name,
+                "' is missing (a file of another model?)");
 }
 
 int64_t parse_step(const std::string& text, const std::string& where) {
