@@ -25,6 +25,10 @@ struct TrainState {
   double last_valid_bits = -1;  // -1: not evaluated yet
 };
 
+// Writes dir + ".tmp-<pid>", fsyncs it, then swaps it in (dir -> dir + ".old", temporary
+// -> dir, .old removed). On failure the temporary is removed, the previous checkpoint is
+// untouched, and the error names dir. Without an optimizer the checkpoint holds weights
+// only and cannot be resumed.
 void save_checkpoint(const std::string& dir, const Model& model, const OptimizerState* optimizer,
                      const TrainConfig& train, const TrainState& state);
 
@@ -35,12 +39,20 @@ struct CheckpointInfo {
   bool has_optimizer = false;
 };
 
-// Reads and verifies state.json and the config; throws naming the file on any problem.
+// Both read dir, or dir + ".old" when dir is missing (a save interrupted between its two
+// renames; a note goes to stderr). Neither modifies any file.
+// Reads and verifies state.json, the config and the recorded file sizes; throws naming
+// the file on any problem.
 CheckpointInfo read_checkpoint_info(const std::string& dir);
-// Loads weights (and the optimizer when given) into a model built from the same config.
+// Verifies sizes and CRC-32 of every file before reading any tensor, then loads the
+// weights (and the optimizer when given) into a model built from the same config. A
+// different config, a damaged or missing file, or a missing optimizer is refused and
+// leaves the model and optimizer as they were.
 void load_checkpoint(const std::string& dir, Model& model, OptimizerState* optimizer);
 
-// Weights alone (model.safetensors) for a model of the config in its metadata.
+// Weights alone (model.safetensors) for a model of the config in its metadata. Saving
+// is atomic (temporary, fsync, rename); loading checks that the file holds exactly the
+// model's tensors with their shapes as F32, not that the rest of the config agrees.
 void save_model_file(const std::string& path, const Model& model);
 ModelConfig read_model_config(const std::string& model_file);
 void load_model_file(const std::string& path, Model& model);
