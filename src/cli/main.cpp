@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   spt::cli::add_eval_command(app);
   spt::cli::add_sample_command(app);
   spt::cli::add_pattern_command(app);
+  spt::cli::add_gradients_command(app);
   spt::cli::add_info_command(app);
   try {
     app.parse(argc, argv);

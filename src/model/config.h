@@ -43,7 +43,7 @@ struct TrainConfig {
   int64_t steps = 1000;       // optimizer steps in total
   double lr = 1e-3;           // peak learning rate
   int64_t warmup = 100;       // linear warmup steps, then cosine decay to 0 at `steps`
-  double weight_decay = 0.01;  // AdamW, on matrices only (see train/adamw.h)
+  double weight_decay = 0.01;  // AdamW, on matrices only (see train/optimizer.h)
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double clip = 1.0;          // global gradient-norm clip (0 disables)
   uint64_t seed = 1;
