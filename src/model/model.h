@@ -69,13 +69,29 @@ class Model {
     int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
   };
 
+  // Sizes the buffers for batch B (N = B*T rows); training adds the backward scratch and
+  // the per-layer activations when recompute is off. Reallocates only when B grows or
+  // the kind of buffers changes.
   void ensure_batch(int B, bool training);
+  // residual slot 0 (N, C) = input embedding of tokens (B, T).
   void embed(const uint8_t* tokens, int B);
+  // One residual block: h_out (N, C) = block_r(h_in (N, C)), filling acts. With
+  // h_out == nullptr the block stops after the activation of the feed-forward branch
+  // (all the backward pass needs when recomputing).
   void layer_forward(int r, int B, const float* h_in, float* h_out, LayerActivations& acts,
                      const DropoutContext& dropout);
+  // dh (N, C): gradient with respect to the block's output on entry, to its input
+  // h_in (N, C) on return; parameter gradients are added into grads().
   void layer_backward(int r, int B, const float* h_in, LayerActivations& acts, const DropoutContext& dropout,
                       float* dh);
-  void head_forward(int B);
+  // lnf_ = LayerNorm_ln_f(h (N, C)); logits (N, V) = lnf_ @ head.weight^T + head.bias.
+  void head_forward(int B, const float* h, float* logits);
+  // All blocks from residual slot 0; returns the final residual stream (N, C). With
+  // keep_residuals layer r writes slot r + 1, else the two slots alternate.
+  const float* forward_blocks(int B, const DropoutContext& dropout, bool keep_residuals);
+  float dropout_rate(const DropoutContext& dropout) const;
+  float* residual(int slot) { return residual_.data() + slot * rows() * config_.width; }
+  int64_t rows() const { return int64_t{batch_} * config_.ctx; }  // N
   const float* w(int64_t offset) const { return weights_.data() + offset; }
   float* g(int64_t offset) { return grads_.data() + offset; }
 
@@ -87,14 +103,20 @@ class Model {
   std::vector<int64_t> pos_emb_;
   std::vector<AttentionPlan> plans_;  // (L)
 
-  int batch_ = 0;                      // B the buffers are sized for
-  bool training_buffers_ = false;
-  std::vector<float> residual_;        // (L + 1, N, C)
-  std::vector<LayerActivations> acts_;  // (L), or (1) under recomputation
+  int batch_ = 0;                       // B the buffers are sized for
+  bool training_buffers_ = false;       // backward scratch and the (L + 1) residual slots exist
+  std::vector<float> residual_;         // (L + 1, N, C) when training, else (2, N, C)
+  std::vector<LayerActivations> acts_;  // (L) when training without recompute, else (1)
+  std::vector<float> branch_;           // (N, C) output of a residual branch before dropout
   std::vector<float> lnf_, meanf_, rstdf_;  // (N, C), (N), (N)
-  std::vector<float> logits_;          // (N, V)
-  std::vector<float> loss_rows_;       // (N)
-  std::vector<float> dh_, dtmp_, dmid_, datt_, dqkv_, dff_;  // backward scratch
+  std::vector<float> logits_;           // (N, V); the logit gradients overwrite it
+  std::vector<float> losses_;           // (N)
+  std::vector<float> dh_;               // (N, C) gradient of the residual stream
+  std::vector<float> dbranch_;          // (N, C) branch gradient after the dropout mask
+  std::vector<float> dln_;              // (N, C) gradient of a LayerNorm output
+  std::vector<float> datt_;             // (N, C)
+  std::vector<float> dqkv_;             // (N, 2*H*Dk + C)
+  std::vector<float> dff_;              // (N, F)
 };
 
 // The pattern of a model config, for the attention plans.

@@ -1,0 +1,85 @@
+// Training step: forward over all blocks keeping the residual stream, loss and its
+// gradient at the output, then the blocks in reverse. Under recomputation every block
+// but the last is re-run from its stored input into the one shared LayerActivations
+// just before its backward pass (the last block's activations are still there from
+// the forward pass); the same code computes the same bits either way.
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/dropout.h"
+#include "ops/embedding.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
+
+namespace spt {
+
+double Model::forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) {
+  ensure_batch(B, true);
+  const int L = config_.layers, C = config_.width;
+  const int64_t N = rows();
+  embed(tokens, B);
+  const float* h_final = forward_blocks(B, dropout, true);
+
+  head_forward(B, h_final, logits_.data());
+  const double loss_sum = cpu::cross_entropy_forward_backward(logits_.data(), tokens, N, kVocab,
+                                                              loss_scale / static_cast<float>(N), losses_.data(),
+                                                              logits_.data());
+  cpu::linear_backward(lnf_.data(), w(head_w_), logits_.data(), N, C, kVocab, dln_.data(), false, g(head_w_),
+                       g(head_b_));
+  cpu::layernorm_backward(h_final, w(lnf_w_), meanf_.data(), rstdf_.data(), dln_.data(), N, C, dh_.data(), false,
+                          g(lnf_w_), g(lnf_b_));
+
+  for (int r = L - 1; r >= 0; --r) {
+    LayerActivations& acts = acts_[acts_.size() == 1 ? 0 : r];
+    if (acts_.size() == 1 && r != L - 1) layer_forward(r, B, residual(r), nullptr, acts, dropout);
+    layer_backward(r, B, residual(r), acts, dropout, dh_.data());
+  }
+
+  std::vector<float*> dtables;
+  for (int64_t offset : pos_emb_) dtables.push_back(g(offset));
+  cpu::embedding_backward(tokens, B, config_.ctx, C, dh_.data(), g(tok_emb_), dtables, config_.pos_sizes);
+  return loss_sum / static_cast<double>(N);
+}
+
+void Model::layer_backward(int r, int B, const float* h_in, LayerActivations& acts, const DropoutContext& dropout,
+                           float* dh) {
+  const LayerParams& p = layers_[r];
+  const int64_t N = int64_t{B} * config_.ctx;
+  const int C = config_.width, F = config_.ff_width(), QKV = config_.qkv_width();
+  const int H = config_.heads, Dk = config_.qk_dim();
+  const float rate = dropout_rate(dropout);
+  // The gradient of a branch's output: dh through the branch's dropout mask.
+  auto branch_gradient = [&](int branch) -> const float* {
+    if (rate == 0.0f) return dh;
+    std::copy(dh, dh + N * C, dbranch_.data());
+    cpu::dropout_apply(dropout_key(dropout.seed, dropout.micro_step, r, branch), rate, N * C, dbranch_.data());
+    return dbranch_.data();
+  };
+
+  // Feed-forward branch; dh becomes the gradient at h_mid.
+  cpu::linear_backward(acts.act.data(), w(p.fc2_w), branch_gradient(1), N, F, C, dff_.data(), false, g(p.fc2_w),
+                       g(p.fc2_b));
+  cpu::gelu_backward(acts.fc1.data(), dff_.data(), N * F, dff_.data());
+  cpu::linear_backward(acts.ln2.data(), w(p.fc1_w), dff_.data(), N, C, F, dln_.data(), false, g(p.fc1_w), g(p.fc1_b));
+  cpu::layernorm_backward(acts.h_mid.data(), w(p.ln2_w), acts.mean2.data(), acts.rstd2.data(), dln_.data(), N, C, dh,
+                          true, g(p.ln2_w), g(p.ln2_b));
+
+  // Attention branch; dh becomes the gradient at h_in.
+  cpu::linear_backward(acts.att.data(), w(p.proj_w), branch_gradient(0), N, C, C, datt_.data(), false, g(p.proj_w),
+                       g(p.proj_b));
+  AttentionShape shape{B, config_.ctx, H, Dk, config_.head_dim(), QKV, QKV, QKV, C};
+  const float* qkv = acts.qkv.data();
+  float* dqkv = dqkv_.data();
+  cpu::attention_backward(plans_[r], shape, qkv, qkv + H * Dk, qkv + 2 * H * Dk, acts.att.data(), acts.lse.data(),
+                          datt_.data(), dqkv, dqkv + H * Dk, dqkv + 2 * H * Dk);
+  cpu::linear_backward(acts.ln1.data(), w(p.qkv_w), dqkv, N, C, QKV, dln_.data(), false, g(p.qkv_w), g(p.qkv_b));
+  cpu::layernorm_backward(h_in, w(p.ln1_w), acts.mean1.data(), acts.rstd1.data(), dln_.data(), N, C, dh, true,
+                          g(p.ln1_w), g(p.ln1_b));
+}
+
+}  // namespace spt

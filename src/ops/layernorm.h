@@ -1,0 +1,27 @@
+// Layer normalization over the last dimension (eps 1e-5, biased variance):
+//   y = (x - mean) * rstd * weight + bias,  rstd = 1 / sqrt(var + eps).
+// Statistics are computed in fp64 and stored in fp32 for the backward pass.
+#pragma once
+
+#include <cstdint>
+
+namespace spt {
+
+inline constexpr double kLayerNormEps = 1e-5;
+
+namespace cpu {
+
+// x, y: (N, C); weight, bias: (C); mean, rstd: (N) written.
+void layernorm_forward(const float* x, const float* weight, const float* bias, int64_t N, int C, float* y, float* mean,
+                       float* rstd);
+
+// Given dy (N, C) and the forward's x, mean, rstd:
+//   dx (N, C) overwritten, or added when accumulate_dx;
+//   dweight, dbias (C) += (fp64 sums in a fixed order, independent of the thread count).
+void layernorm_backward(const float* x, const float* weight, const float* mean, const float* rstd, const float* dy,
+                        int64_t N, int C, float* dx, bool accumulate_dx, float* dweight, float* dbias);
+
+}  // namespace cpu
+// The CUDA backend declares the same entry points in namespace spt::cuda.
+
+}  // namespace spt

@@ -1,0 +1,41 @@
+// Fully connected layers in the PyTorch nn.Linear convention: weight is (out, in),
+//   y = x @ weight^T + bias.
+// Rows are positions: a (B, T, in) activation is one (N = B*T, in) matrix, so every
+// product is one large sgemm.
+#pragma once
+
+#include <cstdint>
+
+namespace spt {
+
+// Time and work of the matrix products, for benchmarks: how much of a step is sgemm.
+struct MatmulStats {
+  double seconds = 0.0;  // wall time inside sgemm calls
+  double flops = 0.0;    // 2 * M * N * K summed over calls
+  int64_t calls = 0;
+};
+
+namespace cpu {
+
+// Counters of this thread's sgemm calls since the last reset (the model issues its
+// products from the calling thread; sgemm threads internally).
+MatmulStats& matmul_stats();
+void reset_matmul_stats();
+
+// y (N, out) = x (N, in) @ weight (out, in)^T + bias (out); bias may be null.
+void linear_forward(const float* x, const float* weight, const float* bias, int64_t N, int in, int out, float* y);
+
+// Given dy (N, out):
+//   dx (N, in) = dy @ weight, overwritten, or added when accumulate_dx (dx may be null: skipped);
+//   dweight (out, in) += dy^T @ x;
+//   dbias (out) += sum over rows of dy (fp64 sums; dbias may be null).
+void linear_backward(const float* x, const float* weight, const float* dy, int64_t N, int in, int out, float* dx,
+                     bool accumulate_dx, float* dweight, float* dbias);
+
+// dbias (out) += sum over the N rows of dy (N, out), summed in fp64 in a fixed order.
+void add_column_sums(const float* dy, int64_t N, int out, float* dbias);
+
+}  // namespace cpu
+// The CUDA backend declares the same entry points in namespace spt::cuda.
+
+}  // namespace spt
