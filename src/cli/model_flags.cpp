@@ -23,7 +23,11 @@ std::vector<int> parse_sizes(const std::string& text) {
   return sizes;
 }
 
-bool given(CLI::App* cmd, const char* flag) { return cmd->count(flag) > 0; }
+// True when the command has the flag and the user gave it.
+bool given(CLI::App* cmd, const char* flag) {
+  const CLI::Option* option = cmd->get_option_no_throw(flag);
+  return option != nullptr && option->count() > 0;
+}
 
 }  // namespace
 
@@ -88,8 +92,7 @@ void ModelFlags::resolve(CLI::App* cmd, ModelConfig& m, TrainConfig& t, std::str
   else if (geometry_changed && m.pos_sizes.size() == 2)  // text layout follows the new T and l
     m.pos_sizes = {(m.ctx + m.stride - 1) / std::max(1, m.stride), std::max(1, m.stride)};
   if (given(cmd, "--data-format")) format = data_format;
-  auto* batch = cmd->get_option_no_throw("--batch");
-  if (batch) {
+  if (cmd->get_option_no_throw("--accumulate") != nullptr) {
     if (given(cmd, "--batch")) t.batch = train.batch;
     if (given(cmd, "--accumulate")) t.accumulate = train.accumulate;
     if (given(cmd, "--steps")) t.steps = train.steps;

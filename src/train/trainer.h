@@ -14,7 +14,8 @@ struct TrainRun {
   std::string data_format;  // bytes | idx | cifar10
   std::string data_path;
   std::string out_dir;      // holds checkpoint/, metrics.jsonl, config.json
-  bool resume = false;      // continue from out_dir/checkpoint
+  bool resume = false;      // continue from out_dir/checkpoint: model and train come from it, except that
+                            // train.steps > 0 replaces its step count (0 keeps it)
   int eval_batch = 8;       // windows per evaluation forward pass
   int log_every = 0;        // 0: automatic
   int64_t stop_at = 0;      // > 0: save and stop once this many steps are done (resume later)

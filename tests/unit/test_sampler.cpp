@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "model/model.h"
 #include "model/sampler.h"

@@ -86,11 +86,12 @@ TEST_F(TrainTest, ResumeIsBitExact) {
   TrainRun second;
   second.out_dir = first.out_dir;
   second.resume = true;
+  second.train.steps = 0;  // keep the checkpoint's step count
   second.log_every = 1000;
   ASSERT_EQ(run_training(second), 0);
   for (const char* file : {"model.safetensors", "optimizer.safetensors"})
-    EXPECT_EQ(read_bytes(dir_ / "straight" / "checkpoint" / file), read_bytes(dir_ / "resumed" / "checkpoint" / file))
-        << file;
+    EXPECT_TRUE(read_bytes(dir_ / "straight" / "checkpoint" / file) == read_bytes(dir_ / "resumed" / "checkpoint" / file))
+        << file << " differs";
 }
 
 TEST_F(TrainTest, CheckpointEvaluatesAsTheRunDid) {
@@ -131,8 +132,9 @@ TEST_F(TrainTest, RefusesToOverwriteAndStopsOnNonFiniteLoss) {
   TrainRun resume;
   resume.out_dir = run.out_dir;
   resume.resume = true;
+  resume.train.steps = 0;
   EXPECT_EQ(run_training(resume), 1);
-  EXPECT_EQ(read_bytes(fs::path(ckpt) / "model.safetensors"), before);
+  EXPECT_TRUE(read_bytes(fs::path(ckpt) / "model.safetensors") == before);
   EXPECT_EQ(read_checkpoint_info(ckpt).state.step, 2);
 }
 
