@@ -23,7 +23,7 @@ struct ForwardArgs {
 };
 
 template <int D, int TILE, typename Scalar>
-__global__ void __launch_bounds__(kThreads) attention_forward_kernel(LayoutView layout, ForwardArgs<Scalar> args) {
+__global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutView layout, ForwardArgs<Scalar> args) {
   constexpr int R = TILE / kGrid;  // rows (and keys) per thread
   constexpr int C = D / kGrid;     // output columns per thread
   constexpr int DP = D + 1;
