@@ -21,6 +21,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -167,7 +168,7 @@ class Comparison {
     }
   }
 
-  // Returns the failures; `group_name` turns a group index into words.
+  // Reports every failure; `group_name` turns a group index into words.
   template <typename GroupName>
   void check(const std::string& context, GroupName group_name) {
     for (const std::string& f : failures_) ADD_FAILURE() << what_ << " (" << context << "): " << f;
