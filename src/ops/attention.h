@@ -14,6 +14,8 @@
 
 #include "pattern/pattern.h"
 
+struct CUstream_st;  // cudaStream_t is CUstream_st*
+
 namespace spt {
 
 struct AttentionShape {
@@ -42,6 +44,61 @@ void attention_backward(const AttentionPlan& plan, const AttentionShape& shape, 
                         float* dv);
 
 }  // namespace cpu
-// The CUDA backend declares the same entry points in namespace spt::cuda.
+
+// CUDA backend: the same entry points on device pointers. Built only with SPT_HAVE_CUDA;
+// these declarations need no CUDA header.
+namespace cuda {
+
+// Element type of q, k, v, out, dout, dq, dk, dv. Softmax statistics, lse and every
+// accumulation are fp32 whatever the element type.
+enum class DType { f32, bf16 };
+
+// One layer's block layout and head masks for a context of T positions, copied to the
+// device once and reused by every forward and backward call of that layer.
+class DeviceAttentionPlan {
+ public:
+  DeviceAttentionPlan() = default;
+  ~DeviceAttentionPlan();
+  DeviceAttentionPlan(const DeviceAttentionPlan&) = delete;
+  DeviceAttentionPlan& operator=(const DeviceAttentionPlan&) = delete;
+  DeviceAttentionPlan(DeviceAttentionPlan&& other) noexcept;
+  DeviceAttentionPlan& operator=(DeviceAttentionPlan&& other) noexcept;
+
+  int64_t T = 0;
+  int block = 0;       // BS
+  int heads = 0;       // H
+  int64_t blocks = 0;  // nb = ceil(T / BS)
+  int64_t nnz = 0;     // listed (query block, key block) pairs over all heads
+  // Device arrays, meaning as in BlockLayout; all live in one allocation owned here.
+  const int64_t* row_begin = nullptr;    // (H * nb + 1)
+  const int32_t* key_block = nullptr;    // (nnz)
+  const uint8_t* key_full = nullptr;     // (nnz)
+  const int64_t* col_begin = nullptr;    // (H * nb + 1)
+  const int32_t* query_block = nullptr;  // (nnz)
+  const uint8_t* query_full = nullptr;   // (nnz)
+  const void* head_masks = nullptr;      // (H) element predicate of each head, device form
+
+ private:
+  friend DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block);
+  void* storage_ = nullptr;
+};
+
+// Builds the block layout of `pattern` at `layer` for context T and block size BS
+// (16, 32, 64 or 128) and uploads it to the current device.
+DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block = 64);
+
+// Device pointers, layout and strides as in spt::cpu. Requires Dk == Dv in {32, 64, 128}.
+// out: (B, T, H, Dv) overwritten; lse: (B, H, T) fp32 overwritten. Asynchronous on `stream`.
+void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
+                       const void* k, const void* v, void* out, float* lse, CUstream_st* stream = nullptr);
+
+// dq, dk, dv: overwritten (only their own columns of a fused buffer are touched).
+// Deterministic: each gradient element is summed in a fixed order by one thread, no atomics.
+// Uses B * H * T floats of stream-ordered scratch for rowsum(dout * out).
+void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
+                        const void* k, const void* v, const void* out, const float* lse, const void* dout, void* dq,
+                        void* dk, void* dv, CUstream_st* stream = nullptr);
+
+}  // namespace cuda
 
 }  // namespace spt

@@ -1,0 +1,210 @@
+// Entry points of the CUDA sparse attention: the device plan and input validation.
+// The kernels live in attention_forward.cu and attention_backward.cu.
+#include <cmath>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "core/cuda_check.h"
+#include "ops/attention.h"
+#include "ops/cuda/attention_common.cuh"
+#include "ops/cuda/attention_launch.h"
+#include "pattern/block_layout.h"
+
+namespace spt::cuda {
+
+DeviceAttentionPlan::~DeviceAttentionPlan() {
+  if (storage_ != nullptr) cudaFree(storage_);
+}
+
+DeviceAttentionPlan::DeviceAttentionPlan(DeviceAttentionPlan&& other) noexcept { *this = std::move(other); }
+
+DeviceAttentionPlan& DeviceAttentionPlan::operator=(DeviceAttentionPlan&& other) noexcept {
+  if (this == &other) return *this;
+  if (storage_ != nullptr) cudaFree(storage_);
+  T = std::exchange(other.T, 0);
+  block = std::exchange(other.block, 0);
+  heads = std::exchange(other.heads, 0);
+  blocks = std::exchange(other.blocks, 0);
+  nnz = std::exchange(other.nnz, 0);
+  row_begin = std::exchange(other.row_begin, nullptr);
+  key_block = std::exchange(other.key_block, nullptr);
+  key_full = std::exchange(other.key_full, nullptr);
+  col_begin = std::exchange(other.col_begin, nullptr);
+  query_block = std::exchange(other.query_block, nullptr);
+  query_full = std::exchange(other.query_full, nullptr);
+  head_masks = std::exchange(other.head_masks, nullptr);
+  storage_ = std::exchange(other.storage_, nullptr);
+  return *this;
+}
+
+namespace {
+
+detail::DeviceHeadMask device_mask(const HeadMask& m) {
+  detail::DeviceHeadMask d{};
+  switch (m.kind) {
+    case PatternKind::dense: d.kind = detail::kDense; break;
+    case PatternKind::local: d.kind = detail::kLocal; break;
+    case PatternKind::strided: d.kind = detail::kStrided; break;
+    case PatternKind::fixed: d.kind = detail::kFixed; break;
+  }
+  d.stride = m.stride;
+  d.summary_lo = m.summary_lo;
+  d.summary_hi = m.summary_hi;
+  d.use_a1 = m.use_a1 ? 1 : 0;
+  d.use_a2 = m.use_a2 ? 1 : 0;
+  return d;
+}
+
+// Packs host arrays into one buffer at 16-byte aligned offsets.
+class Packer {
+ public:
+  template <typename T>
+  size_t add(const std::vector<T>& values) {
+    const size_t at = bytes_.size();
+    const size_t size = values.size() * sizeof(T);
+    bytes_.resize((at + size + 15) / 16 * 16);
+    if (size > 0) std::memcpy(bytes_.data() + at, values.data(), size);
+    return at;
+  }
+  const std::vector<unsigned char>& bytes() const { return bytes_; }
+
+ private:
+  std::vector<unsigned char> bytes_;
+};
+
+detail::LayoutView layout_view(const DeviceAttentionPlan& plan) {
+  return {plan.row_begin,   plan.key_block,  plan.key_full,
+          plan.col_begin,   plan.query_block, plan.query_full,
+          static_cast<const detail::DeviceHeadMask*>(plan.head_masks),
+          static_cast<int>(plan.T), plan.block, static_cast<int>(plan.blocks)};
+}
+
+template <typename Pointer>
+void check_pointer(Pointer p, size_t alignment, const char* name) {
+  SPT_CHECK(p != nullptr, "attention: ", name, " is null");
+  SPT_CHECK(reinterpret_cast<uintptr_t>(p) % alignment == 0, "attention: ", name, " = ",
+            static_cast<const void*>(p), " is not aligned to its ", alignment, "-byte elements");
+}
+
+detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const AttentionShape& shape, CUstream_st* stream) {
+  SPT_CHECK(plan.row_begin != nullptr, "attention: the device plan is empty; build it with make_device_plan");
+  const AttentionShape s = shape.resolved();
+  SPT_CHECK(s.T == plan.T, "attention: the tensors have T = ", s.T, " but the device plan was built for T = ", plan.T,
+            "; build a plan for this context length");
+  SPT_CHECK(s.H == plan.heads, "attention: the tensors have H = ", s.H, " but the device plan has ", plan.heads,
+            " heads");
+  SPT_CHECK(s.Dk == s.Dv && (s.Dk == 32 || s.Dk == 64 || s.Dk == 128), "attention head dims Dk = ", s.Dk,
+            ", Dv = ", s.Dv, " have no CUDA kernel: use Dk = Dv in {32, 64, 128}");
+  SPT_CHECK(s.B <= 65535 && s.H <= 65535, "attention: B = ", s.B, " and H = ", s.H,
+            " must each be at most 65535 (CUDA grid limit)");
+  detail::LaunchGeometry g;
+  g.shape = s;
+  g.tile = plan.block < 64 ? plan.block : 64;
+  g.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.Dk)));
+  g.stream = stream;
+  return g;
+}
+
+size_t element_size(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
+
+// Stream-ordered scratch, released on the same stream however the call ends.
+class StreamScratch {
+ public:
+  StreamScratch(size_t bytes, cudaStream_t stream) : stream_(stream) {
+    SPT_CUDA_CHECK(cudaMallocAsync(&data_, bytes, stream_));
+  }
+  ~StreamScratch() { cudaFreeAsync(data_, stream_); }
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+  float* floats() { return static_cast<float*>(data_); }
+
+ private:
+  void* data_ = nullptr;
+  cudaStream_t stream_;
+};
+
+}  // namespace
+
+namespace detail {
+
+void prepare_kernel(const void* kernel, size_t bytes) {
+  int device = 0, limit = 0;
+  SPT_CUDA_CHECK(cudaGetDevice(&device));
+  SPT_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  SPT_CHECK(bytes <= static_cast<size_t>(limit), "attention kernel needs ", bytes,
+            " bytes of shared memory per block but device ", device, " offers ", limit,
+            ": use a smaller head dim or block size");
+  SPT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+}  // namespace detail
+
+DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block) {
+  SPT_CHECK(cuda_available(), "no CUDA device is available for the attention plan: run on a GPU machine or use the CPU backend");
+  const BlockLayout layout = build_block_layout(pattern, layer, T, block);
+  const AttentionPlan plan = make_plan(pattern, layer);
+  std::vector<detail::DeviceHeadMask> masks;
+  for (const HeadMask& m : plan.heads) masks.push_back(device_mask(m));
+
+  Packer packer;
+  const size_t row_begin = packer.add(layout.row_begin);
+  const size_t key_block = packer.add(layout.key_block);
+  const size_t key_full = packer.add(layout.key_full);
+  const size_t col_begin = packer.add(layout.col_begin);
+  const size_t query_block = packer.add(layout.query_block);
+  const size_t query_full = packer.add(layout.query_full);
+  const size_t head_masks = packer.add(masks);
+  const std::vector<unsigned char>& bytes = packer.bytes();
+
+  DeviceAttentionPlan device;
+  SPT_CUDA_CHECK(cudaMalloc(&device.storage_, bytes.size()));
+  const auto base = static_cast<unsigned char*>(device.storage_);
+  SPT_CUDA_CHECK(cudaMemcpy(base, bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
+  device.T = layout.T;
+  device.block = layout.block;
+  device.heads = layout.heads;
+  device.blocks = layout.blocks;
+  device.nnz = layout.nnz();
+  device.row_begin = reinterpret_cast<const int64_t*>(base + row_begin);
+  device.key_block = reinterpret_cast<const int32_t*>(base + key_block);
+  device.key_full = base + key_full;
+  device.col_begin = reinterpret_cast<const int64_t*>(base + col_begin);
+  device.query_block = reinterpret_cast<const int32_t*>(base + query_block);
+  device.query_full = base + query_full;
+  device.head_masks = base + head_masks;
+  return device;
+}
+
+void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
+                       const void* k, const void* v, void* out, float* lse, CUstream_st* stream) {
+  const detail::LaunchGeometry g = geometry(plan, shape, stream);
+  const size_t align = element_size(dtype);
+  check_pointer(q, align, "q");
+  check_pointer(k, align, "k");
+  check_pointer(v, align, "v");
+  check_pointer(out, align, "out");
+  check_pointer(lse, sizeof(float), "lse");
+  detail::forward(g, layout_view(plan), dtype, q, k, v, out, lse);
+}
+
+void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
+                        const void* k, const void* v, const void* out, const float* lse, const void* dout, void* dq,
+                        void* dk, void* dv, CUstream_st* stream) {
+  const detail::LaunchGeometry g = geometry(plan, shape, stream);
+  const size_t align = element_size(dtype);
+  check_pointer(q, align, "q");
+  check_pointer(k, align, "k");
+  check_pointer(v, align, "v");
+  check_pointer(out, align, "out");
+  check_pointer(lse, sizeof(float), "lse");
+  check_pointer(dout, align, "dout");
+  check_pointer(dq, align, "dq");
+  check_pointer(dk, align, "dk");
+  check_pointer(dv, align, "dv");
+  const AttentionShape& s = g.shape;
+  StreamScratch delta(sizeof(float) * static_cast<size_t>(s.B) * s.H * s.T, stream);  // (B, H, T)
+  detail::backward(g, layout_view(plan), dtype, q, k, v, out, lse, dout, delta.floats(), dq, dk, dv);
+}
+
+}  // namespace spt::cuda

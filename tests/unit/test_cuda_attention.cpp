@@ -1,0 +1,491 @@
+// CUDA sparse attention against the CPU op (spt::cpu::attention_forward/backward) on
+// random inputs, for every pattern and combination mode, fp32 and bf16.
+//
+// Tolerances. fp32: both sides round every product and sum once; the error of a score,
+// an output or a gradient grows like the square root of the number of terms (D from a
+// dot product, up to T from a sum over keys or queries) times the magnitude of the terms,
+// which is about 1 here (unit normal inputs, probabilities summing to 1). The allowed L2
+// error is 32 u sqrt(2D + T) times sqrt(sum(want^2 + 1)) (u = 2^-24), four times that for
+// gradients, whose summands come from two dot products and a difference.
+// bf16: both sides see the same bf16-valued inputs and compute in fp32, and the GPU
+// rounds its outputs to bf16 once. Its error is then at most the error of rounding the
+// CPU result to bf16 (plus the fp32 term); twice that rounding error is allowed.
+// Every check is made per tensor and per (batch row, head, block of BS positions).
+#include <gtest/gtest.h>
+
+#ifdef SPT_HAVE_CUDA
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "ops/attention.h"
+
+namespace spt {
+namespace {
+
+using cuda::DType;
+
+constexpr double kUnitRoundoff = 1.0 / (1 << 24);  // fp32
+constexpr size_t kGuard = 256;                     // elements after every output buffer
+constexpr uint32_t kSentinelF32 = 0x7FC0DEADu;     // a NaN no kernel produces by arithmetic
+constexpr uint16_t kSentinelBF16 = 0x7FDEu;
+
+// Round to nearest even bf16, as bits, independent of CUDA's conversion.
+uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0;
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+float bf16_value(uint16_t bits) {
+  const uint32_t u = uint32_t{bits} << 16;
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+float round_to(DType dtype, float x) { return dtype == DType::bf16 ? bf16_value(bf16_bits(x)) : x; }
+const char* name(DType dtype) { return dtype == DType::bf16 ? "bf16" : "f32"; }
+
+// A device array of `count` elements of `dtype`, uploaded from and read back as floats.
+class DeviceArray {
+ public:
+  DeviceArray(DType dtype, size_t count) : dtype_(dtype), count_(count), bytes_(count * element_size()) {}
+  size_t element_size() const { return dtype_ == DType::f32 ? 4 : 2; }
+  void* data() { return bytes_.data(); }
+  float* floats() { return reinterpret_cast<float*>(bytes_.data()); }
+
+  void upload(const std::vector<float>& values) {
+    std::vector<unsigned char> raw(count_ * element_size());
+    for (size_t e = 0; e < count_; ++e) {
+      if (dtype_ == DType::f32) {
+        std::memcpy(raw.data() + 4 * e, &values[e], 4);
+      } else {
+        const uint16_t bits = bf16_bits(values[e]);
+        std::memcpy(raw.data() + 2 * e, &bits, 2);
+      }
+    }
+    bytes_.upload(raw.data(), raw.size());
+  }
+  void fill_sentinel() {
+    std::vector<unsigned char> raw(count_ * element_size());
+    for (size_t e = 0; e < count_; ++e) {
+      if (dtype_ == DType::f32)
+        std::memcpy(raw.data() + 4 * e, &kSentinelF32, 4);
+      else
+        std::memcpy(raw.data() + 2 * e, &kSentinelBF16, 2);
+    }
+    bytes_.upload(raw.data(), raw.size());
+  }
+  struct Host {
+    DType dtype;
+    std::vector<unsigned char> raw;
+    float value(size_t e) const {
+      if (dtype == DType::bf16) {
+        uint16_t bits;
+        std::memcpy(&bits, raw.data() + 2 * e, 2);
+        return bf16_value(bits);
+      }
+      float x;
+      std::memcpy(&x, raw.data() + 4 * e, 4);
+      return x;
+    }
+    bool is_sentinel(size_t e) const {
+      if (dtype == DType::bf16) {
+        uint16_t bits;
+        std::memcpy(&bits, raw.data() + 2 * e, 2);
+        return bits == kSentinelBF16;
+      }
+      uint32_t bits;
+      std::memcpy(&bits, raw.data() + 4 * e, 4);
+      return bits == kSentinelF32;
+    }
+  };
+  Host download() const {
+    Host host{dtype_, std::vector<unsigned char>(count_ * element_size())};
+    bytes_.download(host.raw.data(), host.raw.size());
+    return host;
+  }
+
+ private:
+  DType dtype_;
+  size_t count_;
+  DeviceBuffer<unsigned char> bytes_;
+};
+
+struct CudaCase {
+  PatternSpec spec;
+  int layer = 0;
+  int B = 1;
+  int64_t T = 1;
+  int D = 64;
+  int block = 64;
+  bool fused = true;  // q, k, v in one (B, T, 3 H D + pad) buffer; otherwise three packed ones
+  DType dtype = DType::f32;
+};
+
+std::string describe(const CudaCase& c) {
+  return message(Pattern(c.spec).describe(), ", layer ", c.layer, ", B ", c.B, ", T ", c.T, ", D ", c.D, ", BS ",
+                 c.block, c.fused ? ", fused" : ", packed", ", ", name(c.dtype));
+}
+
+// Where one (B, T, H, D) tensor lives inside a flat buffer.
+struct View {
+  int64_t offset;
+  int64_t stride;
+  int64_t at(int64_t position, int h, int d, int D) const { return offset + position * stride + int64_t{h} * D + d; }
+};
+
+// Compares got against want per tensor and per group, with the tolerance of the header.
+class Comparison {
+ public:
+  Comparison(std::string what, int64_t groups, double fp32_rel, bool rounded_output)
+      : what_(std::move(what)), fp32_rel_(fp32_rel), rounded_(rounded_output), sums_(groups + 1) {}
+
+  void add(int64_t group, double got, double want, DType dtype) {
+    if (std::isinf(want) && want < 0) {
+      if (!(std::isinf(got) && got < 0)) fail(message("group ", group, ": expected -inf, got ", got));
+      return;
+    }
+    if (!std::isfinite(got)) {
+      fail(message("group ", group, ": non-finite value ", got, " where ", want, " was expected"));
+      return;
+    }
+    const double round = rounded_ ? round_to(dtype, static_cast<float>(want)) - want : 0.0;
+    for (Sums* s : {&sums_[group], &sums_.back()}) {
+      s->err2 += (got - want) * (got - want);
+      s->scale2 += want * want + 1.0;
+      s->round2 += round * round;
+    }
+  }
+
+  // Reports every failure; `group_name` turns a group index into words.
+  template <typename GroupName>
+  void check(const std::string& context, GroupName group_name) {
+    for (const std::string& f : failures_) ADD_FAILURE() << what_ << " (" << context << "): " << f;
+    int reported = 0;
+    for (size_t g = 0; g < sums_.size(); ++g) {
+      const Sums& s = sums_[g];
+      const double allowed = fp32_rel_ * std::sqrt(s.scale2) + 2.0 * std::sqrt(s.round2);
+      const double err = std::sqrt(s.err2);
+      if (err <= allowed) continue;
+      if (reported++ < 5)
+        ADD_FAILURE() << what_ << " (" << context << "): "
+                      << (g + 1 == sums_.size() ? std::string("whole tensor") : group_name(static_cast<int64_t>(g)))
+                      << " L2 error " << err << " exceeds " << allowed;
+    }
+  }
+
+ private:
+  struct Sums {
+    double err2 = 0, scale2 = 0, round2 = 0;
+  };
+  void fail(const std::string& text) {
+    if (failures_.size() < 5) failures_.push_back(text);
+  }
+  std::string what_;
+  double fp32_rel_;
+  bool rounded_;
+  std::vector<Sums> sums_;
+  std::vector<std::string> failures_;
+};
+
+class CudaAttentionCase {
+ public:
+  explicit CudaAttentionCase(const CudaCase& c, uint64_t seed)
+      : c_(c), pattern_(c.spec), plan_(make_plan(pattern_, c.layer)), H_(c.spec.heads), W_(int64_t{H_} * c.D) {
+    shape_.B = c.B;
+    shape_.T = c.T;
+    shape_.H = H_;
+    shape_.Dk = shape_.Dv = c.D;
+    rows_ = int64_t{c.B} * c.T;
+    if (c.fused) {
+      const int64_t stride = 3 * W_ + 5;  // pad columns belong to nobody and must stay untouched
+      shape_.q_stride = shape_.k_stride = shape_.v_stride = stride;
+      views_[0] = {0, stride};
+      views_[1] = {W_, stride};
+      views_[2] = {2 * W_, stride};
+      qkv_size_ = static_cast<size_t>(rows_ * stride);
+      shape_.out_stride = W_ + 3;
+    } else {
+      const int64_t region = rows_ * W_ + static_cast<int64_t>(kGuard);  // a guard gap after each tensor
+      for (int t = 0; t < 3; ++t) views_[t] = {t * region, W_};
+      qkv_size_ = static_cast<size_t>(3 * region);
+      shape_.out_stride = W_;
+    }
+    out_size_ = static_cast<size_t>(rows_ * shape_.out_stride);
+    lse_size_ = static_cast<size_t>(int64_t{c.B} * H_ * c.T);
+    qkv_.resize(qkv_size_);
+    for (size_t e = 0; e < qkv_size_; ++e) qkv_[e] = round_to(c.dtype, normal01(rng_key(seed, 1), e));
+    dout_.resize(out_size_);
+    for (size_t e = 0; e < out_size_; ++e) dout_[e] = round_to(c.dtype, normal01(rng_key(seed, 2), e));
+  }
+
+  void run() {
+    const std::string context = describe(c_);
+    SCOPED_TRACE(context);
+    const cuda::DeviceAttentionPlan device_plan = cuda::make_device_plan(pattern_, c_.layer, c_.T, c_.block);
+    const float* q = qkv_.data() + views_[0].offset;
+    const float* k = qkv_.data() + views_[1].offset;
+    const float* v = qkv_.data() + views_[2].offset;
+
+    // Forward.
+    std::vector<float> out_ref(out_size_, 0.0f), lse_ref(lse_size_);
+    cpu::attention_forward(plan_, shape_, q, k, v, out_ref.data(), lse_ref.data());
+    DeviceArray qkv(c_.dtype, qkv_size_), out(c_.dtype, out_size_ + kGuard), lse(DType::f32, lse_size_ + kGuard);
+    qkv.upload(qkv_);
+    out.fill_sentinel();
+    lse.fill_sentinel();
+    auto device_ptr = [&](DeviceArray& a, int t) {
+      return static_cast<unsigned char*>(a.data()) + views_[t].offset * static_cast<int64_t>(a.element_size());
+    };
+    cuda::attention_forward(device_plan, shape_, c_.dtype, device_ptr(qkv, 0), device_ptr(qkv, 1),
+                            device_ptr(qkv, 2), out.data(), lse.floats());
+    SPT_CUDA_CHECK(cudaDeviceSynchronize());
+    const DeviceArray::Host out_got = out.download(), lse_got = lse.download();
+
+    const double fwd_rel = 32.0 * kUnitRoundoff * std::sqrt(2.0 * c_.D + static_cast<double>(c_.T));
+    const View out_view{0, shape_.out_stride};
+    compare_heads("out", out_got, out_ref, out_view, fwd_rel, true, context);
+    Comparison lse_cmp("lse", groups(), fwd_rel, false);
+    for (int b = 0; b < c_.B; ++b)
+      for (int h = 0; h < H_; ++h)
+        for (int64_t t = 0; t < c_.T; ++t) {
+          const size_t e = static_cast<size_t>((int64_t{b} * H_ + h) * c_.T + t);
+          lse_cmp.add(group(b, h, t), lse_got.value(e), lse_ref[e], c_.dtype);
+        }
+    lse_cmp.check(context, [&](int64_t g) { return group_name(g); });
+    expect_untouched("out", out_got, out_size_, [&](size_t e) {
+      return static_cast<int64_t>(e % shape_.out_stride) >= W_;
+    });
+    expect_untouched("lse", lse_got, lse_size_, [](size_t) { return false; });
+
+    // Backward, from the CPU's forward results (out rounded as the GPU would store it),
+    // so both sides differentiate the same numbers.
+    std::vector<float> out_in(out_ref);
+    for (float& x : out_in) x = round_to(c_.dtype, x);
+    std::vector<float> grads_ref(qkv_size_, 0.0f);
+    cpu::attention_backward(plan_, shape_, q, k, v, out_in.data(), lse_ref.data(), dout_.data(),
+                            grads_ref.data() + views_[0].offset, grads_ref.data() + views_[1].offset,
+                            grads_ref.data() + views_[2].offset);
+    DeviceArray out_dev(c_.dtype, out_size_), dout_dev(c_.dtype, out_size_), lse_dev(DType::f32, lse_size_);
+    out_dev.upload(out_in);
+    dout_dev.upload(dout_);
+    lse_dev.upload(lse_ref);
+    DeviceArray grads(c_.dtype, qkv_size_ + kGuard);
+    grads.fill_sentinel();
+    cuda::attention_backward(device_plan, shape_, c_.dtype, device_ptr(qkv, 0), device_ptr(qkv, 1),
+                             device_ptr(qkv, 2), out_dev.data(), lse_dev.floats(), dout_dev.data(),
+                             device_ptr(grads, 0), device_ptr(grads, 1), device_ptr(grads, 2));
+    SPT_CUDA_CHECK(cudaDeviceSynchronize());
+    const DeviceArray::Host grads_got = grads.download();
+    const double bwd_rel = 4.0 * fwd_rel;
+    const char* names[3] = {"dq", "dk", "dv"};
+    for (int t = 0; t < 3; ++t) compare_heads(names[t], grads_got, grads_ref, views_[t], bwd_rel, true, context);
+    expect_untouched("dq/dk/dv", grads_got, qkv_size_, [&](size_t e) { return owner(static_cast<int64_t>(e)) < 0; });
+  }
+
+ private:
+  int64_t blocks() const { return (c_.T + c_.block - 1) / c_.block; }
+  int64_t groups() const { return int64_t{c_.B} * H_ * blocks(); }
+  int64_t group(int b, int h, int64_t t) const { return (int64_t{b} * H_ + h) * blocks() + t / c_.block; }
+  std::string group_name(int64_t g) const {
+    const int64_t block = g % blocks(), bh = g / blocks();
+    return message("batch row ", bh / H_, ", head ", bh % H_, ", block ", block);
+  }
+
+  // Which of q, k, v owns flat element e of the qkv buffer, or -1 for padding and gaps.
+  int owner(int64_t e) const {
+    for (int t = 0; t < 3; ++t) {
+      const int64_t rel = e - views_[t].offset;
+      if (rel < 0) continue;
+      const int64_t position = rel / views_[t].stride, column = rel % views_[t].stride;
+      if (position < rows_ && column < W_) return t;
+    }
+    return -1;
+  }
+
+  // Groups are (batch row, head, block of positions): query blocks for out, dq; key blocks for dk, dv.
+  void compare_heads(const char* what, const DeviceArray::Host& got, const std::vector<float>& want, View view,
+                     double rel, bool rounded, const std::string& context) {
+    Comparison cmp(what, groups(), rel, rounded);
+    for (int b = 0; b < c_.B; ++b)
+      for (int64_t t = 0; t < c_.T; ++t)
+        for (int h = 0; h < H_; ++h)
+          for (int d = 0; d < c_.D; ++d) {
+            const int64_t e = view.at(int64_t{b} * c_.T + t, h, d, c_.D);
+            cmp.add(group(b, h, t), got.value(static_cast<size_t>(e)), want[static_cast<size_t>(e)], c_.dtype);
+          }
+    cmp.check(context, [&](int64_t g) { return group_name(g); });
+  }
+
+  // Elements [0, size) for which `foreign` holds, and the guard after them, must keep the sentinel.
+  template <typename Foreign>
+  void expect_untouched(const char* what, const DeviceArray::Host& got, size_t size, Foreign foreign) {
+    int reported = 0;
+    for (size_t e = 0; e < size + kGuard; ++e) {
+      if (e < size && !foreign(e)) continue;
+      if (!got.is_sentinel(e) && reported++ < 5)
+        ADD_FAILURE() << what << ": element " << e << (e >= size ? " (guard)" : " (not owned)") << " was written";
+    }
+  }
+
+  CudaCase c_;
+  Pattern pattern_;
+  AttentionPlan plan_;
+  int H_;
+  int64_t W_;
+  int64_t rows_ = 0;
+  AttentionShape shape_;
+  View views_[3]{};
+  size_t qkv_size_ = 0, out_size_ = 0, lse_size_ = 0;
+  std::vector<float> qkv_, dout_;
+};
+
+#define SPT_REQUIRE_CUDA_DEVICE() \
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: the CUDA attention tests need a GPU"
+
+uint64_t next_seed() {
+  static uint64_t seed = 1000;
+  return ++seed;
+}
+
+void run_case(const CudaCase& c) { CudaAttentionCase(c, next_seed()).run(); }
+
+TEST(CudaAttention, EveryPatternAndMode) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  std::vector<PatternSpec> specs = {{PatternKind::dense, 1, 1, 1, CombineMode::merged, 2},
+                                    {PatternKind::local, 20, 1, 1, CombineMode::merged, 2},
+                                    {PatternKind::local, 150, 1, 1, CombineMode::merged, 2}};
+  for (CombineMode mode : {CombineMode::merged, CombineMode::interleaved, CombineMode::heads}) {
+    specs.push_back({PatternKind::strided, 24, 1, 1, mode, 2});
+    specs.push_back({PatternKind::fixed, 32, 8, 1, mode, 2});
+    specs.push_back({PatternKind::fixed, 32, 8, 2, mode, 2});
+  }
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (const PatternSpec& spec : specs)
+      for (int layer : {0, 1}) {
+        if (layer == 1 && spec.mode != CombineMode::interleaved) continue;
+        for (int64_t T : {1, 200}) run_case({spec, layer, 2, T, 64, 64, true, dtype});
+      }
+}
+
+TEST(CudaAttention, HeadDimsAndBlockSizes) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const PatternSpec fixed{PatternKind::fixed, 48, 8, 2, CombineMode::merged, 2};
+  const PatternSpec strided{PatternKind::strided, 24, 1, 1, CombineMode::heads, 2};
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (int D : {32, 64, 128})
+      for (int block : {16, 32, 64, 128}) {
+        run_case({fixed, 0, 2, 200, D, block, true, dtype});
+        run_case({strided, 0, 1, 200, D, block, false, dtype});
+      }
+}
+
+TEST(CudaAttention, OneHeadPackedLayout) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const std::vector<PatternSpec> specs = {{PatternKind::dense, 1, 1, 1, CombineMode::merged, 1},
+                                          {PatternKind::local, 7, 1, 1, CombineMode::merged, 1},
+                                          {PatternKind::strided, 16, 1, 1, CombineMode::merged, 1},
+                                          {PatternKind::fixed, 16, 4, 1, CombineMode::merged, 1}};
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (const PatternSpec& spec : specs)
+      for (int64_t T : {1, 65, 200}) run_case({spec, 0, 2, T, 32, 32, false, dtype});
+}
+
+// Many key blocks per row: the online rescaling runs across tiles and block sizes.
+TEST(CudaAttention, LongSequences) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const PatternSpec dense{PatternKind::dense, 1, 1, 1, CombineMode::merged, 1};
+  const PatternSpec fixed{PatternKind::fixed, 128, 32, 1, CombineMode::merged, 2};
+  const PatternSpec strided{PatternKind::strided, 128, 1, 1, CombineMode::merged, 2};
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    run_case({dense, 0, 1, 1100, 64, 64, true, dtype});
+    run_case({fixed, 0, 1, 1000, 64, 128, true, dtype});
+    run_case({strided, 0, 1, 1000, 128, 64, false, dtype});
+  }
+}
+
+TEST(CudaAttention, RepeatedCallsAreBitwiseIdentical) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const Pattern pattern({PatternKind::strided, 24, 1, 1, CombineMode::merged, 2});
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    AttentionShape shape;
+    shape.B = 2;
+    shape.T = 300;
+    shape.H = 2;
+    shape.Dk = shape.Dv = 64;
+    const size_t n = static_cast<size_t>(shape.B * shape.T * shape.H * shape.Dk);
+    const size_t n_lse = static_cast<size_t>(shape.B * shape.H * shape.T);
+    std::vector<float> host(n);
+    DeviceArray q(dtype, n), k(dtype, n), v(dtype, n), dout(dtype, n), out(dtype, n), lse(DType::f32, n_lse);
+    uint64_t stream = 40;
+    for (DeviceArray* a : {&q, &k, &v, &dout}) {
+      for (size_t e = 0; e < n; ++e) host[e] = normal01(rng_key(++stream), e);
+      a->upload(host);
+    }
+    const cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, shape.T, 64);
+    std::vector<DeviceArray::Host> runs;
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      DeviceArray dq(dtype, n), dk(dtype, n), dv(dtype, n);
+      cuda::attention_forward(plan, shape, dtype, q.data(), k.data(), v.data(), out.data(), lse.floats());
+      cuda::attention_backward(plan, shape, dtype, q.data(), k.data(), v.data(), out.data(), lse.floats(),
+                               dout.data(), dq.data(), dk.data(), dv.data());
+      SPT_CUDA_CHECK(cudaDeviceSynchronize());
+      for (const DeviceArray* a : {&out, &lse, &dq, &dk, &dv}) runs.push_back(a->download());
+    }
+    for (size_t t = 0; t < runs.size() / 2; ++t)
+      EXPECT_EQ(runs[t].raw, runs[t + runs.size() / 2].raw) << "output " << t << " differs between runs, " << name(dtype);
+  }
+}
+
+TEST(CudaAttention, RejectsBadInputs) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const Pattern pattern({PatternKind::dense, 1, 1, 1, CombineMode::merged, 2});
+  const cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, 64, 64);
+  DeviceBuffer<float> buf(5 * 8192);  // q, k, v, out: (1, 64, 2, 64) each; lse: (1, 2, 64)
+  float* p = buf.data();
+  float *q = p, *k = p + 8192, *v = p + 2 * 8192, *out = p + 3 * 8192, *lse = p + 4 * 8192;
+  std::vector<float> host(5 * 8192);
+  for (size_t e = 0; e < host.size(); ++e) host[e] = normal01(77, e);
+  buf.upload(host.data(), host.size());
+  AttentionShape shape;
+  shape.B = 1;
+  shape.T = 64;
+  shape.H = 2;
+  shape.Dk = shape.Dv = 48;
+  EXPECT_THROW(cuda::attention_forward(plan, shape, DType::f32, q, k, v, out, lse), Error);  // no D = 48 kernel
+  shape.Dk = shape.Dv = 64;
+  shape.T = 65;
+  EXPECT_THROW(cuda::attention_forward(plan, shape, DType::f32, q, k, v, out, lse), Error);  // plan built for 64
+  shape.T = 64;
+  shape.H = 3;
+  EXPECT_THROW(cuda::attention_forward(plan, shape, DType::f32, q, k, v, out, lse), Error);  // plan has 2 heads
+  shape.H = 2;
+  EXPECT_THROW(cuda::attention_forward(plan, shape, DType::f32, nullptr, k, v, out, lse), Error);
+  EXPECT_THROW(cuda::attention_forward(plan, shape, DType::bf16, q, k, v, reinterpret_cast<char*>(out) + 1, lse),
+               Error);  // out misaligned for 2-byte elements
+  EXPECT_THROW(cuda::attention_backward(cuda::DeviceAttentionPlan{}, shape, DType::f32, q, k, v, out, lse, out, q,
+                                        k, v),
+               Error);  // empty plan
+  EXPECT_NO_THROW(cuda::attention_forward(plan, shape, DType::f32, q, k, v, out, lse));
+  SPT_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+}  // namespace
+}  // namespace spt
+
+#else
+
+TEST(CudaAttention, NeedsCudaBuild) { GTEST_SKIP() << "built without CUDA: configure with -DSPT_CUDA=ON on a machine with nvcc"; }
+
+#endif
