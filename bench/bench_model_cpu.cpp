@@ -2,9 +2,12 @@
 // dropout, 4 layers, width 256, 4 heads, strided attention (l = 32), and the share of
 // the time spent in sgemm (MatmulStats).
 //   OMP_NUM_THREADS=2 build/bench/bench_model_cpu --benchmark_counters_tabular=true
+// The program first sets the thread pools' runtime settings and re-executes itself
+// (cpu::reexec_with_cpu_runtime_settings); the settings in use are printed in the context.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -72,4 +75,14 @@ BENCHMARK(BM_model_forward_backward)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  spt::cpu::reexec_with_cpu_runtime_settings(argv);
+  benchmark::AddCustomContext("blas_kernels", spt::cpu::blas_core_name());
+  for (const char* name : {"OMP_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT"})
+    benchmark::AddCustomContext(name, std::getenv(name) != nullptr ? std::getenv(name) : "unset");
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
