@@ -55,7 +55,7 @@ fi
   >"$OUT/cuda_attention.log" 2>&1
 cuda_status=$?
 [ $cuda_status -ne 0 ] && status=1
-note "cuda attention: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) \]' "$OUT/cuda_attention.log" | tr '\n' ' ')"
+note "cuda attention: $(grep -E '^\[ +(PASSED|FAILED|SKIPPED) +\]' "$OUT/cuda_attention.log" | tr '\n' ' ')"
 
 if command -v compute-sanitizer >/dev/null 2>&1; then
   for tool in memcheck racecheck; do

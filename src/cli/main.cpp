@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "ops/linear.h"
 
 namespace {
 
@@ -21,6 +22,9 @@ int report_error(std::string text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Picks OpenBLAS kernels for CPUs it does not recognise and stops idle BLAS/OpenMP
+  // threads from spinning; restarts the process once when it changes anything.
+  spt::cpu::reexec_with_cpu_runtime_settings(argv);
   CLI::App app{"spt: Sparse Transformers for long sequences of bytes, pixels and audio"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("spt ") + SPT_VERSION);
