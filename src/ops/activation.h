@@ -2,6 +2,8 @@
 // approximation of GELU).
 #pragma once
 
+#include "ops/dtype.h"
+
 #include <cstdint>
 
 namespace spt {
@@ -17,6 +19,13 @@ void gelu_forward(const float* x, int64_t n, float* y);
 void gelu_backward(const float* x, const float* dy, int64_t n, float* dx);
 
 }  // namespace cpu
-// The CUDA backend declares the same entry points in namespace spt::cuda.
+// CUDA backend: device pointers of the activation type, asynchronous on `stream`;
+// the arithmetic is fp32.
+namespace cuda {
+// y (n) = gelu(x (n)); y may alias x.
+void gelu_forward(const void* x, int64_t n, DType dtype, void* y, CUstream_st* stream = nullptr);
+// dx (n) = dy (n) * gelu'(x (n)); dx may alias dy.
+void gelu_backward(const void* x, const void* dy, int64_t n, DType dtype, void* dx, CUstream_st* stream = nullptr);
+}  // namespace cuda
 
 }  // namespace spt

@@ -12,9 +12,9 @@
 
 #include <cstdint>
 
+#include "ops/dtype.h"
 #include "pattern/pattern.h"
 
-struct CUstream_st;  // cudaStream_t is CUstream_st*
 
 namespace spt {
 
@@ -48,10 +48,6 @@ void attention_backward(const AttentionPlan& plan, const AttentionShape& shape, 
 // CUDA backend: the same entry points on device pointers. Built only with SPT_HAVE_CUDA;
 // these declarations need no CUDA header.
 namespace cuda {
-
-// Element type of q, k, v, out, dout, dq, dk, dv. Softmax statistics, lse and every
-// accumulation are fp32 whatever the element type.
-enum class DType { f32, bf16 };
 
 // One layer's block layout and head masks for a context of T positions, copied to the
 // device once and reused by every forward and backward call of that layer.

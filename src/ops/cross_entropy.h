@@ -2,6 +2,8 @@
 //   loss[n] = logsumexp(logits[n, :]) - logits[n, target[n]].
 #pragma once
 
+#include "ops/dtype.h"
+
 #include <cstdint>
 
 namespace spt {
@@ -18,6 +20,13 @@ double cross_entropy_forward_backward(const float* logits, const uint8_t* target
                                       float* losses, float* dlogits);
 
 }  // namespace cpu
-// The CUDA backend declares the same entry points in namespace spt::cuda.
+// CUDA backend: device pointers, asynchronous on `stream`.
+namespace cuda {
+// logits: (N, V) fp32; targets: (N) uint8; losses: (N) fp32 written. When dlogits is not
+// null it receives grad_scale * (softmax(logits) - onehot(target)) as (N, V) of
+// dlogits_dtype (it may alias logits when that is fp32).
+void cross_entropy(const float* logits, const uint8_t* targets, int64_t N, int V, float grad_scale, float* losses,
+                   DType dlogits_dtype, void* dlogits, CUstream_st* stream = nullptr);
+}  // namespace cuda
 
 }  // namespace spt

@@ -4,6 +4,8 @@
 // regenerate it instead of storing it, and the same mask applies to the gradient.
 #pragma once
 
+#include "ops/dtype.h"
+
 #include <cstdint>
 
 namespace spt {
@@ -23,6 +25,14 @@ void dropout_apply(uint64_t key, float p, int64_t n, float* x);
 void dropout_add(uint64_t key, float p, const float* x, const float* residual, int64_t n, float* out);
 
 }  // namespace cpu
-// The CUDA backend declares the same entry points in namespace spt::cuda.
+// CUDA backend: the same masks (the device evaluates the same Philox stream), device
+// pointers, asynchronous on `stream`.
+namespace cuda {
+// x (n) of dtype *= mask(key, e) / (1 - p), in place (also for gradients).
+void dropout_apply(uint64_t key, float p, int64_t n, DType dtype, void* x, CUstream_st* stream = nullptr);
+// out (n) fp32 = residual (n) fp32 + x (n) dtype * mask(key, e) / (1 - p); out may alias residual.
+void dropout_add(uint64_t key, float p, const void* x, DType dtype, const float* residual, int64_t n, float* out,
+                 CUstream_st* stream = nullptr);
+}  // namespace cuda
 
 }  // namespace spt

@@ -4,6 +4,8 @@
 //   coord_k(t) = (t / prod(pos_sizes[k+1:])) % pos_sizes[k].
 #pragma once
 
+#include "ops/dtype.h"
+
 #include <cstdint>
 #include <vector>
 
@@ -24,6 +26,22 @@ void embedding_backward(const uint8_t* tokens, int B, int64_t T, int C, const fl
                         const std::vector<float*>& dpos_tables, const std::vector<int>& pos_sizes);
 
 }  // namespace cpu
-// The CUDA backend declares the same entry points in namespace spt::cuda.
+// CUDA backend: device pointers, asynchronous on `stream`.
+namespace cuda {
+// At most this many factorized position tables (text uses 2, images 3).
+inline constexpr int kMaxPositionTables = 4;
+struct PositionTables {
+  int count = 0;
+  int size[kMaxPositionTables] = {};    // pos_sizes[k]
+  float* table[kMaxPositionTables] = {};  // (size[k], C) fp32 device pointers (weights, or their gradients)
+};
+// tokens: (B, T) uint8 device; tok_emb: (V, C) fp32; h: (B, T, C) fp32 overwritten.
+void embedding_forward(const uint8_t* tokens, int B, int64_t T, int C, const float* tok_emb,
+                       const PositionTables& pos, float* h, CUstream_st* stream = nullptr);
+// dh: (B, T, C) fp32. Adds into dtok_emb (V, C) and the tables of dpos; every gradient
+// row is summed by one thread block in a fixed order (no atomics): deterministic.
+void embedding_backward(const uint8_t* tokens, int B, int64_t T, int C, const float* dh, float* dtok_emb,
+                        const PositionTables& dpos, CUstream_st* stream = nullptr);
+}  // namespace cuda
 
 }  // namespace spt

@@ -3,6 +3,8 @@
 // Statistics are computed in fp64 and stored in fp32 for the backward pass.
 #pragma once
 
+#include "ops/dtype.h"
+
 #include <cstdint>
 
 namespace spt {
@@ -22,6 +24,17 @@ void layernorm_backward(const float* x, const float* weight, const float* mean, 
                         int64_t N, int C, float* dx, bool accumulate_dx, float* dweight, float* dbias);
 
 }  // namespace cpu
-// The CUDA backend declares the same entry points in namespace spt::cuda.
+// CUDA backend (built with SPT_HAVE_CUDA): device pointers, asynchronous on `stream`.
+// The input x is the fp32 residual stream; the output y has the activation type.
+namespace cuda {
+// x: (N, C) fp32; weight, bias: (C) fp32; y: (N, C) dtype; mean, rstd: (N) fp32 written.
+void layernorm_forward(const float* x, const float* weight, const float* bias, int64_t N, int C, DType dtype, void* y,
+                       float* mean, float* rstd, CUstream_st* stream = nullptr);
+// dy: (N, C) dtype; dx: (N, C) fp32 overwritten, or added when accumulate_dx;
+// dweight, dbias: (C) fp32, added; reduced in a fixed order (no atomics): deterministic.
+void layernorm_backward(const float* x, const float* weight, const float* mean, const float* rstd, const void* dy,
+                        int64_t N, int C, DType dtype, float* dx, bool accumulate_dx, float* dweight, float* dbias,
+                        CUstream_st* stream = nullptr);
+}  // namespace cuda
 
 }  // namespace spt

@@ -4,6 +4,8 @@
 // product is one large sgemm.
 #pragma once
 
+#include "ops/dtype.h"
+
 #include <cstdint>
 #include <string>
 
@@ -54,6 +56,35 @@ void linear_backward(const float* x, const float* weight, const float* dy, int64
 void add_column_sums(const float* dy, int64_t N, int out, float* dbias);
 
 }  // namespace cpu
-// The CUDA backend declares the same entry points in namespace spt::cuda.
+// CUDA backend: matrix products through cuBLASLt with fp32 accumulation (no TF32 in
+// fp32 mode, so fp32 results track the CPU). x, weight, dy, dx have the activation type;
+// bias, dweight, dbias are fp32; y has its own type (fp32 logits from bf16 inputs).
+namespace cuda {
+// A cuBLASLt handle and its workspace, one per stream.
+class BlasContext {
+ public:
+  explicit BlasContext(CUstream_st* stream = nullptr);
+  ~BlasContext();
+  BlasContext(const BlasContext&) = delete;
+  BlasContext& operator=(const BlasContext&) = delete;
+  CUstream_st* stream() const { return stream_; }
+  void* handle() const { return handle_; }
+  void* workspace() const { return workspace_; }
+  size_t workspace_bytes() const { return workspace_bytes_; }
+
+ private:
+  CUstream_st* stream_ = nullptr;
+  void* handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+};
+// y (N, out) = x (N, in) @ weight (out, in)^T + bias (out); bias may be null.
+void linear_forward(BlasContext& blas, const void* x, const void* weight, const float* bias, int64_t N, int in, int out,
+                    DType dtype, DType y_dtype, void* y);
+// dx (N, in) = dy (N, out) @ weight, overwritten or added when accumulate_dx (dx may be null);
+// dweight (out, in) += dy^T @ x in fp32; dbias (out) += column sums of dy (deterministic).
+void linear_backward(BlasContext& blas, const void* x, const void* weight, const void* dy, int64_t N, int in, int out,
+                     DType dtype, void* dx, bool accumulate_dx, float* dweight, float* dbias);
+}  // namespace cuda
 
 }  // namespace spt

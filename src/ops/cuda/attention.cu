@@ -106,7 +106,10 @@ detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const Attention
   return g;
 }
 
-size_t element_size(DType dtype) { return dtype == DType::f32 ? 4 : 2; }
+size_t element_size(DType dtype) {
+  SPT_CHECK(dtype != DType::f16, "the CUDA attention kernels take fp32 or bf16 tensors, not fp16");
+  return dtype_size(dtype);
+}
 
 // Stream-ordered scratch, released on the same stream however the call ends.
 class StreamScratch {
