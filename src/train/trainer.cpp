@@ -3,6 +3,8 @@
 // after N steps and resumed computes exactly what an uninterrupted run computes.
 #include "train/trainer.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -63,6 +65,13 @@ class MetricsLog {
  private:
   std::ofstream out_;
 };
+
+// Peak resident set size of this process so far.
+int64_t peak_resident_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024;  // kilobytes on Linux
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -143,6 +152,7 @@ int run_training(TrainRun run) {
   const auto run_start = std::chrono::steady_clock::now();
   double train_seconds = 0.0;
   int64_t last_saved = run.resume ? state.step : -1;
+  const int64_t first_step = state.step;
 
   auto validate_now = [&] {
     const EvalResult r = evaluate_split(model, data.valid, run.eval_batch, run.train.eval_batches);
@@ -199,6 +209,9 @@ int run_training(TrainRun run) {
     metrics.write({{"step", state.step}, {"loss", loss}, {"bits", bits}, {"lr", lr}, {"grad_norm", grad_norm},
                    {"tokens_per_s", tokens_per_s}, {"elapsed_s", seconds_since(run_start)}});
     progress.step(state.step, loss, bits, lr, tokens_per_s);
+    if (state.step == first_step + 1)
+      progress.note(message("memory: activations ", model.activation_bytes() / (1 << 20), " MiB (recompute ",
+                            model.recompute ? "on" : "off", "), peak resident ", peak_resident_mib(), " MiB"));
     const bool last = state.step == run.train.steps;
     if (last || (run.train.eval_every > 0 && state.step % run.train.eval_every == 0)) validate_now();
     if (last || (run.train.save_every > 0 && state.step % run.train.save_every == 0)) save_now();
@@ -206,7 +219,8 @@ int run_training(TrainRun run) {
   if (last_saved != state.step) save_now();
   progress.note(message("done: ", state.step, " steps, ", state.tokens_seen, " tokens, ", format_duration(train_seconds),
                         " of training; validation ", state.last_valid_bits, " bits per ",
-                        data.images() ? "dim" : "byte", "; checkpoint in ", checkpoint_dir));
+                        data.images() ? "dim" : "byte", "; peak resident memory ", peak_resident_mib(),
+                        " MiB; checkpoint in ", checkpoint_dir));
   return 0;
 }
 
