@@ -17,6 +17,7 @@ struct EvalFlags {
   std::string split = "test";
   std::string data_path, data_format;
   int batch = 8;
+  std::string device = "cpu", precision;
   int64_t max_windows = 0;
   bool json = false;
 };
@@ -30,7 +31,8 @@ void run(const EvalFlags& f) {
   check_model_fits(data, info.model);
   Model model(info.model);
   load_checkpoint(f.checkpoint, model, nullptr);
-  const EvalResult r = evaluate_split(model, data.split(f.split), f.batch, f.max_windows);
+  const std::unique_ptr<Engine> engine = make_engine({f.device, f.precision, false}, model, nullptr);
+  const EvalResult r = evaluate_split(*engine, info.model.ctx, data.split(f.split), f.batch, f.max_windows);
   const char* unit = data.images() ? "dim" : "byte";
   if (f.json) {
     const nlohmann::json out = {{"bits_per_dim", r.bits_per_dim}, {"nats", r.nats}, {"tokens", r.tokens},
@@ -55,6 +57,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 (default: the checkpoint's)");
   cmd->add_option("--batch", f->batch, "windows per forward pass");
   cmd->add_option("--max-windows", f->max_windows, "evaluate only the first N windows (0: the whole split)");
+  cmd->add_option("--device", f->device, "cpu | cuda");
+  cmd->add_option("--precision", f->precision, "fp32 | bf16 | fp16 (default: fp32 on the CPU, bf16 on the GPU)");
   cmd->add_flag("--json", f->json, "print one JSON object (bits_per_dim, tokens, ...) on stdout");
   cmd->callback([f] { run(*f); });
 }

@@ -147,6 +147,8 @@ nlohmann::json state_json(const Model& model, const TrainConfig& train, const Tr
                          {"tokens_seen", state.tokens_seen},
                          {"data_format", state.data_format},
                          {"data_path", state.data_path},
+                         {"loss_scale", state.loss_scale},
+                         {"clean_steps", state.clean_steps},
                          {"model", to_json(model.config())},
                          {"train", to_json(train)},
                          {"files", record}};
@@ -211,6 +213,8 @@ StateFile read_state(const std::string& requested) {
   info.state.tokens_seen = state_field<int64_t>(json, "tokens_seen", path);
   info.state.data_format = state_field<std::string>(json, "data_format", path);
   info.state.data_path = state_field<std::string>(json, "data_path", path);
+  info.state.loss_scale = state_field<double>(json, "loss_scale", path);
+  info.state.clean_steps = state_field<int64_t>(json, "clean_steps", path);
   SPT_CHECK(json.contains("last_valid_bits"), path, ": missing 'last_valid_bits'; ", kDamagedHint);
   info.state.last_valid_bits = json["last_valid_bits"].is_null() ? std::numeric_limits<double>::quiet_NaN()
                                                                  : state_field<double>(json, "last_valid_bits", path);

@@ -23,6 +23,8 @@ struct TrainState {
   std::string data_format;      // as given to load_dataset
   std::string data_path;
   double last_valid_bits = -1;  // -1: not evaluated yet
+  double loss_scale = 1;        // fp16 dynamic loss scale (1 in fp32/bf16)
+  int64_t clean_steps = 0;      // finite steps since the loss scale last changed
 };
 
 // Writes dir + ".tmp-<pid>", fsyncs it, then swaps it in (dir -> dir + ".old", temporary

@@ -9,9 +9,13 @@
 namespace spt {
 
 EvalResult evaluate_split(Model& model, const TokenSplit& split, int batch, int64_t max_windows) {
+  const std::unique_ptr<Engine> engine = make_engine(EngineOptions{"cpu", "", false}, model, nullptr);
+  return evaluate_split(*engine, model.config().ctx, split, batch, max_windows);
+}
+
+EvalResult evaluate_split(Engine& engine, int64_t T, const TokenSplit& split, int batch, int64_t max_windows) {
   SPT_CHECK(batch >= 1, "evaluation batch ", batch, " must be at least 1 (--batch)");
   const auto start = std::chrono::steady_clock::now();
-  const int64_t T = model.config().ctx;
   std::vector<EvalWindow> windows = eval_windows(split, T);
   if (max_windows > 0 && static_cast<int64_t>(windows.size()) > max_windows) windows.resize(max_windows);
   std::vector<uint8_t> tokens;  // (batch, T)
@@ -26,7 +30,7 @@ EvalResult evaluate_split(Model& model, const TokenSplit& split, int batch, int6
       const uint8_t* src = split.tokens.data() + windows[first + w].start;
       std::copy(src, src + T, tokens.begin() + static_cast<int64_t>(w) * T);
     }
-    model.evaluate(tokens.data(), n, losses.data());
+    engine.evaluate(tokens.data(), n, losses.data());
     for (int w = 0; w < n; ++w)
       for (int64_t t = windows[first + w].score_from; t < T; ++t) {
         nats += losses[static_cast<size_t>(w) * T + t];

@@ -5,6 +5,7 @@
 
 #include "data/dataset.h"
 #include "model/model.h"
+#include "train/engine.h"
 
 namespace spt {
 
@@ -17,6 +18,9 @@ struct EvalResult {
 };
 
 // max_windows = 0 evaluates the whole split; otherwise the first max_windows windows.
+// T is the model's context.
+EvalResult evaluate_split(Engine& engine, int64_t T, const TokenSplit& split, int batch, int64_t max_windows);
+// The same on the CPU.
 EvalResult evaluate_split(Model& model, const TokenSplit& split, int batch, int64_t max_windows);
 
 }  // namespace spt

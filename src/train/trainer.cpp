@@ -17,6 +17,7 @@
 #include "model/config_json.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/engine.h"
 #include "train/evaluator.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
@@ -26,6 +27,11 @@ namespace spt {
 namespace {
 
 volatile std::sig_atomic_t g_stop_signal = 0;
+
+// Dynamic loss scaling in fp16 (SPEC section 2, as OpenAI's released example): start at
+// 2^16, halve and skip the step on inf/NaN, double after 1000 clean steps.
+constexpr double kInitialLossScale = 65536.0;
+constexpr int64_t kLossScaleGrowthSteps = 1000;
 
 void on_stop_signal(int signal) { g_stop_signal = signal; }
 
@@ -128,6 +134,13 @@ int run_training(TrainRun run) {
   } else {
     model.init(run.train.seed);
   }
+  const std::unique_ptr<Engine> engine = make_engine({run.device, run.precision, true}, model, &optimizer);
+  if (!engine->dynamic_loss_scaling()) {
+    state.loss_scale = 1.0;
+    state.clean_steps = 0;
+  } else if (!run.resume || state.loss_scale == 1.0) {
+    state.loss_scale = kInitialLossScale;
+  }
 
   const nlohmann::json resolved = {{"model", to_json(run.model)}, {"train", to_json(run.train)},
                                    {"data", {{"format", data.format}, {"path", data.path},
@@ -138,9 +151,10 @@ int run_training(TrainRun run) {
   std::printf("model: %lld parameters (%.1f MiB fp32), optimizer state %.1f MiB\n",
               static_cast<long long>(model.params().total()), model.weights().size() * 4.0 / (1 << 20),
               optimizer.exp_avg.size() * 8.0 / (1 << 20));
-  std::printf("%s from step %lld to %lld, %d x %d windows of %d tokens per step\n",
+  std::printf("%s from step %lld to %lld, %d x %d windows of %d tokens per step, on %s\n",
               run.resume ? "resuming" : "training", static_cast<long long>(state.step),
-              static_cast<long long>(run.train.steps), run.train.accumulate, run.train.batch, run.model.ctx);
+              static_cast<long long>(run.train.steps), run.train.accumulate, run.train.batch, run.model.ctx,
+              engine->describe().c_str());
   std::fflush(stdout);
 
   MetricsLog metrics((fs::path(run.out_dir) / "metrics.jsonl").string());
@@ -155,7 +169,7 @@ int run_training(TrainRun run) {
   const int64_t first_step = state.step;
 
   auto validate_now = [&] {
-    const EvalResult r = evaluate_split(model, data.valid, run.eval_batch, run.train.eval_batches);
+    const EvalResult r = evaluate_split(*engine, T, data.valid, run.eval_batch, run.train.eval_batches);
     state.last_valid_bits = r.bits_per_dim;
     metrics.write({{"step", state.step}, {"valid_bits", r.bits_per_dim}, {"valid_tokens", r.tokens},
                    {"valid_seconds", r.seconds}});
@@ -164,6 +178,7 @@ int run_training(TrainRun run) {
                           ")"));
   };
   auto save_now = [&] {
+    engine->sync_to_host();
     save_checkpoint(checkpoint_dir, model, &optimizer, run.train, state);
     last_saved = state.step;
   };
@@ -182,15 +197,27 @@ int run_training(TrainRun run) {
       return 130;
     }
     const auto step_start = std::chrono::steady_clock::now();
-    model.zero_grads();
+    engine->zero_grads();
     double loss = 0.0;
+    const float loss_scale = static_cast<float>(state.loss_scale);
     for (int micro = 0; micro < run.train.accumulate; ++micro) {
       const int64_t draw = state.step * run.train.accumulate + micro;
       training_batch(data.train, T, B, run.train.seed, draw, tokens.data());
       const DropoutContext dropout{run.train.seed, draw, run.model.dropout > 0};
-      loss += model.forward_backward(tokens.data(), B, dropout, 1.0f / run.train.accumulate) / run.train.accumulate;
+      loss += engine->forward_backward(tokens.data(), B, dropout, loss_scale / run.train.accumulate) /
+              run.train.accumulate;
     }
-    const double grad_norm = clip_gradients(model, run.train.clip);
+    const double lr = learning_rate(run.train.lr, state.step, run.train.warmup, run.train.steps);
+    const double grad_norm = std::isfinite(loss) ? engine->step(run.train, lr, loss_scale) : loss;
+    if (engine->dynamic_loss_scaling() && std::isfinite(loss) && !std::isfinite(grad_norm) &&
+        state.loss_scale > 1.0) {
+      // fp16 overflow: the step was not taken; halve the scale and go on (SPEC: dynamic loss scaling).
+      state.loss_scale /= 2;
+      state.clean_steps = 0;
+      ++state.step;
+      metrics.write({{"step", state.step}, {"skipped", true}, {"loss_scale", state.loss_scale}});
+      continue;
+    }
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       progress.note(message("stopping: the loss (", loss, ") or gradient norm (", grad_norm, ") is not finite at step ",
                             state.step + 1, "; the last good checkpoint (step ", last_saved, ") is kept in ",
@@ -198,8 +225,10 @@ int run_training(TrainRun run) {
       metrics.write({{"step", state.step + 1}, {"error", "non-finite loss"}});
       return 1;
     }
-    const double lr = learning_rate(run.train.lr, state.step, run.train.warmup, run.train.steps);
-    optimizer_step(model, optimizer, run.train, lr);
+    if (engine->dynamic_loss_scaling() && ++state.clean_steps >= kLossScaleGrowthSteps) {
+      state.loss_scale *= 2;
+      state.clean_steps = 0;
+    }
     ++state.step;
     state.tokens_seen += int64_t{B} * T * run.train.accumulate;
     const double step_seconds = seconds_since(step_start);
@@ -210,8 +239,9 @@ int run_training(TrainRun run) {
                    {"tokens_per_s", tokens_per_s}, {"elapsed_s", seconds_since(run_start)}});
     progress.step(state.step, loss, bits, lr, tokens_per_s);
     if (state.step == first_step + 1)
-      progress.note(message("memory: activations ", model.activation_bytes() / (1 << 20), " MiB (recompute ",
-                            model.recompute ? "on" : "off", "), peak resident ", peak_resident_mib(), " MiB"));
+      progress.note(message("memory: activations ", engine->activation_bytes() / (1 << 20), " MiB (recompute ",
+                            model.recompute ? "on" : "off", "), peak resident ", peak_resident_mib(), " MiB",
+                            engine->memory_report().empty() ? "" : "; GPU: " + engine->memory_report()));
     const bool last = state.step == run.train.steps;
     if (last || (run.train.eval_every > 0 && state.step % run.train.eval_every == 0)) validate_now();
     if (last || (run.train.save_every > 0 && state.step % run.train.save_every == 0)) save_now();

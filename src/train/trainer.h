@@ -18,6 +18,8 @@ struct TrainRun {
                             // train.steps > 0 replaces its step count (0 keeps it)
   int eval_batch = 8;       // windows per evaluation forward pass
   int log_every = 0;        // 0: automatic
+  std::string device = "cpu";  // cpu | cuda
+  std::string precision;       // fp32 | bf16 | fp16 (empty: the device's default)
   int64_t stop_at = 0;      // > 0: save and stop once this many steps are done (resume later)
 };
 

@@ -1,0 +1,460 @@
+// CudaModel: the CPU model's forward and backward (src/model/model.cpp and
+// model_backward.cpp) on device buffers, op for op, so the two backends compute the
+// same function and differ only by rounding.
+#include "model/cuda/cuda_model.h"
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/dropout.h"
+#include "ops/embedding.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
+#include "ops/optimizer_cuda.h"
+
+namespace spt::cuda {
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "bf16") return Precision::bf16;
+  if (name == "fp16") return Precision::fp16;
+  throw Error(message("unknown precision '", name, "': use fp32, bf16 or fp16 (--precision)"));
+}
+
+std::string to_string(Precision precision) {
+  return precision == Precision::fp32 ? "fp32" : precision == Precision::bf16 ? "bf16" : "fp16";
+}
+
+DType activation_type(Precision precision) {
+  return precision == Precision::fp32 ? DType::f32 : precision == Precision::bf16 ? DType::bf16 : DType::f16;
+}
+
+std::string MemoryPlan::describe() const {
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "params %.1f MiB, gradients %.1f MiB, optimizer %.1f MiB, activations %.1f MiB, workspace %.1f MiB, "
+                "total %.1f MiB",
+                params / 1048576.0, gradients / 1048576.0, optimizer / 1048576.0, activations / 1048576.0,
+                workspace / 1048576.0, total() / 1048576.0);
+  return text;
+}
+
+namespace {
+
+constexpr int kAttentionBlock = 64;
+
+struct LayerOffsets {  // float offsets of one layer's parameters
+  int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+};
+
+struct LayerSlots {  // byte offsets of one layer's activations in the arena
+  int64_t ln1, mean1, rstd1, qkv, att, lse, h_mid, ln2, mean2, rstd2, fc1, act;
+};
+
+// Byte offsets of every batch-dependent buffer in one device allocation.
+struct Slots {
+  int64_t size = 0;
+  int64_t tokens, residual, branch, lnf, meanf, rstdf, logits, losses;  // always
+  int64_t dh = -1, dbranch = -1, dln = -1, datt = -1, dqkv = -1, dff = -1, dlogits = -1;  // training
+  std::vector<LayerSlots> layers;  // (L) without recomputation, else (1)
+
+  int64_t take(int64_t bytes) {
+    const int64_t offset = (size + 255) / 256 * 256;
+    size = offset + bytes;
+    return offset;
+  }
+};
+
+}  // namespace
+
+struct CudaModel::State {
+  ModelConfig config;
+  Precision precision;
+  DType dtype;
+  bool training;
+  const ParamTable* table;
+  int64_t P = 0;  // floats in the parameter buffer
+  std::vector<LayerOffsets> layers;
+  int64_t tok_emb = 0, lnf_w = 0, lnf_b = 0, head_w = 0, head_b = 0;
+  std::vector<int64_t> pos_emb;
+  std::vector<DeviceAttentionPlan> plans;  // (L)
+  std::unique_ptr<BlasContext> blas;
+
+  // Parameters and optimizer state do not depend on the batch: their own allocations.
+  DeviceBuffer<float> weights, grads, m, v;  // (P)
+  DeviceBuffer<uint16_t> compute;            // (P) activation-type copy of the weights (not for fp32)
+  DeviceBuffer<ParamSegment> segments;
+  int segment_count = 0;
+  int64_t optimizer_step = 0;
+
+  int batch = 0;
+  bool training_buffers = false;
+  bool recompute_buffers = true;
+  Slots slots;
+  DeviceBuffer<unsigned char> arena;
+  MemoryPlan plan;
+  std::vector<float> host_losses;
+
+  int64_t e() const { return static_cast<int64_t>(dtype_size(dtype)); }
+
+  Slots plan_slots(int B, bool train, bool recompute) const {
+    const ModelConfig& c = config;
+    const int64_t N = int64_t{B} * c.ctx, C = c.width, F = c.ff_width(), QKV = c.qkv_width(), V = kVocab, f = 4;
+    Slots s;
+    s.tokens = s.take(N);
+    s.residual = s.take((train ? c.layers + 1 : 2) * N * C * f);
+    const int count = train && !recompute ? c.layers : 1;
+    for (int r = 0; r < count; ++r) {
+      LayerSlots l;
+      l.ln1 = s.take(N * C * e());
+      l.mean1 = s.take(N * f);
+      l.rstd1 = s.take(N * f);
+      l.qkv = s.take(N * QKV * e());
+      l.att = s.take(N * C * e());
+      l.lse = s.take(int64_t{B} * c.heads * c.ctx * f);
+      l.h_mid = s.take(N * C * f);
+      l.ln2 = s.take(N * C * e());
+      l.mean2 = s.take(N * f);
+      l.rstd2 = s.take(N * f);
+      l.fc1 = s.take(N * F * e());
+      l.act = s.take(N * F * e());
+      s.layers.push_back(l);
+    }
+    s.branch = s.take(N * C * e());
+    s.lnf = s.take(N * C * e());
+    s.meanf = s.take(N * f);
+    s.rstdf = s.take(N * f);
+    s.logits = s.take(N * V * f);
+    s.losses = s.take(N * f);
+    if (train) {
+      s.dh = s.take(N * C * f);
+      s.dbranch = s.take(N * C * e());
+      s.dln = s.take(N * C * e());
+      s.datt = s.take(N * C * e());
+      s.dqkv = s.take(N * QKV * e());
+      s.dff = s.take(N * F * e());
+      s.dlogits = s.take(N * V * e());
+    }
+    return s;
+  }
+
+  MemoryPlan memory(const Slots& s) const {
+    MemoryPlan p;
+    p.params = P * 4 + (dtype == DType::f32 ? 0 : P * 2);
+    p.gradients = training ? P * 4 : 0;
+    p.optimizer = training ? 2 * P * 4 : 0;
+    p.activations = s.size;
+    p.workspace = static_cast<int64_t>(blas->workspace_bytes());
+    for (const DeviceAttentionPlan& plan : plans)
+      p.workspace += (2 * (plan.heads * plan.blocks + 1)) * 8 + plan.nnz * 10;
+    return p;
+  }
+
+  void ensure_batch(int B, bool train, bool recompute) {
+    SPT_CHECK(B >= 1, "batch size ", B, " must be at least 1");
+    SPT_CHECK(!train || training, "this CudaModel was built for evaluation only");
+    if (B == batch && train == training_buffers && recompute == recompute_buffers) return;
+    arena = DeviceBuffer<unsigned char>();  // free the old buffers first: peak is one plan
+    const Slots wanted = plan_slots(B, train, recompute);
+    const MemoryPlan needed = memory(wanted);
+    size_t free_bytes = 0, total_bytes = 0;
+    SPT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    SPT_CHECK(static_cast<size_t>(wanted.size) <= free_bytes, "the GPU has ", free_bytes / 1048576, " MiB free but ",
+              "batch ", B, " needs ", wanted.size / 1048576, " MiB more for activations (", needed.describe(),
+              "): lower --batch or --ctx, or keep --recompute true");
+    arena = DeviceBuffer<unsigned char>(wanted.size);
+    slots = wanted;
+    plan = needed;
+    batch = B;
+    training_buffers = train;
+    recompute_buffers = recompute;
+    host_losses.resize(static_cast<size_t>(rows()));
+  }
+
+  template <typename T = void>
+  T* at(int64_t slot) {
+    return reinterpret_cast<T*>(arena.data() + slot);
+  }
+  float* residual(int index) { return at<float>(slots.residual) + index * rows() * config.width; }
+  const void* w(int64_t offset) const {  // a weight as the matrix products read it
+    if (dtype == DType::f32) return weights.data() + offset;
+    return compute.data() + offset;
+  }
+  const float* w32(int64_t offset) const { return weights.data() + offset; }
+  float* g(int64_t offset) { return grads.data() + offset; }
+  int64_t rows() const { return int64_t{batch} * config.ctx; }
+  float rate(const DropoutContext& d) const { return d.enabled ? static_cast<float>(config.dropout) : 0.0f; }
+  // Element e of a buffer of the activation type.
+  void* element(void* base, int64_t index) { return static_cast<unsigned char*>(base) + index * e(); }
+
+  void embed(const uint8_t* host_tokens) {
+    SPT_CUDA_CHECK(cudaMemcpy(at(slots.tokens), host_tokens, rows(), cudaMemcpyHostToDevice));
+    PositionTables tables;
+    tables.count = static_cast<int>(config.pos_sizes.size());
+    for (int k = 0; k < tables.count; ++k) {
+      tables.size[k] = config.pos_sizes[k];
+      tables.table[k] = weights.data() + pos_emb[k];
+    }
+    embedding_forward(at<uint8_t>(slots.tokens), batch, config.ctx, config.width, w32(tok_emb), tables, residual(0));
+  }
+
+  AttentionShape attention_shape() const {
+    const int QKV = config.qkv_width();
+    return AttentionShape{batch, config.ctx, config.heads, config.qk_dim(), config.head_dim(), QKV, QKV, QKV,
+                          config.width};
+  }
+
+  void layer_forward(int r, const float* h_in, float* h_out, const LayerSlots& a, const DropoutContext& d) {
+    const LayerOffsets& p = layers[r];
+    const int64_t N = rows();
+    const int C = config.width, F = config.ff_width(), QKV = config.qkv_width(), H = config.heads;
+    const int Dk = config.qk_dim();
+    layernorm_forward(h_in, w32(p.ln1_w), w32(p.ln1_b), N, C, dtype, at(a.ln1), at<float>(a.mean1), at<float>(a.rstd1));
+    linear_forward(*blas, at(a.ln1), w(p.qkv_w), w32(p.qkv_b), N, C, QKV, dtype, dtype, at(a.qkv));
+    void* qkv = at(a.qkv);
+    attention_forward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
+                      element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse));
+    linear_forward(*blas, at(a.att), w(p.proj_w), w32(p.proj_b), N, C, C, dtype, dtype, at(slots.branch));
+    dropout_add(dropout_key(d.seed, d.micro_step, r, 0), rate(d), at(slots.branch), dtype, h_in, N * C,
+                at<float>(a.h_mid));
+    layernorm_forward(at<float>(a.h_mid), w32(p.ln2_w), w32(p.ln2_b), N, C, dtype, at(a.ln2), at<float>(a.mean2),
+                      at<float>(a.rstd2));
+    linear_forward(*blas, at(a.ln2), w(p.fc1_w), w32(p.fc1_b), N, C, F, dtype, dtype, at(a.fc1));
+    gelu_forward(at(a.fc1), N * F, dtype, at(a.act));
+    if (h_out == nullptr) return;
+    linear_forward(*blas, at(a.act), w(p.fc2_w), w32(p.fc2_b), N, F, C, dtype, dtype, at(slots.branch));
+    dropout_add(dropout_key(d.seed, d.micro_step, r, 1), rate(d), at(slots.branch), dtype, at<float>(a.h_mid), N * C,
+                h_out);
+  }
+
+  const LayerSlots& layer_slots(int r) const { return slots.layers[slots.layers.size() == 1 ? 0 : r]; }
+
+  const float* forward_blocks(const DropoutContext& d, bool keep_residuals) {
+    const int L = config.layers;
+    for (int r = 0; r < L; ++r) {
+      const int in = keep_residuals ? r : r % 2, out = keep_residuals ? r + 1 : (r + 1) % 2;
+      layer_forward(r, residual(in), residual(out), layer_slots(r), d);
+    }
+    return residual(keep_residuals ? L : L % 2);
+  }
+
+  void head_forward(const float* h) {
+    const int64_t N = rows();
+    const int C = config.width;
+    layernorm_forward(h, w32(lnf_w), w32(lnf_b), N, C, dtype, at(slots.lnf), at<float>(slots.meanf),
+                      at<float>(slots.rstdf));
+    linear_forward(*blas, at(slots.lnf), w(head_w), w32(head_b), N, C, kVocab, dtype, DType::f32,
+                   at<float>(slots.logits));
+  }
+
+  // The gradient of branch `branch` of layer r: dh in the activation type, through the
+  // branch's dropout mask.
+  const void* branch_gradient(int r, int branch, const DropoutContext& d) {
+    const int64_t n = rows() * config.width;
+    float* dh = at<float>(slots.dh);
+    if (dtype == DType::f32 && rate(d) == 0.0f) return dh;
+    convert_from_f32(dh, n, dtype, at(slots.dbranch));
+    if (rate(d) > 0.0f) dropout_apply(dropout_key(d.seed, d.micro_step, r, branch), rate(d), n, dtype, at(slots.dbranch));
+    return at(slots.dbranch);
+  }
+
+  void layer_backward(int r, const float* h_in, const LayerSlots& a, const DropoutContext& d) {
+    const LayerOffsets& p = layers[r];
+    const int64_t N = rows();
+    const int C = config.width, F = config.ff_width(), QKV = config.qkv_width(), H = config.heads;
+    const int Dk = config.qk_dim();
+    float* dh = at<float>(slots.dh);
+    linear_backward(*blas, at(a.act), w(p.fc2_w), branch_gradient(r, 1, d), N, F, C, dtype, at(slots.dff), false,
+                    g(p.fc2_w), g(p.fc2_b));
+    gelu_backward(at(a.fc1), at(slots.dff), N * F, dtype, at(slots.dff));
+    linear_backward(*blas, at(a.ln2), w(p.fc1_w), at(slots.dff), N, C, F, dtype, at(slots.dln), false, g(p.fc1_w),
+                    g(p.fc1_b));
+    layernorm_backward(at<float>(a.h_mid), w32(p.ln2_w), at<float>(a.mean2), at<float>(a.rstd2), at(slots.dln), N, C,
+                       dtype, dh, true, g(p.ln2_w), g(p.ln2_b));
+    linear_backward(*blas, at(a.att), w(p.proj_w), branch_gradient(r, 0, d), N, C, C, dtype, at(slots.datt), false,
+                    g(p.proj_w), g(p.proj_b));
+    void* qkv = at(a.qkv);
+    void* dqkv = at(slots.dqkv);
+    attention_backward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
+                       element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), at(slots.datt), dqkv,
+                       element(dqkv, int64_t{H} * Dk), element(dqkv, 2 * int64_t{H} * Dk));
+    linear_backward(*blas, at(a.ln1), w(p.qkv_w), dqkv, N, C, QKV, dtype, at(slots.dln), false, g(p.qkv_w),
+                    g(p.qkv_b));
+    layernorm_backward(h_in, w32(p.ln1_w), at<float>(a.mean1), at<float>(a.rstd1), at(slots.dln), N, C, dtype, dh,
+                       true, g(p.ln1_w), g(p.ln1_b));
+  }
+
+  // Sum of the per-token losses, downloaded and added on the host in fp64 in order.
+  double loss_sum(float* host_out) {
+    float* host = host_out != nullptr ? host_out : host_losses.data();
+    SPT_CUDA_CHECK(cudaMemcpy(host, at(slots.losses), rows() * sizeof(float), cudaMemcpyDeviceToHost));
+    double sum = 0.0;
+    for (int64_t n = 0; n < rows(); ++n) sum += host[n];
+    return sum;
+  }
+};
+
+CudaModel::CudaModel(const Model& host, Precision precision, bool training) : state_(std::make_unique<State>()) {
+  SPT_CHECK(cuda_available(), "no CUDA device is available: run with --device cpu");
+  State& s = *state_;
+  s.config = host.config();
+  s.precision = precision;
+  s.dtype = activation_type(precision);
+  s.training = training;
+  s.table = &host.params();
+  s.P = s.table->total();
+  const ModelConfig& c = s.config;
+  SPT_CHECK(c.qk_dim() == c.head_dim(), "the CUDA backend needs q/k of the full head width (half_qk off): ",
+            "train this model with --device cpu");
+  SPT_CHECK(static_cast<int>(c.pos_sizes.size()) <= kMaxPositionTables, "the CUDA backend takes at most ",
+            kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size());
+  auto offset = [&](const std::string& name) { return s.table->find(name).offset; };
+  s.tok_emb = offset("tok_emb.weight");
+  for (size_t k = 0; k < c.pos_sizes.size(); ++k) s.pos_emb.push_back(offset("pos_emb." + std::to_string(k) + ".weight"));
+  for (int r = 0; r < c.layers; ++r) {
+    const std::string p = "blocks." + std::to_string(r) + ".";
+    s.layers.push_back({offset(p + "ln1.weight"), offset(p + "ln1.bias"), offset(p + "attn.qkv.weight"),
+                        offset(p + "attn.qkv.bias"), offset(p + "attn.proj.weight"), offset(p + "attn.proj.bias"),
+                        offset(p + "ln2.weight"), offset(p + "ln2.bias"), offset(p + "mlp.fc1.weight"),
+                        offset(p + "mlp.fc1.bias"), offset(p + "mlp.fc2.weight"), offset(p + "mlp.fc2.bias")});
+  }
+  s.lnf_w = offset("ln_f.weight");
+  s.lnf_b = offset("ln_f.bias");
+  s.head_w = offset("head.weight");
+  s.head_b = offset("head.bias");
+  const Pattern pattern = model_pattern(c);
+  for (int r = 0; r < c.layers; ++r) s.plans.push_back(make_device_plan(pattern, r, c.ctx, kAttentionBlock));
+  s.blas = std::make_unique<BlasContext>(nullptr);
+
+  s.weights = DeviceBuffer<float>(s.P);
+  if (s.dtype != DType::f32) s.compute = DeviceBuffer<uint16_t>(s.P);
+  if (training) {
+    s.grads = DeviceBuffer<float>(s.P);
+    s.m = DeviceBuffer<float>(s.P);
+    s.v = DeviceBuffer<float>(s.P);
+    SPT_CUDA_CHECK(cudaMemset(s.m.data(), 0, s.P * sizeof(float)));
+    SPT_CUDA_CHECK(cudaMemset(s.v.data(), 0, s.P * sizeof(float)));
+    zero_grads();
+    std::vector<ParamSegment> segments;
+    for (const ParamInfo& p : s.table->all()) segments.push_back({p.offset, p.size, p.decay});
+    s.segment_count = static_cast<int>(segments.size());
+    s.segments = DeviceBuffer<ParamSegment>(segments.size());
+    s.segments.upload(segments.data(), segments.size());
+  }
+  upload_weights(host.weights());
+}
+
+CudaModel::~CudaModel() = default;
+
+const ModelConfig& CudaModel::config() const { return state_->config; }
+Precision CudaModel::precision() const { return state_->precision; }
+const MemoryPlan& CudaModel::current_plan() const { return state_->plan; }
+
+MemoryPlan CudaModel::memory_plan(int B, bool training) const {
+  return state_->memory(state_->plan_slots(B, training, recompute));
+}
+
+void CudaModel::upload_weights(const std::vector<float>& weights) {
+  State& s = *state_;
+  SPT_CHECK(static_cast<int64_t>(weights.size()) == s.P, "weights of ", weights.size(), " floats for a model of ", s.P);
+  s.weights.upload(weights.data(), weights.size());
+  if (s.dtype != DType::f32) convert_from_f32(s.weights.data(), s.P, s.dtype, s.compute.data());
+  SPT_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+void CudaModel::download_weights(std::vector<float>& weights) const {
+  weights.resize(state_->P);
+  state_->weights.download(weights.data(), weights.size());
+}
+
+void CudaModel::upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t step) {
+  State& s = *state_;
+  SPT_CHECK(s.training, "this CudaModel was built for evaluation only");
+  s.m.upload(m.data(), m.size());
+  s.v.upload(v.data(), v.size());
+  s.optimizer_step = step;
+}
+
+void CudaModel::download_optimizer(std::vector<float>& m, std::vector<float>& v) const {
+  const State& s = *state_;
+  m.resize(s.P);
+  v.resize(s.P);
+  s.m.download(m.data(), m.size());
+  s.v.download(v.data(), v.size());
+}
+
+void CudaModel::download_grads(std::vector<float>& grads) const {
+  grads.resize(state_->P);
+  state_->grads.download(grads.data(), grads.size());
+}
+
+void CudaModel::zero_grads() {
+  SPT_CUDA_CHECK(cudaMemset(state_->grads.data(), 0, state_->P * sizeof(float)));
+}
+
+double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) {
+  State& s = *state_;
+  s.ensure_batch(B, true, recompute);
+  const int L = s.config.layers, C = s.config.width;
+  const int64_t N = s.rows();
+  s.embed(tokens);
+  const float* h_final = s.forward_blocks(dropout, true);
+  s.head_forward(h_final);
+  cross_entropy(s.at<float>(s.slots.logits), s.at<uint8_t>(s.slots.tokens), N, kVocab,
+                loss_scale / static_cast<float>(N), s.at<float>(s.slots.losses), s.dtype, s.at(s.slots.dlogits));
+  linear_backward(*s.blas, s.at(s.slots.lnf), s.w(s.head_w), s.at(s.slots.dlogits), N, C, kVocab, s.dtype,
+                  s.at(s.slots.dln), false, s.g(s.head_w), s.g(s.head_b));
+  layernorm_backward(h_final, s.w32(s.lnf_w), s.at<float>(s.slots.meanf), s.at<float>(s.slots.rstdf),
+                     s.at(s.slots.dln), N, C, s.dtype, s.at<float>(s.slots.dh), false, s.g(s.lnf_w), s.g(s.lnf_b));
+  const bool shared = s.slots.layers.size() == 1;
+  for (int r = L - 1; r >= 0; --r) {
+    if (shared && r != L - 1) s.layer_forward(r, s.residual(r), nullptr, s.layer_slots(r), dropout);
+    s.layer_backward(r, s.residual(r), s.layer_slots(r), dropout);
+  }
+  PositionTables dtables;
+  dtables.count = static_cast<int>(s.config.pos_sizes.size());
+  for (int k = 0; k < dtables.count; ++k) {
+    dtables.size[k] = s.config.pos_sizes[k];
+    dtables.table[k] = s.g(s.pos_emb[k]);
+  }
+  embedding_backward(s.at<uint8_t>(s.slots.tokens), B, s.config.ctx, C, s.at<float>(s.slots.dh), s.g(s.tok_emb),
+                     dtables);
+  return s.loss_sum(nullptr) / static_cast<double>(N);
+}
+
+void CudaModel::evaluate(const uint8_t* tokens, int B, float* losses) {
+  State& s = *state_;
+  s.ensure_batch(B, false, recompute);
+  s.embed(tokens);
+  s.head_forward(s.forward_blocks(DropoutContext{}, false));
+  cross_entropy(s.at<float>(s.slots.logits), s.at<uint8_t>(s.slots.tokens), s.rows(), kVocab, 0.0f,
+                s.at<float>(s.slots.losses), s.dtype, nullptr);
+  s.loss_sum(losses);
+}
+
+double CudaModel::gradient_norm(double unscale) const {
+  return std::sqrt(sum_of_squares(state_->grads.data(), state_->P)) / unscale;
+}
+
+void CudaModel::optimizer_step(const TrainConfig& train, double lr, float grad_scale) {
+  State& s = *state_;
+  AdamWParams params;
+  params.lr = static_cast<float>(lr);
+  params.beta1 = static_cast<float>(train.beta1);
+  params.beta2 = static_cast<float>(train.beta2);
+  params.eps = static_cast<float>(train.eps);
+  params.weight_decay = static_cast<float>(train.weight_decay);
+  params.step = ++s.optimizer_step;
+  params.grad_scale = grad_scale;
+  adamw_step(s.segments.data(), s.segment_count, s.P, params, s.weights.data(), s.grads.data(), s.m.data(), s.v.data(),
+             s.dtype, s.dtype == DType::f32 ? nullptr : s.compute.data());
+}
+
+}  // namespace spt::cuda

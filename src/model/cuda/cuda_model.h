@@ -1,0 +1,76 @@
+// The Sparse Transformer of docs/MODEL.md on one GPU: the same computation as the CPU
+// Model (src/model/model.cpp), op for op, on device buffers. Master weights, gradients,
+// AdamW moments, the residual stream and all statistics are fp32; activations and the
+// weight copies the matrix products read have the precision's type (fp32, bf16 or
+// fp16). Every buffer of a batch size lives in one device allocation planned up front.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/model.h"
+#include "ops/dtype.h"
+
+namespace spt::cuda {
+
+enum class Precision { fp32, bf16, fp16 };
+Precision parse_precision(const std::string& name);  // "fp32" | "bf16" | "fp16"
+std::string to_string(Precision precision);
+DType activation_type(Precision precision);
+
+// Device memory of a model at one batch size, in bytes.
+struct MemoryPlan {
+  int64_t params = 0;       // fp32 master weights and their activation-type copy
+  int64_t gradients = 0;
+  int64_t optimizer = 0;    // AdamW moments
+  int64_t activations = 0;  // residual stream, per-layer activations, backward scratch
+  int64_t workspace = 0;    // cuBLASLt workspace and attention plans
+  int64_t total() const { return params + gradients + optimizer + activations + workspace; }
+  std::string describe() const;  // "params 12.6 MiB, gradients ..., total ..."
+};
+
+class CudaModel {
+ public:
+  // The parameter layout is the host model's (same offsets), so weights and optimizer
+  // state copy as whole buffers in either direction.
+  CudaModel(const Model& host, Precision precision, bool training);
+  ~CudaModel();
+  CudaModel(const CudaModel&) = delete;
+  CudaModel& operator=(const CudaModel&) = delete;
+
+  const ModelConfig& config() const;
+  Precision precision() const;
+  bool recompute = true;
+
+  void upload_weights(const std::vector<float>& weights);                        // (P)
+  void download_weights(std::vector<float>& weights) const;                      // (P)
+  void upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t step);
+  void download_optimizer(std::vector<float>& m, std::vector<float>& v) const;
+  void download_grads(std::vector<float>& grads) const;                          // (P)
+
+  void zero_grads();
+  // Adds d(mean loss * loss_scale)/d(params) into the device gradients; returns the
+  // mean loss in nats. tokens: (B, T) on the host.
+  double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale);
+  // Per-token losses (B, T) in nats, to the host, without dropout.
+  void evaluate(const uint8_t* tokens, int B, float* losses);
+
+  // Global L2 norm of the device gradients, divided by `unscale`.
+  double gradient_norm(double unscale) const;
+  // AdamW with the gradients multiplied by grad_scale first (unscaling and clipping).
+  void optimizer_step(const TrainConfig& train, double lr, float grad_scale);
+
+  // The plan for batch B (training or evaluation buffers); throws with the numbers when
+  // it does not fit in the free device memory.
+  MemoryPlan memory_plan(int B, bool training) const;
+  const MemoryPlan& current_plan() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace spt::cuda

@@ -1,0 +1,71 @@
+// The CUDA engine: a CudaModel trained with the device's AdamW; the host Model and
+// OptimizerState are refreshed from the device before checkpoints.
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "model/cuda/cuda_model.h"
+#include "train/engine.h"
+
+namespace spt {
+namespace {
+
+std::string device_name() {
+  int device = 0;
+  cudaDeviceProp props{};
+  SPT_CUDA_CHECK(cudaGetDevice(&device));
+  SPT_CUDA_CHECK(cudaGetDeviceProperties(&props, device));
+  return props.name;
+}
+
+class CudaEngine final : public Engine {
+ public:
+  CudaEngine(const EngineOptions& options, Model& model, OptimizerState* optimizer)
+      : host_(model),
+        optimizer_(optimizer),
+        gpu_(model, cuda::parse_precision(options.precision.empty() ? "bf16" : options.precision),
+             options.training && optimizer != nullptr) {
+    gpu_.recompute = model.recompute;
+    if (optimizer_ != nullptr) gpu_.upload_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq, optimizer_->step);
+  }
+  std::string describe() const override {
+    return "cuda " + cuda::to_string(gpu_.precision()) + " on " + device_name();
+  }
+  bool dynamic_loss_scaling() const override { return gpu_.precision() == cuda::Precision::fp16; }
+  void zero_grads() override { gpu_.zero_grads(); }
+  double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) override {
+    gpu_.recompute = host_.recompute;
+    return gpu_.forward_backward(tokens, B, dropout, loss_scale);
+  }
+  void evaluate(const uint8_t* tokens, int B, float* losses) override { gpu_.evaluate(tokens, B, losses); }
+  double step(const TrainConfig& train, double lr, float loss_scale) override {
+    SPT_CHECK(optimizer_ != nullptr, "this engine was made without an optimizer");
+    const double norm = gpu_.gradient_norm(loss_scale);
+    if (!std::isfinite(norm)) return norm;
+    const double clip = train.clip > 0 && norm > train.clip ? train.clip / norm : 1.0;
+    gpu_.optimizer_step(train, lr, static_cast<float>(clip / loss_scale));
+    ++optimizer_->step;
+    return norm;
+  }
+  void sync_to_host() override {
+    gpu_.download_weights(host_.weights());
+    if (optimizer_ != nullptr) gpu_.download_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq);
+  }
+  int64_t activation_bytes() const override { return gpu_.current_plan().activations; }
+  std::string memory_report() const override { return gpu_.current_plan().describe(); }
+
+ private:
+  Model& host_;
+  OptimizerState* optimizer_;
+  cuda::CudaModel gpu_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> make_cuda_engine(const EngineOptions& options, Model& model, OptimizerState* optimizer) {
+  return std::make_unique<CudaEngine>(options, model, optimizer);
+}
+
+}  // namespace spt

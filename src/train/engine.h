@@ -1,0 +1,46 @@
+// Where a model trains and evaluates: the CPU (the Model itself) or one GPU (a
+// CudaModel mirroring it). The trainer and evaluator talk to an Engine only, so they run
+// unchanged on either backend; the host Model and OptimizerState stay the checkpointed
+// truth, brought up to date by sync_to_host() before every save.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "train/optimizer.h"
+
+namespace spt {
+
+struct EngineOptions {
+  std::string device = "cpu";  // cpu | cuda
+  std::string precision;       // fp32 | bf16 | fp16; empty: fp32 on the CPU, bf16 on the GPU
+  bool training = true;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string describe() const = 0;  // e.g. "cpu fp32", "cuda bf16 on NVIDIA H100 80GB HBM3"
+  virtual bool dynamic_loss_scaling() const { return false; }  // fp16: scale the loss, skip non-finite steps
+  virtual void zero_grads() = 0;
+  // Adds d(mean loss * loss_scale)/d(params) into the gradients; returns the mean loss.
+  virtual double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) = 0;
+  // Per-token losses (B, T) in nats, without dropout.
+  virtual void evaluate(const uint8_t* tokens, int B, float* losses) = 0;
+  // Divides the gradients by loss_scale, clips their global norm to `clip` (0: no clip)
+  // and takes an AdamW step at `lr`. Returns the unscaled norm before clipping; when it
+  // is not finite no step is taken.
+  virtual double step(const TrainConfig& train, double lr, float loss_scale) = 0;
+  // Copies weights and optimizer state into the host model and optimizer.
+  virtual void sync_to_host() = 0;
+  virtual int64_t activation_bytes() const = 0;
+  virtual std::string memory_report() const { return ""; }
+};
+
+// An engine over `model` (and `optimizer`, for training; may be null otherwise). Asking
+// for CUDA in a build or on a machine without it is an error, never a silent CPU run.
+std::unique_ptr<Engine> make_engine(const EngineOptions& options, Model& model, OptimizerState* optimizer);
+
+}  // namespace spt
