@@ -4,11 +4,25 @@
 // uninterrupted one would.
 #pragma once
 
-#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
+// Functions marked SPT_HOST_DEVICE compile for the GPU too when the file is included
+// from CUDA sources, so the device draws bit-for-bit the host's numbers.
+#if defined(__CUDACC__)
+#define SPT_HOST_DEVICE __host__ __device__
+#else
+#define SPT_HOST_DEVICE
+#endif
+
 namespace spt {
+
+// The four 32-bit output words of one Philox block.
+struct PhiloxWords {
+  uint32_t word[4];
+  SPT_HOST_DEVICE uint32_t operator[](size_t i) const { return word[i]; }
+};
 
 struct Philox {
   static constexpr uint32_t kMul0 = 0xD2511F53u;
@@ -17,7 +31,7 @@ struct Philox {
   static constexpr uint32_t kWeyl1 = 0xBB67AE85u;
 
   // Four 32-bit words for 128-bit counter `ctr` under 64-bit key `key`.
-  static std::array<uint32_t, 4> block(uint64_t key, uint64_t ctr_lo, uint64_t ctr_hi = 0) {
+  static SPT_HOST_DEVICE PhiloxWords block(uint64_t key, uint64_t ctr_lo, uint64_t ctr_hi = 0) {
     uint32_t c0 = static_cast<uint32_t>(ctr_lo), c1 = static_cast<uint32_t>(ctr_lo >> 32);
     uint32_t c2 = static_cast<uint32_t>(ctr_hi), c3 = static_cast<uint32_t>(ctr_hi >> 32);
     uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
@@ -32,23 +46,25 @@ struct Philox {
       k0 += kWeyl0;
       k1 += kWeyl1;
     }
-    return {c0, c1, c2, c3};
+    return {{c0, c1, c2, c3}};
   }
 };
 
+// The SplitMix64 finalizer: a bijective scramble of one 64-bit word.
+SPT_HOST_DEVICE inline uint64_t rng_mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
 // Mixes several 64-bit identifiers (seed, step, layer, ...) into one Philox key.
-inline uint64_t rng_key(uint64_t a, uint64_t b = 0, uint64_t c = 0, uint64_t d = 0) {
-  auto mix = [](uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-  };
-  return mix(mix(mix(mix(a) ^ b) ^ c) ^ d);
+SPT_HOST_DEVICE inline uint64_t rng_key(uint64_t a, uint64_t b = 0, uint64_t c = 0, uint64_t d = 0) {
+  return rng_mix(rng_mix(rng_mix(rng_mix(a) ^ b) ^ c) ^ d);
 }
 
 // Uniform float in [0, 1) with 24 random bits, for element `index` of stream `key`.
-inline float uniform01(uint64_t key, uint64_t index) {
+SPT_HOST_DEVICE inline float uniform01(uint64_t key, uint64_t index) {
   const auto words = Philox::block(key, index / 4);
   return static_cast<float>(words[index % 4] >> 8) * (1.0f / 16777216.0f);
 }

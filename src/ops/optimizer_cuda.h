@@ -28,7 +28,8 @@ struct AdamWParams {
 // For each segment: w -= lr * wd * w (decay segments only); m, v updated from g * grad_scale;
 // w -= lr * mhat / (sqrt(vhat) + eps). weights, grads, m, v: (n) fp32. When compute_copy is
 // not null it receives w converted to compute_dtype (same offsets). The segment table is
-// uploaded by the caller: segments is a device array of `count` entries.
+// uploaded by the caller: segments is a device array of `count` entries sorted by offset,
+// not overlapping; elements outside every segment are updated without decay.
 void adamw_step(const ParamSegment* segments, int count, int64_t n, const AdamWParams& params, float* weights,
                 const float* grads, float* m, float* v, DType compute_dtype, void* compute_copy,
                 CUstream_st* stream = nullptr);

@@ -1,0 +1,84 @@
+// GELU on the device: each thread takes groups of four elements, loaded and stored as
+// one vector when every pointer allows it; the arithmetic is fp32 with the accurate expf.
+#include "ops/activation.h"
+#include "ops/cuda/op_common.cuh"
+
+namespace spt::cuda {
+namespace {
+
+__device__ __forceinline__ float sigmoid_of_slope(float x) { return 1.0f / (1.0f + expf(-kGeluSlope * x)); }
+__device__ __forceinline__ float gelu(float x) { return x * sigmoid_of_slope(x); }
+__device__ __forceinline__ float gelu_grad(float x, float dy) {
+  const float s = sigmoid_of_slope(x);
+  return dy * (s + kGeluSlope * x * s * (1.0f - s));
+}
+
+// x, y: (n); y may alias x (each element is read before it is written, by one thread).
+template <typename T>
+__global__ void gelu_forward_kernel(const T* x, int64_t n, bool vector, T* y) {
+  const int64_t groups = (n + 3) / 4;
+  for (int64_t g = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; g < groups; g += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t e = g * 4;
+    if (vector && e + 4 <= n) {
+      float v[4];
+      ops::load4(x + e, v);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[i] = gelu(v[i]);
+      ops::store4(y + e, v);
+    } else {
+      for (int64_t i = e; i < n && i < e + 4; ++i) ops::store_f32(y + i, gelu(ops::load_f32(x + i)));
+    }
+  }
+}
+
+// x, dy, dx: (n); dx may alias dy.
+template <typename T>
+__global__ void gelu_backward_kernel(const T* x, const T* dy, int64_t n, bool vector, T* dx) {
+  const int64_t groups = (n + 3) / 4;
+  for (int64_t g = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; g < groups; g += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t e = g * 4;
+    if (vector && e + 4 <= n) {
+      float xv[4], gv[4];
+      ops::load4(x + e, xv);
+      ops::load4(dy + e, gv);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) gv[i] = gelu_grad(xv[i], gv[i]);
+      ops::store4(dx + e, gv);
+    } else {
+      for (int64_t i = e; i < n && i < e + 4; ++i)
+        ops::store_f32(dx + i, gelu_grad(ops::load_f32(x + i), ops::load_f32(dy + i)));
+    }
+  }
+}
+
+}  // namespace
+
+void gelu_forward(const void* x, int64_t n, DType dtype, void* y, CUstream_st* stream) {
+  SPT_CHECK(n >= 0, "gelu_forward: element count n=", n, " must not be negative");
+  if (n == 0) return;
+  SPT_CHECK(x != nullptr && y != nullptr, "gelu_forward: null device pointer (x or y) for n=", n);
+  ops::dispatch_dtype(dtype, "gelu_forward", [&](auto tag) {
+    using T = decltype(tag);
+    const bool vector = ops::aligned_to(x, 4 * sizeof(T)) && ops::aligned_to(y, 4 * sizeof(T));
+    gelu_forward_kernel<T><<<ops::grid_for(n, 4), ops::kBlockThreads, 0, stream>>>(static_cast<const T*>(x), n,
+                                                                                     vector, static_cast<T*>(y));
+    SPT_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void gelu_backward(const void* x, const void* dy, int64_t n, DType dtype, void* dx, CUstream_st* stream) {
+  SPT_CHECK(n >= 0, "gelu_backward: element count n=", n, " must not be negative");
+  if (n == 0) return;
+  SPT_CHECK(x != nullptr && dy != nullptr && dx != nullptr, "gelu_backward: null device pointer (x, dy or dx) for n=",
+            n);
+  ops::dispatch_dtype(dtype, "gelu_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const bool vector = ops::aligned_to(x, 4 * sizeof(T)) && ops::aligned_to(dy, 4 * sizeof(T)) &&
+                        ops::aligned_to(dx, 4 * sizeof(T));
+    gelu_backward_kernel<T><<<ops::grid_for(n, 4), ops::kBlockThreads, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<const T*>(dy), n, vector, static_cast<T*>(dx));
+    SPT_CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace spt::cuda
