@@ -8,6 +8,7 @@
 #include <compare>
 #include <cstdint>
 #include <map>
+#include <string>
 
 #include "core/cublas_check.h"
 #include "core/cuda_check.h"
@@ -161,13 +162,14 @@ class Preference {
 
 // The heuristic's best algorithm for the product, or false when it has none.
 bool best_algorithm(cublasLtHandle_t handle, const Descriptors& d, const Preference& preference,
-                    cublasLtMatmulAlgo_t* algo) {
+                    cublasLtMatmulAlgo_t* algo, const std::string& what) {
   cublasLtMatmulHeuristicResult_t result{};
   int count = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, d.operation, d.layout_a, d.layout_b, d.layout_d,
                                                                d.layout_d, preference.preference, 1, &result, &count);
   if (status == CUBLAS_STATUS_NOT_SUPPORTED) return false;
-  SPT_CUBLAS_CHECK(status);
+  SPT_CHECK(status == CUBLAS_STATUS_SUCCESS, what, ": cublasLtMatmulAlgoGetHeuristic failed: ",
+            cublasLtGetStatusName(status), " (", cublasLtGetStatusString(status), ")");
   if (count < 1 || result.state != CUBLAS_STATUS_SUCCESS) return false;
   *algo = result.algo;
   return true;
@@ -242,10 +244,12 @@ void matmul(BlasContext& blas, const MatmulProblem& p, const std::string& what) 
     const Preference preference(key);
     MatmulChoice choice{};
     choice.bias_type = DType::f32;
-    bool chosen = best_algorithm(handle, Descriptors(p, DType::f32, bias_pointer(DType::f32)), preference, &choice.algo);
+    bool chosen = best_algorithm(handle, Descriptors(p, DType::f32, bias_pointer(DType::f32)), preference, &choice.algo,
+                                  what);
     if (!chosen && has_bias && p.d_type != DType::f32) {
       choice.bias_type = p.d_type;
-      chosen = best_algorithm(handle, Descriptors(p, p.d_type, bias_pointer(p.d_type)), preference, &choice.algo);
+      chosen = best_algorithm(handle, Descriptors(p, p.d_type, bias_pointer(p.d_type)), preference, &choice.algo,
+                              what);
     }
     SPT_CHECK(chosen, what, ": cuBLASLt has no algorithm for ", dtype_name(p.ab_type), " x ", dtype_name(p.ab_type),
               " -> ", dtype_name(p.d_type), has_bias ? " with a bias" : "", " (m=", p.m, " n=", p.n, " k=", p.k,
@@ -258,10 +262,12 @@ void matmul(BlasContext& blas, const MatmulProblem& p, const std::string& what) 
 
   const Descriptors descriptors(p, choice.bias_type, bias);
   const float alpha = 1.0f;
-  SPT_CUBLAS_CHECK(cublasLtMatmul(handle, descriptors.operation, &alpha, p.a, descriptors.layout_a, p.b,
-                                  descriptors.layout_b, &p.beta, p.d, descriptors.layout_d, p.d,
-                                  descriptors.layout_d, &choice.algo, blas.workspace(), blas.workspace_bytes(),
-                                  blas.stream()));
+  const cublasStatus_t status =
+      cublasLtMatmul(handle, descriptors.operation, &alpha, p.a, descriptors.layout_a, p.b, descriptors.layout_b,
+                     &p.beta, p.d, descriptors.layout_d, p.d, descriptors.layout_d, &choice.algo, blas.workspace(),
+                     blas.workspace_bytes(), blas.stream());
+  SPT_CHECK(status == CUBLAS_STATUS_SUCCESS, what, ": cublasLtMatmul (m=", p.m, " n=", p.n, " k=", p.k,
+            ") failed: ", cublasLtGetStatusName(status), " (", cublasLtGetStatusString(status), ")");
 }
 
 }  // namespace detail
