@@ -71,12 +71,16 @@ class BlasContext {
   void* handle() const { return handle_; }
   void* workspace() const { return workspace_; }
   size_t workspace_bytes() const { return workspace_bytes_; }
+  // The algorithm chosen per problem and the scratch memory, private to the CUDA sources.
+  struct State;
+  State& state() { return *state_; }
 
  private:
   CUstream_st* stream_ = nullptr;
   void* handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
+  State* state_ = nullptr;
 };
 // y (N, out) = x (N, in) @ weight (out, in)^T + bias (out); bias may be null.
 void linear_forward(BlasContext& blas, const void* x, const void* weight, const float* bias, int64_t N, int in, int out,
