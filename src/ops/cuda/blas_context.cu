@@ -167,7 +167,9 @@ bool best_algorithm(cublasLtHandle_t handle, const Descriptors& d, const Prefere
   int count = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, d.operation, d.layout_a, d.layout_b, d.layout_d,
                                                                d.layout_d, preference.preference, 1, &result, &count);
-  if (status == CUBLAS_STATUS_NOT_SUPPORTED) return false;
+  // Some type combinations (an fp32 bias with a 16-bit output) are refused as invalid rather
+  // than unsupported; either way the caller falls back or reports that no algorithm exists.
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE) return false;
   SPT_CHECK(status == CUBLAS_STATUS_SUCCESS, what, ": cublasLtMatmulAlgoGetHeuristic failed: ",
             cublasLtGetStatusName(status), " (", cublasLtGetStatusString(status), ")");
   if (count < 1 || result.state != CUBLAS_STATUS_SUCCESS) return false;
