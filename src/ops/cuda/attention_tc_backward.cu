@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(tc::kThreads) tc_dkdv_kernel(LayoutView layout
   constexpr int P = pitch<D>();
   constexpr int KD = D / 16;
   constexpr int NO = D / 8;
-  constexpr int kChunk = D == 128 ? 32 : 64;  // queries per step, bounded by registers
+  constexpr int kChunk = D == 128 ? 16 : D == 64 ? 32 : 64;  // queries per step, bounded by registers
   constexpr int NC = kChunk / 8;
   extern __shared__ __align__(16) unsigned char smem[];
   Scalar* k_s = reinterpret_cast<Scalar*>(smem);             // (64, P)
