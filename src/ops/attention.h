@@ -73,6 +73,8 @@ class DeviceAttentionPlan {
   const int32_t* query_block = nullptr;  // (nnz)
   const uint8_t* query_full = nullptr;   // (nnz)
   const void* head_masks = nullptr;      // (H) element predicate of each head, device form
+  // false keeps every call of this plan on the SIMT kernels (to compare the two paths).
+  bool tensor_cores = true;
 
  private:
   friend DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block);
@@ -83,7 +85,13 @@ class DeviceAttentionPlan {
 // (16, 32, 64 or 128) and uploads it to the current device.
 DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block = 64);
 
-// Device pointers, layout and strides as in spt::cpu. Requires Dk == Dv in {32, 64, 128}.
+// Which kernels serve a call: "tensor-core" (mma.sync with fp32 accumulation) for bf16 and
+// fp16 when Dk == Dv in {32, 64, 128}, BS is 64 or 128 and plan.tensor_cores is set;
+// "simt" (fp32 math, any BS) otherwise. fp32 tensors always take the SIMT kernels.
+const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype);
+
+// Device pointers, layout and strides as in spt::cpu. Requires Dk == Dv in {32, 64, 128};
+// dtype fp32, bf16 or fp16 (2-byte tensors read best with 16-byte aligned rows).
 // out: (B, T, H, Dv) overwritten; lse: (B, H, T) fp32 overwritten. Asynchronous on `stream`.
 void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
                        const void* k, const void* v, void* out, float* lse, CUstream_st* stream = nullptr);

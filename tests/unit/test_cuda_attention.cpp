@@ -1,5 +1,8 @@
 // CUDA sparse attention against the CPU op (spt::cpu::attention_forward/backward) on
-// random inputs, for every pattern and combination mode, fp32 and bf16.
+// random inputs, for every pattern and combination mode, fp32, bf16 and fp16. bf16 and fp16
+// with BS 64 or 128 run the tensor-core kernels, other block sizes the SIMT ones
+// (cuda::attention_path says which; a test checks it), so every case below with a 2-byte
+// type and BS >= 64 is a tensor-core case.
 //
 // Tolerances. fp32: both sides round every product and sum once; the error of a score,
 // an output or a gradient grows like the square root of the number of terms (D from a
@@ -7,9 +10,11 @@
 // which is about 1 here (unit normal inputs, probabilities summing to 1). The allowed L2
 // error is 32 u sqrt(2D + T) times sqrt(sum(want^2 + 1)) (u = 2^-24), four times that for
 // gradients, whose summands come from two dot products and a difference.
-// bf16: both sides see the same bf16-valued inputs and compute in fp32, and the GPU
-// rounds its outputs to bf16 once. Its error is then at most the error of rounding the
-// CPU result to bf16 (plus the fp32 term); twice that rounding error is allowed.
+// bf16 / fp16: both sides see the same rounded inputs and accumulate in fp32, and the GPU
+// rounds its outputs once. The SIMT kernels' error is then at most the error of rounding the
+// CPU result to the type (plus the fp32 term); the tensor-core kernels also round the
+// probabilities (and dS) to the type before their second product, which adds an error of
+// the same size as the output rounding. Twice that rounding error is allowed.
 // Every check is made per tensor and per (batch row, head, block of BS positions).
 #include <gtest/gtest.h>
 
@@ -38,6 +43,7 @@ constexpr double kUnitRoundoff = 1.0 / (1 << 24);  // fp32
 constexpr size_t kGuard = 256;                     // elements after every output buffer
 constexpr uint32_t kSentinelF32 = 0x7FC0DEADu;     // a NaN no kernel produces by arithmetic
 constexpr uint16_t kSentinelBF16 = 0x7FDEu;
+constexpr uint16_t kSentinelF16 = 0x7DEAu;  // a NaN no kernel produces by arithmetic
 
 // Round to nearest even bf16, as bits, independent of CUDA's conversion.
 uint16_t bf16_bits(float x) {
@@ -53,8 +59,45 @@ float bf16_value(uint16_t bits) {
   std::memcpy(&x, &u, 4);
   return x;
 }
-float round_to(DType dtype, float x) { return dtype == DType::bf16 ? bf16_value(bf16_bits(x)) : x; }
-const char* name(DType dtype) { return dtype == DType::bf16 ? "bf16" : "f32"; }
+// Round to nearest even IEEE half, as bits (subnormals and overflow to infinity included).
+uint16_t f16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const float a = std::fabs(x);
+  if (std::isnan(x)) return 0x7E00;
+  if (a >= 65520.0f) return sign | 0x7C00u;  // rounds past the largest half, 65504
+  if (a < 0.00006103515625f) {                // below 2^-14: a multiple of 2^-24
+    return sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f));
+  }
+  uint32_t ua;
+  std::memcpy(&ua, &a, 4);
+  const uint32_t exponent = (ua >> 23) - 127 + 15, mantissa = ua & 0x7FFFFFu;
+  uint32_t h = (exponent << 10) | (mantissa >> 13);
+  const uint32_t rest = mantissa & 0x1FFFu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry moves into the exponent
+  return sign | static_cast<uint16_t>(h);
+}
+float f16_value(uint16_t bits) {
+  const int exponent = (bits >> 10) & 0x1F, mantissa = bits & 0x3FF;
+  float x;
+  if (exponent == 0)
+    x = std::ldexp(static_cast<float>(mantissa), -24);
+  else if (exponent == 31)
+    x = mantissa == 0 ? std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN();
+  else
+    x = std::ldexp(static_cast<float>(1024 + mantissa), exponent - 25);
+  return (bits & 0x8000u) ? -x : x;
+}
+float round_to(DType dtype, float x) {
+  if (dtype == DType::bf16) return bf16_value(bf16_bits(x));
+  if (dtype == DType::f16) return f16_value(f16_bits(x));
+  return x;
+}
+const char* name(DType dtype) { return dtype == DType::bf16 ? "bf16" : dtype == DType::f16 ? "f16" : "f32"; }
+uint16_t half_bits(DType dtype, float x) { return dtype == DType::bf16 ? bf16_bits(x) : f16_bits(x); }
+float half_value(DType dtype, uint16_t bits) { return dtype == DType::bf16 ? bf16_value(bits) : f16_value(bits); }
+uint16_t half_sentinel(DType dtype) { return dtype == DType::bf16 ? kSentinelBF16 : kSentinelF16; }
 
 // A device array of `count` elements of `dtype`, uploaded from and read back as floats.
 class DeviceArray {
@@ -70,7 +113,7 @@ class DeviceArray {
       if (dtype_ == DType::f32) {
         std::memcpy(raw.data() + 4 * e, &values[e], 4);
       } else {
-        const uint16_t bits = bf16_bits(values[e]);
+        const uint16_t bits = half_bits(dtype_, values[e]);
         std::memcpy(raw.data() + 2 * e, &bits, 2);
       }
     }
@@ -81,8 +124,10 @@ class DeviceArray {
     for (size_t e = 0; e < count_; ++e) {
       if (dtype_ == DType::f32)
         std::memcpy(raw.data() + 4 * e, &kSentinelF32, 4);
-      else
-        std::memcpy(raw.data() + 2 * e, &kSentinelBF16, 2);
+      else {
+        const uint16_t bits = half_sentinel(dtype_);
+        std::memcpy(raw.data() + 2 * e, &bits, 2);
+      }
     }
     bytes_.upload(raw.data(), raw.size());
   }
@@ -90,20 +135,20 @@ class DeviceArray {
     DType dtype;
     std::vector<unsigned char> raw;
     float value(size_t e) const {
-      if (dtype == DType::bf16) {
+      if (dtype != DType::f32) {
         uint16_t bits;
         std::memcpy(&bits, raw.data() + 2 * e, 2);
-        return bf16_value(bits);
+        return half_value(dtype, bits);
       }
       float x;
       std::memcpy(&x, raw.data() + 4 * e, 4);
       return x;
     }
     bool is_sentinel(size_t e) const {
-      if (dtype == DType::bf16) {
+      if (dtype != DType::f32) {
         uint16_t bits;
         std::memcpy(&bits, raw.data() + 2 * e, 2);
-        return bits == kSentinelBF16;
+        return bits == half_sentinel(dtype);
       }
       uint32_t bits;
       std::memcpy(&bits, raw.data() + 4 * e, 4);
@@ -131,11 +176,13 @@ struct CudaCase {
   int block = 64;
   bool fused = true;  // q, k, v in one (B, T, 3 H D + pad) buffer; otherwise three packed ones
   DType dtype = DType::f32;
+  bool aligned_rows = false;  // fused: pads of 8 (16-byte aligned rows) instead of odd ones
 };
 
 std::string describe(const CudaCase& c) {
   return message(Pattern(c.spec).describe(), ", layer ", c.layer, ", B ", c.B, ", T ", c.T, ", D ", c.D, ", BS ",
-                 c.block, c.fused ? ", fused" : ", packed", ", ", name(c.dtype));
+                 c.block, c.fused ? (c.aligned_rows ? ", fused aligned" : ", fused") : ", packed", ", ",
+                 name(c.dtype));
 }
 
 // Where one (B, T, H, D) tensor lives inside a flat buffer.
@@ -209,13 +256,14 @@ class CudaAttentionCase {
     shape_.Dk = shape_.Dv = c.D;
     rows_ = int64_t{c.B} * c.T;
     if (c.fused) {
-      const int64_t stride = 3 * W_ + 5;  // pad columns belong to nobody and must stay untouched
+      // Pad columns belong to nobody and must stay untouched; odd pads leave rows unaligned.
+      const int64_t stride = 3 * W_ + (c.aligned_rows ? 8 : 5);
       shape_.q_stride = shape_.k_stride = shape_.v_stride = stride;
       views_[0] = {0, stride};
       views_[1] = {W_, stride};
       views_[2] = {2 * W_, stride};
       qkv_size_ = static_cast<size_t>(rows_ * stride);
-      shape_.out_stride = W_ + 3;
+      shape_.out_stride = W_ + (c.aligned_rows ? 8 : 3);
     } else {
       const int64_t region = rows_ * W_ + static_cast<int64_t>(kGuard);  // a guard gap after each tensor
       for (int t = 0; t < 3; ++t) views_[t] = {t * region, W_};
@@ -371,11 +419,12 @@ TEST(CudaAttention, EveryPatternAndMode) {
     specs.push_back({PatternKind::fixed, 32, 8, 1, mode, 2});
     specs.push_back({PatternKind::fixed, 32, 8, 2, mode, 2});
   }
-  for (DType dtype : {DType::f32, DType::bf16})
+  for (DType dtype : {DType::f32, DType::bf16, DType::f16})
     for (const PatternSpec& spec : specs)
       for (int layer : {0, 1}) {
         if (layer == 1 && spec.mode != CombineMode::interleaved) continue;
         for (int64_t T : {1, 200}) run_case({spec, layer, 2, T, 64, 64, true, dtype});
+        if (dtype != DType::f32) run_case({spec, layer, 1, 333, 64, 64, true, dtype, true});
       }
 }
 
@@ -383,11 +432,12 @@ TEST(CudaAttention, HeadDimsAndBlockSizes) {
   SPT_REQUIRE_CUDA_DEVICE();
   const PatternSpec fixed{PatternKind::fixed, 48, 8, 2, CombineMode::merged, 2};
   const PatternSpec strided{PatternKind::strided, 24, 1, 1, CombineMode::heads, 2};
-  for (DType dtype : {DType::f32, DType::bf16})
+  for (DType dtype : {DType::f32, DType::bf16, DType::f16})
     for (int D : {32, 64, 128})
       for (int block : {16, 32, 64, 128}) {
         run_case({fixed, 0, 2, 200, D, block, true, dtype});
         run_case({strided, 0, 1, 200, D, block, false, dtype});
+        if (dtype != DType::f32 && block >= 64) run_case({fixed, 0, 1, 200, D, block, true, dtype, true});
       }
 }
 
@@ -397,9 +447,10 @@ TEST(CudaAttention, OneHeadPackedLayout) {
                                           {PatternKind::local, 7, 1, 1, CombineMode::merged, 1},
                                           {PatternKind::strided, 16, 1, 1, CombineMode::merged, 1},
                                           {PatternKind::fixed, 16, 4, 1, CombineMode::merged, 1}};
-  for (DType dtype : {DType::f32, DType::bf16})
+  for (DType dtype : {DType::f32, DType::bf16, DType::f16})
     for (const PatternSpec& spec : specs)
-      for (int64_t T : {1, 65, 200}) run_case({spec, 0, 2, T, 32, 32, false, dtype});
+      for (int64_t T : {1, 65, 200})
+        for (int block : {32, 64}) run_case({spec, 0, 2, T, 32, block, false, dtype});
 }
 
 // Many key blocks per row: the online rescaling runs across tiles and block sizes.
@@ -408,17 +459,21 @@ TEST(CudaAttention, LongSequences) {
   const PatternSpec dense{PatternKind::dense, 1, 1, 1, CombineMode::merged, 1};
   const PatternSpec fixed{PatternKind::fixed, 128, 32, 1, CombineMode::merged, 2};
   const PatternSpec strided{PatternKind::strided, 128, 1, 1, CombineMode::merged, 2};
-  for (DType dtype : {DType::f32, DType::bf16}) {
+  for (DType dtype : {DType::f32, DType::bf16, DType::f16}) {
     run_case({dense, 0, 1, 1100, 64, 64, true, dtype});
     run_case({fixed, 0, 1, 1000, 64, 128, true, dtype});
     run_case({strided, 0, 1, 1000, 128, 64, false, dtype});
+  }
+  for (DType dtype : {DType::bf16, DType::f16}) {
+    run_case({dense, 0, 1, 1100, 128, 128, true, dtype, true});
+    run_case({strided, 0, 1, 1000, 32, 128, true, dtype, true});
   }
 }
 
 TEST(CudaAttention, RepeatedCallsAreBitwiseIdentical) {
   SPT_REQUIRE_CUDA_DEVICE();
   const Pattern pattern({PatternKind::strided, 24, 1, 1, CombineMode::merged, 2});
-  for (DType dtype : {DType::f32, DType::bf16}) {
+  for (DType dtype : {DType::f32, DType::bf16, DType::f16}) {
     AttentionShape shape;
     shape.B = 2;
     shape.T = 300;
@@ -446,6 +501,114 @@ TEST(CudaAttention, RepeatedCallsAreBitwiseIdentical) {
     for (size_t t = 0; t < runs.size() / 2; ++t)
       EXPECT_EQ(runs[t].raw, runs[t + runs.size() / 2].raw) << "output " << t << " differs between runs, " << name(dtype);
   }
+}
+
+TEST(CudaAttention, TensorCorePathIsSelected) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const Pattern pattern({PatternKind::fixed, 64, 16, 1, CombineMode::merged, 2});
+  AttentionShape shape;
+  shape.B = 1;
+  shape.T = 256;
+  shape.H = 2;
+  for (int block : {16, 32, 64, 128}) {
+    cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, shape.T, block);
+    for (int D : {32, 64, 128}) {
+      shape.Dk = shape.Dv = D;
+      const std::string want = block >= 64 ? "tensor-core" : "simt";
+      EXPECT_EQ(cuda::attention_path(plan, shape, DType::bf16), want) << "BS " << block << ", D " << D;
+      EXPECT_EQ(cuda::attention_path(plan, shape, DType::f16), want) << "BS " << block << ", D " << D;
+      EXPECT_STREQ(cuda::attention_path(plan, shape, DType::f32), "simt");
+      plan.tensor_cores = false;
+      EXPECT_STREQ(cuda::attention_path(plan, shape, DType::bf16), "simt");
+      plan.tensor_cores = true;
+    }
+  }
+}
+
+// The tensor-core and SIMT kernels on the same inputs. Each is within twice the rounding
+// error of the exact result plus the fp32 term (the parity tests above), and a rounding
+// error is at most u |x| (u = 2^-8 for bf16, 2^-11 for fp16), so they may differ by
+// 4 u |x| plus twice the fp32 term, in L2 over each tensor.
+TEST(CudaAttention, SimtAndTensorCorePathsAgree) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  struct Agreement {
+    PatternSpec spec;
+    int64_t T;
+    int D;
+    int block;
+  };
+  const std::vector<Agreement> cases = {
+      {{PatternKind::dense, 1, 1, 1, CombineMode::merged, 2}, 300, 64, 64},
+      {{PatternKind::strided, 48, 1, 1, CombineMode::merged, 2}, 500, 64, 128},
+      {{PatternKind::fixed, 64, 16, 2, CombineMode::heads, 2}, 450, 128, 64},
+      {{PatternKind::local, 40, 1, 1, CombineMode::merged, 2}, 257, 32, 64}};
+  for (DType dtype : {DType::bf16, DType::f16})
+    for (const Agreement& a : cases) {
+      const Pattern pattern(a.spec);
+      SCOPED_TRACE(message(pattern.describe(), ", T ", a.T, ", D ", a.D, ", BS ", a.block, ", ", name(dtype)));
+      AttentionShape shape;
+      shape.B = 2;
+      shape.T = a.T;
+      shape.H = a.spec.heads;
+      shape.Dk = shape.Dv = a.D;
+      const size_t n = static_cast<size_t>(shape.B * shape.T * shape.H * a.D);
+      const size_t n_lse = static_cast<size_t>(shape.B * shape.H * shape.T);
+      DeviceArray q(dtype, n), k(dtype, n), v(dtype, n), dout(dtype, n);
+      std::vector<float> host(n);
+      uint64_t stream = 90;
+      for (DeviceArray* t : {&q, &k, &v, &dout}) {
+        for (size_t e = 0; e < n; ++e) host[e] = normal01(rng_key(++stream), e);
+        t->upload(host);
+      }
+      cuda::DeviceAttentionPlan tc_plan = cuda::make_device_plan(pattern, 0, a.T, a.block);
+      cuda::DeviceAttentionPlan simt_plan = cuda::make_device_plan(pattern, 0, a.T, a.block);
+      simt_plan.tensor_cores = false;
+      ASSERT_STREQ(cuda::attention_path(tc_plan, shape, dtype), "tensor-core");
+      ASSERT_STREQ(cuda::attention_path(simt_plan, shape, dtype), "simt");
+
+      struct Run {
+        DeviceArray out, lse, dq, dk, dv;
+      };
+      auto make_run = [&] {
+        return Run{DeviceArray(dtype, n), DeviceArray(DType::f32, n_lse), DeviceArray(dtype, n), DeviceArray(dtype, n),
+                   DeviceArray(dtype, n)};
+      };
+      Run tc = make_run(), simt = make_run();
+      cuda::attention_forward(simt_plan, shape, dtype, q.data(), k.data(), v.data(), simt.out.data(),
+                              simt.lse.floats());
+      cuda::attention_forward(tc_plan, shape, dtype, q.data(), k.data(), v.data(), tc.out.data(), tc.lse.floats());
+      // Both backward passes differentiate the SIMT forward's out and lse.
+      for (auto [plan, run] : {std::pair{&simt_plan, &simt}, std::pair{&tc_plan, &tc}})
+        cuda::attention_backward(*plan, shape, dtype, q.data(), k.data(), v.data(), simt.out.data(),
+                                 simt.lse.floats(), dout.data(), run->dq.data(), run->dk.data(), run->dv.data());
+      SPT_CUDA_CHECK(cudaDeviceSynchronize());
+
+      const double u = dtype == DType::bf16 ? 1.0 / 256 : 1.0 / 2048;
+      const double fwd_rel = 32.0 * kUnitRoundoff * std::sqrt(2.0 * a.D + static_cast<double>(a.T));
+      auto compare = [&](const char* what, const DeviceArray& got_dev, const DeviceArray& want_dev, size_t count,
+                         double fp32_rel, double rounding) {
+        const DeviceArray::Host got = got_dev.download(), want = want_dev.download();
+        double err2 = 0, scale2 = 0, round2 = 0;
+        for (size_t e = 0; e < count; ++e) {
+          const double x = got.value(e), y = want.value(e);
+          if (std::isinf(y) && y < 0) {
+            EXPECT_TRUE(std::isinf(x) && x < 0) << what << " element " << e << ": " << x << " where -inf";
+            continue;
+          }
+          ASSERT_TRUE(std::isfinite(x)) << what << " element " << e << " is " << x;
+          err2 += (x - y) * (x - y);
+          scale2 += y * y + 1.0;
+          round2 += rounding * rounding * y * y;
+        }
+        const double allowed = 2.0 * fp32_rel * std::sqrt(scale2) + 4.0 * std::sqrt(round2);
+        EXPECT_LE(std::sqrt(err2), allowed) << what << ": tensor-core and SIMT kernels differ";
+      };
+      compare("out", tc.out, simt.out, n, fwd_rel, u);
+      compare("lse", tc.lse, simt.lse, n_lse, fwd_rel, 0.0);
+      compare("dq", tc.dq, simt.dq, n, 4.0 * fwd_rel, u);
+      compare("dk", tc.dk, simt.dk, n, 4.0 * fwd_rel, u);
+      compare("dv", tc.dv, simt.dv, n, 4.0 * fwd_rel, u);
+    }
 }
 
 TEST(CudaAttention, RejectsBadInputs) {

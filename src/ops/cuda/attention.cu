@@ -34,6 +34,7 @@ DeviceAttentionPlan& DeviceAttentionPlan::operator=(DeviceAttentionPlan&& other)
   query_block = std::exchange(other.query_block, nullptr);
   query_full = std::exchange(other.query_full, nullptr);
   head_masks = std::exchange(other.head_masks, nullptr);
+  tensor_cores = std::exchange(other.tensor_cores, true);
   storage_ = std::exchange(other.storage_, nullptr);
   return *this;
 }
@@ -87,7 +88,13 @@ void check_pointer(Pointer p, size_t alignment, const char* name) {
             static_cast<const void*>(p), " is not aligned to its ", alignment, "-byte elements");
 }
 
-detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const AttentionShape& shape, CUstream_st* stream) {
+bool use_tensor_cores(const DeviceAttentionPlan& plan, const AttentionShape& resolved, DType dtype) {
+  return plan.tensor_cores && dtype != DType::f32 && (plan.block == 64 || plan.block == 128) &&
+         resolved.Dk == resolved.Dv && (resolved.Dk == 32 || resolved.Dk == 64 || resolved.Dk == 128);
+}
+
+detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype,
+                                CUstream_st* stream) {
   SPT_CHECK(plan.row_begin != nullptr, "attention: the device plan is empty; build it with make_device_plan");
   const AttentionShape s = shape.resolved();
   SPT_CHECK(s.T == plan.T, "attention: the tensors have T = ", s.T, " but the device plan was built for T = ", plan.T,
@@ -103,13 +110,11 @@ detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const Attention
   g.tile = plan.block < 64 ? plan.block : 64;
   g.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.Dk)));
   g.stream = stream;
+  g.tensor_cores = use_tensor_cores(plan, s, dtype);
   return g;
 }
 
-size_t element_size(DType dtype) {
-  SPT_CHECK(dtype != DType::f16, "the CUDA attention kernels take fp32 or bf16 tensors, not fp16");
-  return dtype_size(dtype);
-}
+size_t element_size(DType dtype) { return dtype_size(dtype); }
 
 // Stream-ordered scratch, released on the same stream however the call ends.
 class StreamScratch {
@@ -179,9 +184,13 @@ DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t 
   return device;
 }
 
+const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype) {
+  return use_tensor_cores(plan, shape.resolved(), dtype) ? "tensor-core" : "simt";
+}
+
 void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
                        const void* k, const void* v, void* out, float* lse, CUstream_st* stream) {
-  const detail::LaunchGeometry g = geometry(plan, shape, stream);
+  const detail::LaunchGeometry g = geometry(plan, shape, dtype, stream);
   const size_t align = element_size(dtype);
   check_pointer(q, align, "q");
   check_pointer(k, align, "k");
@@ -194,7 +203,7 @@ void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& sh
 void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
                         const void* k, const void* v, const void* out, const float* lse, const void* dout, void* dq,
                         void* dk, void* dv, CUstream_st* stream) {
-  const detail::LaunchGeometry g = geometry(plan, shape, stream);
+  const detail::LaunchGeometry g = geometry(plan, shape, dtype, stream);
   const size_t align = element_size(dtype);
   check_pointer(q, align, "q");
   check_pointer(k, align, "k");

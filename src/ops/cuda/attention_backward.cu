@@ -1,4 +1,5 @@
-// Sparse causal attention backward, in three deterministic kernels:
+// Sparse causal attention backward (SIMT, fp32 math; the fp32 path and the fallback of the
+// tensor-core kernels in attention_tc_backward.cu), in three deterministic kernels:
 //   delta  rowsum(dout * out) per (b, h, t), one warp per row;
 //   dK/dV  one thread block per (b, h, key tile) walks the query blocks that its key block
 //          lists (transposed layout) and owns its dK, dV rows: no atomics;
@@ -318,30 +319,29 @@ void launch_gradients(const LaunchGeometry& g, const LayoutView& layout, const B
 }
 
 template <typename Scalar>
-void run(const LaunchGeometry& g, const LayoutView& layout, const Scalar* out, const BackwardArgs<Scalar>& args,
-         float* delta) {
+void run(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
+         const void* v, const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk,
+         void* dv) {
   const AttentionShape& s = g.shape;
   const int64_t rows = int64_t{s.B} * s.T * s.H;
   constexpr int kWarpsPerBlock = 8;
   const auto blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
   attention_delta_kernel<Scalar><<<blocks, 32 * kWarpsPerBlock, 0, g.stream>>>(
-      out, args.dout, s.out_stride, static_cast<int>(s.T), s.H, s.Dv, rows, delta);
+      static_cast<const Scalar*>(out), static_cast<const Scalar*>(dout), s.out_stride, static_cast<int>(s.T), s.H,
+      s.Dv, rows, delta);
   SPT_CUDA_CHECK(cudaGetLastError());
-  dispatch_tile_and_dim(g.tile, s.Dk, [&](auto tile, auto dim) {
-    launch_gradients<decltype(dim)::value, decltype(tile)::value, Scalar>(g, layout, args);
-  });
-}
-
-template <typename Scalar>
-void run_typed(const LaunchGeometry& g, const LayoutView& layout, const void* q, const void* k, const void* v,
-               const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk, void* dv) {
-  const AttentionShape& s = g.shape;
+  if (g.tensor_cores) {
+    backward_tc(g, layout, dtype, q, k, v, lse, dout, delta, dq, dk, dv);
+    return;
+  }
   const BackwardArgs<Scalar> args{static_cast<const Scalar*>(q), static_cast<const Scalar*>(k),
                                   static_cast<const Scalar*>(v), static_cast<const Scalar*>(dout),
                                   lse, delta, static_cast<Scalar*>(dq), static_cast<Scalar*>(dk),
                                   static_cast<Scalar*>(dv), s.q_stride, s.k_stride, s.v_stride, s.out_stride,
                                   g.scale};
-  run<Scalar>(g, layout, static_cast<const Scalar*>(out), args, delta);
+  dispatch_tile_and_dim(g.tile, s.Dk, [&](auto tile, auto dim) {
+    launch_gradients<decltype(dim)::value, decltype(tile)::value, Scalar>(g, layout, args);
+  });
 }
 
 }  // namespace
@@ -349,10 +349,11 @@ void run_typed(const LaunchGeometry& g, const LayoutView& layout, const void* q,
 void backward(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
               const void* v, const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk,
               void* dv) {
-  if (dtype == DType::f32)
-    run_typed<float>(g, layout, q, k, v, out, lse, dout, delta, dq, dk, dv);
-  else
-    run_typed<__nv_bfloat16>(g, layout, q, k, v, out, lse, dout, delta, dq, dk, dv);
+  switch (dtype) {
+    case DType::f32: return run<float>(g, layout, dtype, q, k, v, out, lse, dout, delta, dq, dk, dv);
+    case DType::bf16: return run<__nv_bfloat16>(g, layout, dtype, q, k, v, out, lse, dout, delta, dq, dk, dv);
+    case DType::f16: return run<__half>(g, layout, dtype, q, k, v, out, lse, dout, delta, dq, dk, dv);
+  }
 }
 
 }  // namespace spt::cuda::detail

@@ -1,4 +1,5 @@
-// Sparse causal attention forward: one thread block per (batch row, head, query tile)
+// Sparse causal attention forward (SIMT, fp32 math; the fp32 path and the fallback of the
+// tensor-core kernel in attention_tc_forward.cu): one thread block per (batch row, head, query tile)
 // walks the key blocks its query block lists, streams each (TILE, D) key and value tile
 // through shared memory and keeps the online-softmax statistics and the output rows in
 // registers. Only partial blocks evaluate the element predicate.
@@ -163,20 +164,24 @@ void dispatch(const LaunchGeometry& g, const LayoutView& layout, const ForwardAr
   });
 }
 
+template <typename Scalar>
+void run(const LaunchGeometry& g, const LayoutView& layout, const void* q, const void* k, const void* v, void* out,
+         float* lse) {
+  const AttentionShape& s = g.shape;
+  dispatch<Scalar>(g, layout,
+                   {static_cast<const Scalar*>(q), static_cast<const Scalar*>(k), static_cast<const Scalar*>(v),
+                    static_cast<Scalar*>(out), lse, s.q_stride, s.k_stride, s.v_stride, s.out_stride, g.scale});
+}
+
 }  // namespace
 
 void forward(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
              const void* v, void* out, float* lse) {
-  const AttentionShape& s = g.shape;
-  if (dtype == DType::f32) {
-    dispatch<float>(g, layout,
-                    {static_cast<const float*>(q), static_cast<const float*>(k), static_cast<const float*>(v),
-                     static_cast<float*>(out), lse, s.q_stride, s.k_stride, s.v_stride, s.out_stride, g.scale});
-  } else {
-    using bf16 = __nv_bfloat16;
-    dispatch<bf16>(g, layout,
-                   {static_cast<const bf16*>(q), static_cast<const bf16*>(k), static_cast<const bf16*>(v),
-                    static_cast<bf16*>(out), lse, s.q_stride, s.k_stride, s.v_stride, s.out_stride, g.scale});
+  if (g.tensor_cores) return forward_tc(g, layout, dtype, q, k, v, out, lse);
+  switch (dtype) {
+    case DType::f32: return run<float>(g, layout, q, k, v, out, lse);
+    case DType::bf16: return run<__nv_bfloat16>(g, layout, q, k, v, out, lse);
+    case DType::f16: return run<__half>(g, layout, q, k, v, out, lse);
   }
 }
 

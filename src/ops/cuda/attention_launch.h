@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 
 #include "core/error.h"
@@ -16,6 +18,7 @@ namespace spt::cuda::detail {
 struct LaunchGeometry {
   AttentionShape shape;  // resolved strides, Dk == Dv
   int tile = 64;         // TILE = min(BS, 64)
+  bool tensor_cores = false;  // mma.sync kernels (attention_tc_*.cu) instead of the SIMT ones
   float scale = 1.0f;    // 1 / sqrt(Dk), rounded as the CPU op rounds it
   cudaStream_t stream = nullptr;
 
@@ -25,6 +28,24 @@ struct LaunchGeometry {
     return dim3(tiles, static_cast<unsigned>(shape.H), static_cast<unsigned>(shape.B));
   }
 };
+
+// The tensor-core kernels' 1-D grid: (64-row tiles) x B x H CTAs, the tile rank slowest.
+inline dim3 tc_grid(const LaunchGeometry& g) {
+  const int64_t tiles = (g.shape.T + 63) / 64;
+  const int64_t ctas = tiles * g.shape.B * g.shape.H;
+  SPT_CHECK(ctas <= int64_t{0x7FFFFFFF}, "attention: ", ctas, " thread blocks exceed the CUDA grid limit; use fewer heads or a shorter context");
+  return dim3(static_cast<unsigned>(ctas));
+}
+
+// True when every row of every 2-byte tensor starts on a 16-byte boundary: the base pointers
+// are 16-byte aligned and the row strides are multiples of 8 elements.
+inline bool rows_vector_aligned(std::initializer_list<const void*> pointers, std::initializer_list<int64_t> strides) {
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  for (int64_t stride : strides)
+    if (stride % 8 != 0) return false;
+  return true;
+}
 
 // Raises the kernel's dynamic shared-memory limit to `bytes`, after checking that the
 // current device offers that much to one block.
@@ -57,5 +78,12 @@ void forward(const LaunchGeometry& g, const LayoutView& layout, DType dtype, con
 void backward(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
               const void* v, const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk,
               void* dv);
+
+// Tensor-core versions (bf16 / fp16, D in {32, 64, 128}, BS 64 or 128). backward_tc takes
+// delta already computed.
+void forward_tc(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
+                const void* v, void* out, float* lse);
+void backward_tc(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
+                 const void* v, const float* lse, const void* dout, const float* delta, void* dq, void* dk, void* dv);
 
 }  // namespace spt::cuda::detail
