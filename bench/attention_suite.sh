@@ -2,7 +2,7 @@
 # spt's CUDA sparse attention against FlexAttention and dense causal cuDNN SDPA on the same
 # cases (bench_attention_cuda.cpp, attention_peers.py), on the GPU machine.
 #   bench/attention_suite.sh [--max-T N]
-# Builds build/bench/bench_attention_cuda if it is missing (CUDA, Hopper by default), writes
+# Builds $BUILD/bench/bench_attention_cuda (BUILD defaults to build) if it is missing (CUDA, Hopper by default), writes
 # the raw JSON lines and logs to $OUT (default: a new temporary directory) and prints one
 # table: milliseconds of forward and forward + backward, and the peers' times divided by
 # spt's (above 1: spt is faster). spt's time is the better of BS 64 and BS 128.
@@ -12,10 +12,11 @@ max_T=()
 if [ "${1:-}" = "--max-T" ]; then max_T=(--max-T "$2"); fi
 out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
-bench=build/bench/bench_attention_cuda
+build="${BUILD:-build}"
+bench=$build/bench/bench_attention_cuda
 if [ ! -x "$bench" ]; then
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPT_CUDA=ON -DSPT_CUDA_ARCH=90 > "$out/configure.log" 2>&1
-  cmake --build build -j"$(nproc)" --target bench_attention_cuda > "$out/build.log" 2>&1
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPT_CUDA=ON -DSPT_CUDA_ARCH=90 > "$out/configure.log" 2>&1
+  cmake --build "$build" -j"$(nproc)" --target bench_attention_cuda > "$out/build.log" 2>&1
 fi
 "$bench" "${max_T[@]}" > "$out/spt.jsonl" 2> "$out/spt.log" || { cat "$out/spt.log" >&2; exit 1; }
 python3 bench/attention_peers.py "${max_T[@]}" > "$out/peers.jsonl" 2> "$out/peers.log" ||
