@@ -14,7 +14,8 @@
 // rounds its outputs once. The SIMT kernels' error is then at most the error of rounding the
 // CPU result to the type (plus the fp32 term); the tensor-core kernels also round the
 // probabilities (and dS) to the type before their second product, which adds an error of
-// the same size as the output rounding. Twice that rounding error is allowed.
+// the same size as the output rounding: about twice the rounding error in all. Three
+// times that rounding error is allowed (k = 2 per rounding step taken, DESIGN.md).
 // Every check is made per tensor and per (batch row, head, block of BS positions).
 #include <gtest/gtest.h>
 
@@ -222,7 +223,7 @@ class Comparison {
     int reported = 0;
     for (size_t g = 0; g < sums_.size(); ++g) {
       const Sums& s = sums_[g];
-      const double allowed = fp32_rel_ * std::sqrt(s.scale2) + 2.0 * std::sqrt(s.round2);
+      const double allowed = fp32_rel_ * std::sqrt(s.scale2) + 3.0 * std::sqrt(s.round2);
       const double err = std::sqrt(s.err2);
       if (err <= allowed) continue;
       if (reported++ < 5)
