@@ -308,21 +308,25 @@ void check_case(cuda::BlasContext& blas, const LinearCase& c, uint64_t seed) {
            2.0 * u * std::fabs(want);
   };
   // A 16-bit result is rounded from an fp32 value that may sit on the other side of a
-  // rounding boundary than the CPU's, and cuBLASLt's epilogue may round before adding the
-  // bias or beta * C: up to three rounding units (1.5 ulp) of the type at |want|.
-  auto rounding = [](DType type, float want) { return 3.0 * unit_roundoff(type) * std::fabs(want); };
+  // rounding boundary than the CPU's, and cuBLASLt's epilogue may round the product to the
+  // type before adding the bias or beta * C: up to three rounding units of the type at the
+  // magnitude of the product and the addend (|want| + |addend| bounds the product's).
+  auto rounding = [](DType type, float want, double addend) {
+    return 3.0 * unit_roundoff(type) * (std::fabs(want) + std::fabs(addend));
+  };
 
   double worst_y = 0, worst_dx = 0, worst_dweight = 0, worst_dbias = 0;
   worst_y = expect_close("y", got.y, y, [&](size_t i) {
     const double b = c.bias ? v.bias[i % out] : 0.0;
     double limit = fp32_term(y_terms[i], b, in, y[i]);
-    if (c.y_dtype != DType::f32) limit += rounding(c.y_dtype, y[i]) + unit_roundoff(c.y_dtype) * std::fabs(b);
+    if (c.y_dtype != DType::f32) limit += rounding(c.y_dtype, y[i], b);
     return limit;
   });
   if (c.with_dx)
     worst_dx = expect_close("dx", got.dx, dx, [&](size_t i) {
       const double addend = c.accumulate_dx ? v.dx0[i] : 0.0;
-      return fp32_term(dx_terms[i], addend, out, dx[i]) + (c.dtype != DType::f32 ? rounding(c.dtype, dx[i]) : 0.0);
+      return fp32_term(dx_terms[i], addend, out, dx[i]) +
+             (c.dtype != DType::f32 ? rounding(c.dtype, dx[i], addend) : 0.0);
     });
   worst_dweight = expect_close("dweight", got.dweight, dweight,
                [&](size_t i) { return fp32_term(dweight_terms[i], v.dweight0[i], N, dweight[i]); });
