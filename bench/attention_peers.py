@@ -127,6 +127,11 @@ def main():
     args = parser.parse_args()
     runs = max(20, args.runs)
     print(f"attention_peers: torch {torch.__version__}, {torch.cuda.get_device_name()}", file=sys.stderr)
+    # Every case is a new shape and mask: allow a compilation per case instead of falling back
+    # to the eager (materializing, T x T) path once the default recompilation limit is hit.
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, 1024)
     flex = torch.compile(flex_attention, dynamic=False)
     seed = 9000
     for case in CASES:
