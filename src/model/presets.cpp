@@ -69,25 +69,27 @@ std::vector<Preset> make_presets() {
     all.push_back(p);
   }
   {
-    Preset p{"kjv-small", "CPU: 4 layers, width 256, 4 heads, T 256, fixed l 16 c 4 merged, on a byte file", "bytes",
-             text_model(4, 256, 4, 256, "fixed", 16, 4), TrainConfig{}};
-    p.train.batch = 16;
-    p.train.lr = 1e-3;
-    p.train.warmup = 100;
-    p.train.steps = 1500;
-    p.train.eval_every = 500;
-    p.train.save_every = 250;
+    Preset p{"kjv-small", "CPU: 2 layers, width 128, 4 heads, T 256, fixed l 16 c 4 merged, on a byte file", "bytes",
+             text_model(2, 128, 4, 256, "fixed", 16, 4), TrainConfig{}};
+    p.train.batch = 32;
+    p.train.lr = 3e-3;
+    p.train.warmup = 50;
+    p.train.steps = 1600;
+    p.train.eval_every = 400;
+    p.train.eval_batches = 40;
+    p.train.save_every = 400;
     all.push_back(p);
   }
   {
     Preset p{"fashion-small", "CPU: 4 layers, width 128, 4 heads, T 784 (28x28), strided l 28, on IDX images", "idx",
              image_model(4, 128, 4, 28, 28, 1, 28), TrainConfig{}};
     p.train.batch = 8;
-    p.train.lr = 2e-3;
-    p.train.warmup = 100;
-    p.train.steps = 1500;
-    p.train.eval_every = 500;
-    p.train.save_every = 250;
+    p.train.lr = 3e-3;
+    p.train.warmup = 50;
+    p.train.steps = 700;
+    p.train.eval_every = 350;
+    p.train.eval_batches = 100;
+    p.train.save_every = 350;
     all.push_back(p);
   }
   {
