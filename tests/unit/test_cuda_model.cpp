@@ -98,6 +98,29 @@ TEST(CudaModel, Fp32LossAndEveryGradientMatchTheCpu) {
   }
 }
 
+TEST(CudaModel, BackwardTwiceDoublesTheGradients) {
+  SKIP_WITHOUT_GPU();
+  const ModelConfig c = small_config("strided", "merged", 96);
+  Model cpu(c);
+  randomize(cpu, 6);
+  const std::vector<uint8_t> tokens = random_tokens(static_cast<size_t>(2) * c.ctx, 9);
+  for (const cuda::Precision precision : {cuda::Precision::fp32, cuda::Precision::bf16}) {
+    cuda::CudaModel gpu(cpu, precision, true);
+    gpu.zero_grads();
+    gpu.forward_backward(tokens.data(), 2, DropoutContext{1, 1, true}, 1.0f);
+    std::vector<float> once, twice;
+    gpu.download_grads(once);
+    gpu.forward_backward(tokens.data(), 2, DropoutContext{1, 1, true}, 1.0f);
+    gpu.download_grads(twice);
+    // The second pass adds the same gradient again; a matrix product may fold the old value
+    // into its fp32 accumulator at any point of its sum, so allow fp32 rounding of the sum.
+    std::vector<float> doubled(once.size());
+    for (size_t e = 0; e < once.size(); ++e) doubled[e] = 2.0f * once[e];
+    for (const ParamInfo& p : cpu.params().all())
+      EXPECT_LT(relative_error(twice, doubled, p.offset, p.size), 1e-5) << cuda::to_string(precision) << " " << p.name;
+  }
+}
+
 TEST(CudaModel, EvaluateMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   const ModelConfig c = small_config("fixed", "merged", 128);
