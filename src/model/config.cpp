@@ -23,6 +23,10 @@ void validate(const ModelConfig& c) {
   }
   SPT_CHECK(product >= c.ctx, "position tables of sizes whose product is ", product, " cannot index context ", c.ctx,
             ": pos_sizes must multiply to at least ctx");
+  const Pattern check(pattern_spec(c));
+}
+
+PatternSpec pattern_spec(const ModelConfig& c) {
   PatternSpec spec;
   spec.kind = parse_pattern_kind(c.pattern);
   spec.stride = c.stride;
@@ -30,7 +34,7 @@ void validate(const ModelConfig& c) {
   spec.summary_blocks = c.summary_blocks;
   spec.mode = parse_combine_mode(c.mode);
   spec.heads = c.heads;
-  const Pattern check(spec);
+  return spec;
 }
 
 void validate(const TrainConfig& t) {

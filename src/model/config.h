@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "pattern/pattern.h"
+
 namespace spt {
 
 inline constexpr int kVocab = 256;  // V: bytes, 8-bit pixels, 8-bit mu-law samples
@@ -56,5 +58,8 @@ struct TrainConfig {
 // Validate a config; throw spt::Error naming the bad value and the fix.
 void validate(const ModelConfig& config);
 void validate(const TrainConfig& config);
+
+// The attention pattern a model config describes (validated by Pattern's constructor).
+PatternSpec pattern_spec(const ModelConfig& config);
 
 }  // namespace spt

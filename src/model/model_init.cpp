@@ -9,16 +9,7 @@
 
 namespace spt {
 
-Pattern model_pattern(const ModelConfig& c) {
-  PatternSpec spec;
-  spec.kind = parse_pattern_kind(c.pattern);
-  spec.stride = c.stride;
-  spec.summary = c.summary;
-  spec.summary_blocks = c.summary_blocks;
-  spec.mode = parse_combine_mode(c.mode);
-  spec.heads = c.heads;
-  return Pattern(spec);
-}
+Pattern model_pattern(const ModelConfig& c) { return Pattern(pattern_spec(c)); }
 
 Model::Model(const ModelConfig& config) : config_(config) {
   validate(config_);
