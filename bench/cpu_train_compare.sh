@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${1:-$(nproc)}"
-export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS=1
+export OMP_NUM_THREADS="$threads"
 spt=build/spt
 [ -x "$spt" ] || { echo "build spt first: bash tools/test.sh or cmake --build build" >&2; exit 1; }
 work=$(mktemp -d)
