@@ -121,6 +121,29 @@ TEST(CudaModel, BackwardTwiceDoublesTheGradients) {
   }
 }
 
+TEST(CudaModel, ABatchThatDoesNotFitIsRefusedWithTheNumbers) {
+  SKIP_WITHOUT_GPU();
+  const ModelConfig c = small_config("fixed", "merged", 128);
+  Model cpu(c);
+  cuda::CudaModel gpu(cpu, cuda::Precision::bf16, true);
+  const std::vector<uint8_t> tokens = random_tokens(static_cast<size_t>(2) * c.ctx, 1);
+  gpu.zero_grads();
+  EXPECT_TRUE(std::isfinite(gpu.forward_backward(tokens.data(), 2, DropoutContext{}, 1.0f)));
+  // 4 million sequences of 128 tokens need terabytes of activations.
+  const int huge = 4 << 20;
+  const std::vector<uint8_t> many(static_cast<size_t>(huge) * c.ctx, 7);
+  try {
+    gpu.forward_backward(many.data(), huge, DropoutContext{}, 1.0f);
+    ADD_FAILURE() << "a batch of " << huge << " sequences was not refused";
+  } catch (const Error& e) {
+    const std::string text = e.what();
+    EXPECT_NE(text.find("MiB free"), std::string::npos) << text;
+    EXPECT_NE(text.find("--batch"), std::string::npos) << text;
+  }
+  // The model still works at the old size afterwards.
+  EXPECT_TRUE(std::isfinite(gpu.forward_backward(tokens.data(), 2, DropoutContext{}, 1.0f)));
+}
+
 TEST(CudaModel, EvaluateMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   const ModelConfig c = small_config("fixed", "merged", 128);

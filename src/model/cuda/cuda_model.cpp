@@ -162,6 +162,7 @@ struct CudaModel::State {
     SPT_CHECK(!train || training, "this CudaModel was built for evaluation only");
     if (B == batch && train == training_buffers && recompute == recompute_buffers) return;
     arena = DeviceBuffer<unsigned char>();  // free the old buffers first: peak is one plan
+    batch = 0;                               // no buffers until the new plan is allocated
     const Slots wanted = plan_slots(B, train, recompute);
     const MemoryPlan needed = memory(wanted);
     size_t free_bytes = 0, total_bytes = 0;
