@@ -4,8 +4,6 @@
 // keys its mask allows, in fp32 (SPEC: q.k in fp32 for sampling).
 #include "model/sampler.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -13,30 +11,13 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "ops/activation.h"
+#include "ops/embedding.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
 
 namespace spt {
 namespace {
-
-// y (rows, out) = x (rows, in) W^T + b, with W (out, in) as nn.Linear stores it.
-void linear_rows(const float* x, int rows, int in, const float* W, const float* b, int out, float* y) {
-  for (int r = 0; r < rows; ++r) std::copy(b, b + out, y + static_cast<int64_t>(r) * out);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f, x, in, W, in, 1.0f, y, out);
-}
-
-// y (rows, C) = LayerNorm(x) with gain g and bias b, eps 1e-5.
-void layernorm_rows(const float* x, int rows, int C, const float* g, const float* b, float* y) {
-  for (int r = 0; r < rows; ++r) {
-    const float* xr = x + static_cast<int64_t>(r) * C;
-    double mean = 0.0, var = 0.0;
-    for (int d = 0; d < C; ++d) mean += xr[d];
-    mean /= C;
-    for (int d = 0; d < C; ++d) var += (xr[d] - mean) * (xr[d] - mean);
-    var /= C;
-    const double rstd = 1.0 / std::sqrt(var + 1e-5);
-    float* yr = y + static_cast<int64_t>(r) * C;
-    for (int d = 0; d < C; ++d) yr[d] = static_cast<float>((xr[d] - mean) * rstd) * g[d] + b[d];
-  }
-}
 
 int pick_token(const float* logits, float temperature, uint64_t key, uint64_t index) {
   if (temperature <= 0.0f) return static_cast<int>(std::max_element(logits, logits + kVocab) - logits);
@@ -73,6 +54,8 @@ KvDecoder::KvDecoder(Model& model, int count) : model_(model), count_(count) {
   qkv_.resize(rows * c.qkv_width());
   ff_.resize(rows * c.ff_width());
   logits_.resize(rows * kVocab);
+  mean_.resize(rows);
+  rstd_.resize(rows);
 }
 
 // att_ (count, C) = attention of position t_ over the cached keys of layer r, whose
@@ -125,33 +108,35 @@ const std::vector<float>& KvDecoder::step(const uint8_t* previous) {
     float* hs = h_.data() + static_cast<int64_t>(s) * C;
     if (t_ > 0) std::copy(tok_emb + previous[s] * C, tok_emb + (previous[s] + 1) * C, hs);
     else std::fill(hs, hs + C, 0.0f);
-    int64_t inner = 1;
-    for (int k = static_cast<int>(c.pos_sizes.size()) - 1; k >= 0; --k) {
-      const int64_t coord = (t_ / inner) % c.pos_sizes[k];
-      inner *= c.pos_sizes[k];
-      const float* row = model_.param("pos_emb." + std::to_string(k) + ".weight") + coord * C;
+    for (int k = 0; k < static_cast<int>(c.pos_sizes.size()); ++k) {
+      const float* row =
+          model_.param("pos_emb." + std::to_string(k) + ".weight") + position_coordinate(c.pos_sizes, k, t_) * C;
       for (int d = 0; d < C; ++d) hs[d] += row[d];
     }
   }
   for (int r = 0; r < c.layers; ++r) {
     const std::string p = "blocks." + std::to_string(r) + ".";
-    layernorm_rows(h_.data(), count_, C, model_.param(p + "ln1.weight"), model_.param(p + "ln1.bias"), a_.data());
-    linear_rows(a_.data(), count_, C, model_.param(p + "attn.qkv.weight"), model_.param(p + "attn.qkv.bias"), QKV,
-                qkv_.data());
+    cpu::layernorm_forward(h_.data(), model_.param(p + "ln1.weight"), model_.param(p + "ln1.bias"), count_, C,
+                           a_.data(), mean_.data(), rstd_.data());
+    cpu::linear_forward(a_.data(), model_.param(p + "attn.qkv.weight"), model_.param(p + "attn.qkv.bias"),
+                        count_, C, QKV, qkv_.data());
     attend(r);
-    linear_rows(att_.data(), count_, C, model_.param(p + "attn.proj.weight"), model_.param(p + "attn.proj.bias"), C,
-                y_.data());
+    cpu::linear_forward(att_.data(), model_.param(p + "attn.proj.weight"), model_.param(p + "attn.proj.bias"),
+                        count_, C, C, y_.data());
     for (size_t e = 0; e < h_.size(); ++e) h_[e] += y_[e];
-    layernorm_rows(h_.data(), count_, C, model_.param(p + "ln2.weight"), model_.param(p + "ln2.bias"), a_.data());
-    linear_rows(a_.data(), count_, C, model_.param(p + "mlp.fc1.weight"), model_.param(p + "mlp.fc1.bias"), F,
-                ff_.data());
-    for (float& v : ff_) v = v / (1.0f + std::exp(-1.702f * v));
-    linear_rows(ff_.data(), count_, F, model_.param(p + "mlp.fc2.weight"), model_.param(p + "mlp.fc2.bias"), C,
-                y_.data());
+    cpu::layernorm_forward(h_.data(), model_.param(p + "ln2.weight"), model_.param(p + "ln2.bias"), count_, C,
+                           a_.data(), mean_.data(), rstd_.data());
+    cpu::linear_forward(a_.data(), model_.param(p + "mlp.fc1.weight"), model_.param(p + "mlp.fc1.bias"),
+                        count_, C, F, ff_.data());
+    cpu::gelu_forward(ff_.data(), static_cast<int64_t>(ff_.size()), ff_.data());
+    cpu::linear_forward(ff_.data(), model_.param(p + "mlp.fc2.weight"), model_.param(p + "mlp.fc2.bias"),
+                        count_, F, C, y_.data());
     for (size_t e = 0; e < h_.size(); ++e) h_[e] += y_[e];
   }
-  layernorm_rows(h_.data(), count_, C, model_.param("ln_f.weight"), model_.param("ln_f.bias"), a_.data());
-  linear_rows(a_.data(), count_, C, model_.param("head.weight"), model_.param("head.bias"), kVocab, logits_.data());
+  cpu::layernorm_forward(h_.data(), model_.param("ln_f.weight"), model_.param("ln_f.bias"), count_, C, a_.data(),
+                         mean_.data(), rstd_.data());
+  cpu::linear_forward(a_.data(), model_.param("head.weight"), model_.param("head.bias"),
+                      count_, C, kVocab, logits_.data());
   ++t_;
   return logits_;
 }

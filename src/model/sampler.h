@@ -33,6 +33,7 @@ class KvDecoder {
   std::vector<AttentionPlan> plans_;                     // (L)
   std::vector<LayerCache> caches_;                       // (L)
   std::vector<float> h_, a_, att_, y_, qkv_, ff_, logits_;  // (count, C|QKV|F|V)
+  std::vector<float> mean_, rstd_;                          // (count) LayerNorm statistics
   std::vector<float> scores_;
   std::vector<int32_t> keys_;
 };
