@@ -1,11 +1,12 @@
 // `spt sample`: sequences from a checkpoint with a key/value cache; text to stdout or
 // a file, images as a PNG grid (optionally completing the first rows of test images).
 #include <cstdio>
-#include <fstream>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "data/dataset.h"
+#include "data/file_read.h"
+#include "io/file_util.h"
 #include "io/png.h"
 #include "model/sampler.h"
 #include "train/checkpoint.h"
@@ -29,12 +30,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  SPT_CHECK(in, "cannot read the prompt file '", path, "'");
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void write_text(const SampleFlags& f, const std::vector<std::vector<uint8_t>>& samples) {
   std::string text;
   for (size_t s = 0; s < samples.size(); ++s) {
@@ -46,14 +41,7 @@ void write_text(const SampleFlags& f, const std::vector<std::vector<uint8_t>>& s
     std::fwrite(text.data(), 1, text.size(), stdout);
     return;
   }
-  const std::string tmp = f.out + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    SPT_CHECK(out, "cannot write '", tmp, "'");
-    out << text;
-    SPT_CHECK(out.good(), "writing '", tmp, "' failed");
-  }
-  SPT_CHECK(std::rename(tmp.c_str(), f.out.c_str()) == 0, "cannot rename '", tmp, "' to '", f.out, "'");
+  write_file_atomically(f.out, [&](OutputFile& out) { out.write(text.data(), static_cast<int64_t>(text.size())); });
   std::printf("wrote %zu samples to %s\n", samples.size(), f.out.c_str());
 }
 

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "io/file_util.h"
 #include "model/config_json.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -83,17 +84,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-void write_text_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    SPT_CHECK(out, "cannot write '", tmp, "'");
-    out << text;
-    SPT_CHECK(out.good(), "writing '", tmp, "' failed (disk full?)");
-  }
-  std::filesystem::rename(tmp, path);
-}
-
 }  // namespace
 
 int run_training(TrainRun run) {
@@ -146,7 +136,10 @@ int run_training(TrainRun run) {
                                    {"data", {{"format", data.format}, {"path", data.path},
                                              {"train_tokens", data.train.size()}, {"valid_tokens", data.valid.size()},
                                              {"test_tokens", data.test.size()}}}};
-  write_text_file((fs::path(run.out_dir) / "config.json").string(), resolved.dump(2) + "\n");
+  const std::string config_text = resolved.dump(2) + "\n";
+  write_file_atomically((fs::path(run.out_dir) / "config.json").string(), [&](OutputFile& out) {
+    out.write(config_text.data(), static_cast<int64_t>(config_text.size()));
+  });
   std::printf("spt train: %s\n", resolved.dump().c_str());
   std::printf("model: %lld parameters (%.1f MiB fp32), optimizer state %.1f MiB\n",
               static_cast<long long>(model.params().total()), model.weights().size() * 4.0 / (1 << 20),
