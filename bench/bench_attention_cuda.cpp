@@ -3,8 +3,10 @@
 // pairs summed over heads; forward + backward 3.5 times that). Inputs are bf16 unit normals,
 // drawn afresh for every case.
 //   build/bench/bench_attention_cuda [--block 64|128|0] [--runs N] [--max-T N]
-// --block 0 (default) measures BS 64 and BS 128. Prints one JSON line per (case, pattern,
-// block) and a table; bench/attention_suite.sh compares the lines with PyTorch's kernels.
+// Measures the pattern-specific kernels ("fast", block 0 in the output) and the block-layout
+// tensor-core kernels at BS 64 and 128 (--block picks one of those, and 0, the default, both).
+// Prints one JSON line per (case, pattern, path) and a table; bench/attention_suite.sh
+// compares the lines with PyTorch's kernels.
 // Patterns: fixed (merged, every head the last c columns of each l-block), strided
 // (merged, l) and dense causal.
 #ifdef SPT_HAVE_CUDA
@@ -91,8 +93,9 @@ Result run_case(const BenchCase& c, const std::string& pattern_name, int block, 
   if (pattern_name == "fixed") spec = {PatternKind::fixed, c.l, c.c, 1, CombineMode::merged, c.H};
   if (pattern_name == "strided") spec = {PatternKind::strided, c.l, 1, 1, CombineMode::merged, c.H};
   const Pattern pattern(spec);
-  const BlockLayout layout = build_block_layout(pattern, 0, c.T, block);
-  const cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, c.T, block);
+  const BlockLayout layout = build_block_layout(pattern, 0, c.T, block == 0 ? 64 : block);
+  cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, c.T, block == 0 ? 64 : block, block != 0);
+  plan.fast = block == 0;
   AttentionShape shape;
   shape.B = c.B;
   shape.T = c.T;
@@ -153,7 +156,7 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   SPT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::fprintf(stderr, "device: %s\n", prop.name);
-  std::vector<int> blocks = block_choice == 0 ? std::vector<int>{64, 128} : std::vector<int>{block_choice};
+  std::vector<int> blocks = block_choice == 0 ? std::vector<int>{0, 64, 128} : std::vector<int>{0, block_choice};
   std::vector<Result> results;
   uint64_t seed = 7000;
   for (const BenchCase& c : kCases) {

@@ -75,18 +75,37 @@ class DeviceAttentionPlan {
   const void* head_masks = nullptr;      // (H) element predicate of each head, device form
   // false keeps every call of this plan on the SIMT kernels (to compare the two paths).
   bool tensor_cores = true;
+  // false keeps 2-byte calls off the pattern-specific kernels (on the block-layout ones).
+  bool fast = true;
+
+  // What the pattern-specific kernels need, read off the head masks at build time.
+  struct Parts {
+    int kind = 0;              // PatternKind of every head
+    int stride = 1;            // l
+    int summary = 0;           // fixed: c
+    bool columns = false;      // strided with A2 in some head
+    bool summary_part = false; // fixed with A2 in some head
+    int summary_keys = 0;      // fixed: the most summary keys before T of any head
+  } parts;
+  bool has_layout() const { return row_begin != nullptr; }
 
  private:
-  friend DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block);
+  friend DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block,
+                                              bool with_layout);
   void* storage_ = nullptr;
 };
 
 // Builds the block layout of `pattern` at `layer` for context T and block size BS
-// (16, 32, 64 or 128) and uploads it to the current device.
-DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block = 64);
+// (16, 32, 64 or 128) and uploads it to the current device. Without the layout
+// (with_layout false: its size grows as (T / BS)^2, too large at T of a million) the plan
+// serves only the pattern-specific kernels, so only 2-byte calls with Dk == Dv.
+DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block = 64,
+                                     bool with_layout = true);
 
-// Which kernels serve a call: "tensor-core" (mma.sync with fp32 accumulation) for bf16 and
-// fp16 when Dk == Dv in {32, 64, 128}, BS is 64 or 128 and plan.tensor_cores is set;
+// Which kernels serve a call: "fast" (pattern-specific tensor-core kernels over compacted
+// views: fixed's summary keys gathered, strided's columns transposed; no block layout) for
+// bf16 and fp16 when Dk == Dv in {32, 64, 128} and plan.fast is set; else "tensor-core"
+// (mma.sync over the block layout) when also BS is 64 or 128 and plan.tensor_cores is set;
 // "simt" (fp32 math, any BS) otherwise. fp32 tensors always take the SIMT kernels.
 const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype);
 
@@ -98,7 +117,9 @@ void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& sh
 
 // dq, dk, dv: overwritten (only their own columns of a fused buffer are touched).
 // Deterministic: each gradient element is summed in a fixed order by one thread, no atomics.
-// Uses B * H * T floats of stream-ordered scratch for rowsum(dout * out).
+// Uses B * H * T floats of stream-ordered scratch for rowsum(dout * out); the fast path of a
+// strided (fixed) pattern with A2 also uses 3 (2 * slices) fp32 copies of the head slices of
+// its column (summary) part, and its forward 1 such copy (strided only).
 void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
                         const void* k, const void* v, const void* out, const float* lse, const void* dout, void* dq,
                         void* dk, void* dv, CUstream_st* stream = nullptr);

@@ -1,8 +1,8 @@
 // CUDA sparse attention against the CPU op (spt::cpu::attention_forward/backward) on
 // random inputs, for every pattern and combination mode, fp32, bf16 and fp16. bf16 and fp16
-// with BS 64 or 128 run the tensor-core kernels, other block sizes the SIMT ones
-// (cuda::attention_path says which; a test checks it), so every case below with a 2-byte
-// type and BS >= 64 is a tensor-core case.
+// run the pattern-specific kernels ("fast") unless a case turns them off; then BS 64 or 128
+// runs the block-layout tensor-core kernels and other block sizes the SIMT ones
+// (cuda::attention_path says which; a test checks it). fp32 always runs the SIMT kernels.
 //
 // Tolerances. fp32: both sides round every product and sum once; the error of a score,
 // an output or a gradient grows like the square root of the number of terms (D from a
@@ -34,139 +34,15 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "ops/attention.h"
+#include "cuda_test_util.h"
 
 namespace spt {
 namespace {
 
 using cuda::DType;
 
-constexpr double kUnitRoundoff = 1.0 / (1 << 24);  // fp32
-constexpr size_t kGuard = 256;                     // elements after every output buffer
-constexpr uint32_t kSentinelF32 = 0x7FC0DEADu;     // a NaN no kernel produces by arithmetic
-constexpr uint16_t kSentinelBF16 = 0x7FDEu;
-constexpr uint16_t kSentinelF16 = 0x7DEAu;  // a NaN no kernel produces by arithmetic
+using namespace cuda_test;
 
-// Round to nearest even bf16, as bits, independent of CUDA's conversion.
-uint16_t bf16_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0;
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-float bf16_value(uint16_t bits) {
-  const uint32_t u = uint32_t{bits} << 16;
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-// Round to nearest even IEEE half, as bits (subnormals and overflow to infinity included).
-uint16_t f16_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
-  const float a = std::fabs(x);
-  if (std::isnan(x)) return 0x7E00;
-  if (a >= 65520.0f) return sign | 0x7C00u;  // rounds past the largest half, 65504
-  if (a < 0.00006103515625f) {                // below 2^-14: a multiple of 2^-24
-    return sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f));
-  }
-  uint32_t ua;
-  std::memcpy(&ua, &a, 4);
-  const uint32_t exponent = (ua >> 23) - 127 + 15, mantissa = ua & 0x7FFFFFu;
-  uint32_t h = (exponent << 10) | (mantissa >> 13);
-  const uint32_t rest = mantissa & 0x1FFFu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry moves into the exponent
-  return sign | static_cast<uint16_t>(h);
-}
-float f16_value(uint16_t bits) {
-  const int exponent = (bits >> 10) & 0x1F, mantissa = bits & 0x3FF;
-  float x;
-  if (exponent == 0)
-    x = std::ldexp(static_cast<float>(mantissa), -24);
-  else if (exponent == 31)
-    x = mantissa == 0 ? std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN();
-  else
-    x = std::ldexp(static_cast<float>(1024 + mantissa), exponent - 25);
-  return (bits & 0x8000u) ? -x : x;
-}
-float round_to(DType dtype, float x) {
-  if (dtype == DType::bf16) return bf16_value(bf16_bits(x));
-  if (dtype == DType::f16) return f16_value(f16_bits(x));
-  return x;
-}
-const char* name(DType dtype) { return dtype == DType::bf16 ? "bf16" : dtype == DType::f16 ? "f16" : "f32"; }
-uint16_t half_bits(DType dtype, float x) { return dtype == DType::bf16 ? bf16_bits(x) : f16_bits(x); }
-float half_value(DType dtype, uint16_t bits) { return dtype == DType::bf16 ? bf16_value(bits) : f16_value(bits); }
-uint16_t half_sentinel(DType dtype) { return dtype == DType::bf16 ? kSentinelBF16 : kSentinelF16; }
-
-// A device array of `count` elements of `dtype`, uploaded from and read back as floats.
-class DeviceArray {
- public:
-  DeviceArray(DType dtype, size_t count) : dtype_(dtype), count_(count), bytes_(count * element_size()) {}
-  size_t element_size() const { return dtype_ == DType::f32 ? 4 : 2; }
-  void* data() { return bytes_.data(); }
-  float* floats() { return reinterpret_cast<float*>(bytes_.data()); }
-
-  void upload(const std::vector<float>& values) {
-    std::vector<unsigned char> raw(count_ * element_size());
-    for (size_t e = 0; e < count_; ++e) {
-      if (dtype_ == DType::f32) {
-        std::memcpy(raw.data() + 4 * e, &values[e], 4);
-      } else {
-        const uint16_t bits = half_bits(dtype_, values[e]);
-        std::memcpy(raw.data() + 2 * e, &bits, 2);
-      }
-    }
-    bytes_.upload(raw.data(), raw.size());
-  }
-  void fill_sentinel() {
-    std::vector<unsigned char> raw(count_ * element_size());
-    for (size_t e = 0; e < count_; ++e) {
-      if (dtype_ == DType::f32)
-        std::memcpy(raw.data() + 4 * e, &kSentinelF32, 4);
-      else {
-        const uint16_t bits = half_sentinel(dtype_);
-        std::memcpy(raw.data() + 2 * e, &bits, 2);
-      }
-    }
-    bytes_.upload(raw.data(), raw.size());
-  }
-  struct Host {
-    DType dtype;
-    std::vector<unsigned char> raw;
-    float value(size_t e) const {
-      if (dtype != DType::f32) {
-        uint16_t bits;
-        std::memcpy(&bits, raw.data() + 2 * e, 2);
-        return half_value(dtype, bits);
-      }
-      float x;
-      std::memcpy(&x, raw.data() + 4 * e, 4);
-      return x;
-    }
-    bool is_sentinel(size_t e) const {
-      if (dtype != DType::f32) {
-        uint16_t bits;
-        std::memcpy(&bits, raw.data() + 2 * e, 2);
-        return bits == half_sentinel(dtype);
-      }
-      uint32_t bits;
-      std::memcpy(&bits, raw.data() + 4 * e, 4);
-      return bits == kSentinelF32;
-    }
-  };
-  Host download() const {
-    Host host{dtype_, std::vector<unsigned char>(count_ * element_size())};
-    bytes_.download(host.raw.data(), host.raw.size());
-    return host;
-  }
-
- private:
-  DType dtype_;
-  size_t count_;
-  DeviceBuffer<unsigned char> bytes_;
-};
 
 struct CudaCase {
   PatternSpec spec;
@@ -178,12 +54,13 @@ struct CudaCase {
   bool fused = true;  // q, k, v in one (B, T, 3 H D + pad) buffer; otherwise three packed ones
   DType dtype = DType::f32;
   bool aligned_rows = false;  // fused: pads of 8 (16-byte aligned rows) instead of odd ones
+  bool fast = true;           // 2-byte types: the pattern-specific kernels (else the block-layout ones)
 };
 
 std::string describe(const CudaCase& c) {
   return message(Pattern(c.spec).describe(), ", layer ", c.layer, ", B ", c.B, ", T ", c.T, ", D ", c.D, ", BS ",
                  c.block, c.fused ? (c.aligned_rows ? ", fused aligned" : ", fused") : ", packed", ", ",
-                 name(c.dtype));
+                 name(c.dtype), c.dtype != DType::f32 && !c.fast ? ", block-layout kernels" : "");
 }
 
 // Where one (B, T, H, D) tensor lives inside a flat buffer.
@@ -282,7 +159,8 @@ class CudaAttentionCase {
   void run() {
     const std::string context = describe(c_);
     SCOPED_TRACE(context);
-    const cuda::DeviceAttentionPlan device_plan = cuda::make_device_plan(pattern_, c_.layer, c_.T, c_.block);
+    cuda::DeviceAttentionPlan device_plan = cuda::make_device_plan(pattern_, c_.layer, c_.T, c_.block);
+    device_plan.fast = c_.fast;
     const float* q = qkv_.data() + views_[0].offset;
     const float* k = qkv_.data() + views_[1].offset;
     const float* v = qkv_.data() + views_[2].offset;
@@ -438,7 +316,10 @@ TEST(CudaAttention, HeadDimsAndBlockSizes) {
       for (int block : {16, 32, 64, 128}) {
         run_case({fixed, 0, 2, 200, D, block, true, dtype});
         run_case({strided, 0, 1, 200, D, block, false, dtype});
-        if (dtype != DType::f32 && block >= 64) run_case({fixed, 0, 1, 200, D, block, true, dtype, true});
+        if (dtype == DType::f32) continue;
+        run_case({fixed, 0, 2, 200, D, block, true, dtype, false, false});
+        run_case({strided, 0, 1, 200, D, block, false, dtype, false, false});
+        if (block >= 64) run_case({fixed, 0, 1, 200, D, block, true, dtype, true, false});
       }
 }
 
@@ -468,6 +349,9 @@ TEST(CudaAttention, LongSequences) {
   for (DType dtype : {DType::bf16, DType::f16}) {
     run_case({dense, 0, 1, 1100, 128, 128, true, dtype, true});
     run_case({strided, 0, 1, 1000, 32, 128, true, dtype, true});
+    run_case({dense, 0, 1, 1100, 128, 128, true, dtype, true, false});
+    run_case({fixed, 0, 1, 1000, 64, 128, true, dtype, false, false});
+    run_case({strided, 0, 1, 1000, 32, 128, true, dtype, true, false});
   }
 }
 
@@ -515,6 +399,9 @@ TEST(CudaAttention, TensorCorePathIsSelected) {
     cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, shape.T, block);
     for (int D : {32, 64, 128}) {
       shape.Dk = shape.Dv = D;
+      EXPECT_STREQ(cuda::attention_path(plan, shape, DType::bf16), "fast");
+      EXPECT_STREQ(cuda::attention_path(plan, shape, DType::f16), "fast");
+      plan.fast = false;
       const std::string want = block >= 64 ? "tensor-core" : "simt";
       EXPECT_EQ(cuda::attention_path(plan, shape, DType::bf16), want) << "BS " << block << ", D " << D;
       EXPECT_EQ(cuda::attention_path(plan, shape, DType::f16), want) << "BS " << block << ", D " << D;
@@ -522,94 +409,138 @@ TEST(CudaAttention, TensorCorePathIsSelected) {
       plan.tensor_cores = false;
       EXPECT_STREQ(cuda::attention_path(plan, shape, DType::bf16), "simt");
       plan.tensor_cores = true;
+      plan.fast = true;
     }
   }
+  // A plan without the block layout serves the fast path alone.
+  const cuda::DeviceAttentionPlan bare = cuda::make_device_plan(pattern, 0, shape.T, 64, false);
+  shape.Dk = shape.Dv = 64;
+  EXPECT_STREQ(cuda::attention_path(bare, shape, DType::bf16), "fast");
+  DeviceBuffer<float> buf(5 * 256 * 2 * 64);
+  float* p = buf.data();
+  const size_t n = 256 * 2 * 64;
+  EXPECT_THROW(cuda::attention_forward(bare, shape, DType::f32, p, p + n, p + 2 * n, p + 3 * n, p + 4 * n), Error);
 }
 
-// The tensor-core and SIMT kernels on the same inputs. Each is within twice the rounding
-// error of the exact result plus the fp32 term (the parity tests above), and a rounding
-// error is at most u |x| (u = 2^-8 for bf16, 2^-11 for fp16), so they may differ by
-// 4 u |x| plus twice the fp32 term, in L2 over each tensor.
+// Two kernel paths on the same inputs. Each is within twice the rounding error of the exact
+// result plus the fp32 term (the parity tests above), and a rounding error is at most u |x|
+// (u = 2^-8 for bf16, 2^-11 for fp16), so they may differ by 4 u |x| plus twice the fp32
+// term, in L2 over each tensor.
+struct Agreement {
+  PatternSpec spec;
+  int64_t T;
+  int D;
+  int block;
+};
+
+// A plan setting and the path it must select.
+struct PathSetup {
+  bool fast;
+  bool tensor_cores;
+  const char* path;
+};
+
+void expect_paths_agree(const Agreement& a, DType dtype, PathSetup first, PathSetup second) {
+  const Pattern pattern(a.spec);
+  SCOPED_TRACE(message(pattern.describe(), ", T ", a.T, ", D ", a.D, ", BS ", a.block, ", ", name(dtype), ": ",
+                       first.path, " vs ", second.path));
+  AttentionShape shape;
+  shape.B = 2;
+  shape.T = a.T;
+  shape.H = a.spec.heads;
+  shape.Dk = shape.Dv = a.D;
+  const size_t n = static_cast<size_t>(shape.B * shape.T * shape.H * a.D);
+  const size_t n_lse = static_cast<size_t>(shape.B * shape.H * shape.T);
+  DeviceArray q(dtype, n), k(dtype, n), v(dtype, n), dout(dtype, n);
+  std::vector<float> host(n);
+  uint64_t stream = 90;
+  for (DeviceArray* t : {&q, &k, &v, &dout}) {
+    for (size_t e = 0; e < n; ++e) host[e] = normal01(rng_key(++stream), e);
+    t->upload(host);
+  }
+  cuda::DeviceAttentionPlan plan_a = cuda::make_device_plan(pattern, 0, a.T, a.block);
+  cuda::DeviceAttentionPlan plan_b = cuda::make_device_plan(pattern, 0, a.T, a.block);
+  plan_a.fast = first.fast;
+  plan_a.tensor_cores = first.tensor_cores;
+  plan_b.fast = second.fast;
+  plan_b.tensor_cores = second.tensor_cores;
+  ASSERT_STREQ(cuda::attention_path(plan_a, shape, dtype), first.path);
+  ASSERT_STREQ(cuda::attention_path(plan_b, shape, dtype), second.path);
+
+  struct Run {
+    DeviceArray out, lse, dq, dk, dv;
+  };
+  auto make_run = [&] {
+    return Run{DeviceArray(dtype, n), DeviceArray(DType::f32, n_lse), DeviceArray(dtype, n), DeviceArray(dtype, n),
+               DeviceArray(dtype, n)};
+  };
+  Run run_a = make_run(), run_b = make_run();
+  cuda::attention_forward(plan_b, shape, dtype, q.data(), k.data(), v.data(), run_b.out.data(), run_b.lse.floats());
+  cuda::attention_forward(plan_a, shape, dtype, q.data(), k.data(), v.data(), run_a.out.data(), run_a.lse.floats());
+  // Both backward passes differentiate the second path's out and lse.
+  for (auto [plan, run] : {std::pair{&plan_b, &run_b}, std::pair{&plan_a, &run_a}})
+    cuda::attention_backward(*plan, shape, dtype, q.data(), k.data(), v.data(), run_b.out.data(), run_b.lse.floats(),
+                             dout.data(), run->dq.data(), run->dk.data(), run->dv.data());
+  SPT_CUDA_CHECK(cudaDeviceSynchronize());
+
+  const double u = dtype == DType::bf16 ? 1.0 / 256 : 1.0 / 2048;
+  const double fwd_rel = 32.0 * kUnitRoundoff * std::sqrt(2.0 * a.D + static_cast<double>(a.T));
+  auto compare = [&](const char* what, const DeviceArray& got_dev, const DeviceArray& want_dev, size_t count,
+                     double fp32_rel, double rounding) {
+    const DeviceArray::Host got = got_dev.download(), want = want_dev.download();
+    double err2 = 0, scale2 = 0, round2 = 0;
+    for (size_t e = 0; e < count; ++e) {
+      const double x = got.value(e), y = want.value(e);
+      if (std::isinf(y) && y < 0) {
+        EXPECT_TRUE(std::isinf(x) && x < 0) << what << " element " << e << ": " << x << " where -inf";
+        continue;
+      }
+      ASSERT_TRUE(std::isfinite(x)) << what << " element " << e << " is " << x;
+      err2 += (x - y) * (x - y);
+      scale2 += y * y + 1.0;
+      round2 += rounding * rounding * y * y;
+    }
+    const double allowed = 2.0 * fp32_rel * std::sqrt(scale2) + 4.0 * std::sqrt(round2);
+    EXPECT_LE(std::sqrt(err2), allowed) << what << ": the two paths differ";
+  };
+  compare("out", run_a.out, run_b.out, n, fwd_rel, u);
+  compare("lse", run_a.lse, run_b.lse, n_lse, fwd_rel, 0.0);
+  compare("dq", run_a.dq, run_b.dq, n, 4.0 * fwd_rel, u);
+  compare("dk", run_a.dk, run_b.dk, n, 4.0 * fwd_rel, u);
+  compare("dv", run_a.dv, run_b.dv, n, 4.0 * fwd_rel, u);
+}
+
+constexpr PathSetup kFastPath{true, true, "fast"};
+constexpr PathSetup kTensorCorePath{false, true, "tensor-core"};
+constexpr PathSetup kSimtPath{false, false, "simt"};
+
 TEST(CudaAttention, SimtAndTensorCorePathsAgree) {
   SPT_REQUIRE_CUDA_DEVICE();
-  struct Agreement {
-    PatternSpec spec;
-    int64_t T;
-    int D;
-    int block;
-  };
   const std::vector<Agreement> cases = {
       {{PatternKind::dense, 1, 1, 1, CombineMode::merged, 2}, 300, 64, 64},
       {{PatternKind::strided, 48, 1, 1, CombineMode::merged, 2}, 500, 64, 128},
       {{PatternKind::fixed, 64, 16, 2, CombineMode::heads, 2}, 450, 128, 64},
       {{PatternKind::local, 40, 1, 1, CombineMode::merged, 2}, 257, 32, 64}};
   for (DType dtype : {DType::bf16, DType::f16})
-    for (const Agreement& a : cases) {
-      const Pattern pattern(a.spec);
-      SCOPED_TRACE(message(pattern.describe(), ", T ", a.T, ", D ", a.D, ", BS ", a.block, ", ", name(dtype)));
-      AttentionShape shape;
-      shape.B = 2;
-      shape.T = a.T;
-      shape.H = a.spec.heads;
-      shape.Dk = shape.Dv = a.D;
-      const size_t n = static_cast<size_t>(shape.B * shape.T * shape.H * a.D);
-      const size_t n_lse = static_cast<size_t>(shape.B * shape.H * shape.T);
-      DeviceArray q(dtype, n), k(dtype, n), v(dtype, n), dout(dtype, n);
-      std::vector<float> host(n);
-      uint64_t stream = 90;
-      for (DeviceArray* t : {&q, &k, &v, &dout}) {
-        for (size_t e = 0; e < n; ++e) host[e] = normal01(rng_key(++stream), e);
-        t->upload(host);
-      }
-      cuda::DeviceAttentionPlan tc_plan = cuda::make_device_plan(pattern, 0, a.T, a.block);
-      cuda::DeviceAttentionPlan simt_plan = cuda::make_device_plan(pattern, 0, a.T, a.block);
-      simt_plan.tensor_cores = false;
-      ASSERT_STREQ(cuda::attention_path(tc_plan, shape, dtype), "tensor-core");
-      ASSERT_STREQ(cuda::attention_path(simt_plan, shape, dtype), "simt");
+    for (const Agreement& a : cases) expect_paths_agree(a, dtype, kTensorCorePath, kSimtPath);
+}
 
-      struct Run {
-        DeviceArray out, lse, dq, dk, dv;
-      };
-      auto make_run = [&] {
-        return Run{DeviceArray(dtype, n), DeviceArray(DType::f32, n_lse), DeviceArray(dtype, n), DeviceArray(dtype, n),
-                   DeviceArray(dtype, n)};
-      };
-      Run tc = make_run(), simt = make_run();
-      cuda::attention_forward(simt_plan, shape, dtype, q.data(), k.data(), v.data(), simt.out.data(),
-                              simt.lse.floats());
-      cuda::attention_forward(tc_plan, shape, dtype, q.data(), k.data(), v.data(), tc.out.data(), tc.lse.floats());
-      // Both backward passes differentiate the SIMT forward's out and lse.
-      for (auto [plan, run] : {std::pair{&simt_plan, &simt}, std::pair{&tc_plan, &tc}})
-        cuda::attention_backward(*plan, shape, dtype, q.data(), k.data(), v.data(), simt.out.data(),
-                                 simt.lse.floats(), dout.data(), run->dq.data(), run->dk.data(), run->dv.data());
-      SPT_CUDA_CHECK(cudaDeviceSynchronize());
-
-      const double u = dtype == DType::bf16 ? 1.0 / 256 : 1.0 / 2048;
-      const double fwd_rel = 32.0 * kUnitRoundoff * std::sqrt(2.0 * a.D + static_cast<double>(a.T));
-      auto compare = [&](const char* what, const DeviceArray& got_dev, const DeviceArray& want_dev, size_t count,
-                         double fp32_rel, double rounding) {
-        const DeviceArray::Host got = got_dev.download(), want = want_dev.download();
-        double err2 = 0, scale2 = 0, round2 = 0;
-        for (size_t e = 0; e < count; ++e) {
-          const double x = got.value(e), y = want.value(e);
-          if (std::isinf(y) && y < 0) {
-            EXPECT_TRUE(std::isinf(x) && x < 0) << what << " element " << e << ": " << x << " where -inf";
-            continue;
-          }
-          ASSERT_TRUE(std::isfinite(x)) << what << " element " << e << " is " << x;
-          err2 += (x - y) * (x - y);
-          scale2 += y * y + 1.0;
-          round2 += rounding * rounding * y * y;
-        }
-        const double allowed = 2.0 * fp32_rel * std::sqrt(scale2) + 4.0 * std::sqrt(round2);
-        EXPECT_LE(std::sqrt(err2), allowed) << what << ": tensor-core and SIMT kernels differ";
-      };
-      compare("out", tc.out, simt.out, n, fwd_rel, u);
-      compare("lse", tc.lse, simt.lse, n_lse, fwd_rel, 0.0);
-      compare("dq", tc.dq, simt.dq, n, 4.0 * fwd_rel, u);
-      compare("dk", tc.dk, simt.dk, n, 4.0 * fwd_rel, u);
-      compare("dv", tc.dv, simt.dv, n, 4.0 * fwd_rel, u);
-    }
+// The pattern-specific kernels against the block-layout ones, on the paper's settings and
+// on strides and summary widths that do not divide the 64-row tile.
+TEST(CudaAttention, FastAndBlockLayoutPathsAgree) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const std::vector<Agreement> cases = {
+      {{PatternKind::dense, 1, 1, 1, CombineMode::merged, 2}, 700, 64, 64},
+      {{PatternKind::local, 100, 1, 1, CombineMode::merged, 2}, 777, 64, 64},
+      {{PatternKind::strided, 128, 1, 1, CombineMode::merged, 2}, 2048, 64, 64},
+      {{PatternKind::strided, 96, 1, 1, CombineMode::heads, 2}, 3072, 128, 64},
+      {{PatternKind::strided, 40, 1, 1, CombineMode::interleaved, 2}, 1111, 32, 64},
+      {{PatternKind::fixed, 128, 32, 1, CombineMode::merged, 2}, 2048, 64, 64},
+      {{PatternKind::fixed, 96, 32, 2, CombineMode::merged, 2}, 3072, 128, 64},
+      {{PatternKind::fixed, 100, 24, 4, CombineMode::heads, 4}, 1500, 64, 64},
+      {{PatternKind::fixed, 256, 32, 1, CombineMode::interleaved, 2}, 1999, 32, 64}};
+  for (DType dtype : {DType::bf16, DType::f16})
+    for (const Agreement& a : cases) expect_paths_agree(a, dtype, kFastPath, kTensorCorePath);
 }
 
 TEST(CudaAttention, RejectsBadInputs) {

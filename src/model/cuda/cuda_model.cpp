@@ -356,6 +356,11 @@ CudaModel::~CudaModel() = default;
 
 const ModelConfig& CudaModel::config() const { return state_->config; }
 Precision CudaModel::precision() const { return state_->precision; }
+std::string CudaModel::attention_path() const {
+  AttentionShape shape = state_->attention_shape();
+  shape.B = std::max(shape.B, 1);  // before the first batch is planned
+  return cuda::attention_path(state_->plans.front(), shape, activation_type(state_->precision));
+}
 const MemoryPlan& CudaModel::current_plan() const { return state_->plan; }
 
 MemoryPlan CudaModel::memory_plan(int B, bool training) const {

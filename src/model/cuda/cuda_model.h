@@ -43,6 +43,8 @@ class CudaModel {
 
   const ModelConfig& config() const;
   Precision precision() const;
+  // Which attention kernels serve this model: "fast", "tensor-core" or "simt" (attention.h).
+  std::string attention_path() const;
   bool recompute = true;
 
   void upload_weights(const std::vector<float>& weights);                        // (P)

@@ -1,5 +1,6 @@
 // Entry points of the CUDA sparse attention: the device plan and input validation.
 // The kernels live in attention_forward.cu and attention_backward.cu.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -8,6 +9,8 @@
 #include "core/cuda_check.h"
 #include "ops/attention.h"
 #include "ops/cuda/attention_common.cuh"
+#include "ops/cuda/attention_fast.cuh"
+#include "ops/cuda/attention_fast_launch.h"
 #include "ops/cuda/attention_launch.h"
 #include "pattern/block_layout.h"
 
@@ -35,6 +38,8 @@ DeviceAttentionPlan& DeviceAttentionPlan::operator=(DeviceAttentionPlan&& other)
   query_full = std::exchange(other.query_full, nullptr);
   head_masks = std::exchange(other.head_masks, nullptr);
   tensor_cores = std::exchange(other.tensor_cores, true);
+  fast = std::exchange(other.fast, true);
+  parts = std::exchange(other.parts, Parts{});
   storage_ = std::exchange(other.storage_, nullptr);
   return *this;
 }
@@ -88,14 +93,22 @@ void check_pointer(Pointer p, size_t alignment, const char* name) {
             static_cast<const void*>(p), " is not aligned to its ", alignment, "-byte elements");
 }
 
+bool tensor_core_dims(const AttentionShape& resolved, DType dtype) {
+  return dtype != DType::f32 && resolved.Dk == resolved.Dv &&
+         (resolved.Dk == 32 || resolved.Dk == 64 || resolved.Dk == 128);
+}
+
+bool use_fast(const DeviceAttentionPlan& plan, const AttentionShape& resolved, DType dtype) {
+  return plan.fast && tensor_core_dims(resolved, dtype);
+}
+
 bool use_tensor_cores(const DeviceAttentionPlan& plan, const AttentionShape& resolved, DType dtype) {
-  return plan.tensor_cores && dtype != DType::f32 && (plan.block == 64 || plan.block == 128) &&
-         resolved.Dk == resolved.Dv && (resolved.Dk == 32 || resolved.Dk == 64 || resolved.Dk == 128);
+  return plan.tensor_cores && (plan.block == 64 || plan.block == 128) && tensor_core_dims(resolved, dtype);
 }
 
 detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype,
                                 CUstream_st* stream) {
-  SPT_CHECK(plan.row_begin != nullptr, "attention: the device plan is empty; build it with make_device_plan");
+  SPT_CHECK(plan.head_masks != nullptr, "attention: the device plan is empty; build it with make_device_plan");
   const AttentionShape s = shape.resolved();
   SPT_CHECK(s.T == plan.T, "attention: the tensors have T = ", s.T, " but the device plan was built for T = ", plan.T,
             "; build a plan for this context length");
@@ -111,7 +124,38 @@ detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const Attention
   g.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.Dk)));
   g.stream = stream;
   g.tensor_cores = use_tensor_cores(plan, s, dtype);
+  SPT_CHECK(use_fast(plan, s, dtype) || plan.has_layout(), "attention: this call (", dtype_name(dtype), ", Dk = ", s.Dk,
+            ", Dv = ", s.Dv, ") needs the block layout, but the plan was built without it; build it with "
+            "make_device_plan(..., with_layout = true)");
   return g;
+}
+
+// The device's multiprocessor count, read once per device.
+int multiprocessors() {
+  int device = 0, count = 0;
+  SPT_CUDA_CHECK(cudaGetDevice(&device));
+  SPT_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+  return count;
+}
+
+detail::FastLaunch fast_launch(const DeviceAttentionPlan& plan, const detail::LaunchGeometry& g) {
+  detail::FastLaunch f;
+  f.geometry = g;
+  f.masks = static_cast<const detail::DeviceHeadMask*>(plan.head_masks);
+  f.pattern.kind = plan.parts.kind;
+  f.pattern.l = plan.parts.stride;
+  f.pattern.c = plan.parts.summary;
+  f.pattern.columns = plan.parts.columns;
+  f.pattern.summary = plan.parts.summary_part;
+  f.pattern.summary_keys = plan.parts.summary_keys;
+  if (f.pattern.summary) {
+    // Enough CTAs for about eight per multiprocessor: the early summary key tiles meet nearly
+    // every query, so their query ranges are split.
+    const int64_t ctas = f.summary_tiles() * g.shape.B * g.shape.H;
+    const int64_t want = 8 * int64_t{multiprocessors()};
+    f.slices = static_cast<int>(std::clamp<int64_t>((want + ctas - 1) / std::max<int64_t>(ctas, 1), 1, 8));
+  }
+  return f;
 }
 
 size_t element_size(DType dtype) { return dtype_size(dtype); }
@@ -120,9 +164,11 @@ size_t element_size(DType dtype) { return dtype_size(dtype); }
 class StreamScratch {
  public:
   StreamScratch(size_t bytes, cudaStream_t stream) : stream_(stream) {
-    SPT_CUDA_CHECK(cudaMallocAsync(&data_, bytes, stream_));
+    if (bytes > 0) SPT_CUDA_CHECK(cudaMallocAsync(&data_, bytes, stream_));
   }
-  ~StreamScratch() { cudaFreeAsync(data_, stream_); }
+  ~StreamScratch() {
+    if (data_ != nullptr) cudaFreeAsync(data_, stream_);
+  }
   StreamScratch(const StreamScratch&) = delete;
   StreamScratch& operator=(const StreamScratch&) = delete;
   float* floats() { return static_cast<float*>(data_); }
@@ -148,12 +194,26 @@ void prepare_kernel(const void* kernel, size_t bytes) {
 
 }  // namespace detail
 
-DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block) {
+DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block, bool with_layout) {
   SPT_CHECK(cuda_available(), "no CUDA device is available for the attention plan: run on a GPU machine or use the CPU backend");
-  const BlockLayout layout = build_block_layout(pattern, layer, T, block);
+  SPT_CHECK(T >= 1 && T <= (int64_t{1} << 30), "attention: context T = ", T,
+            " is outside the CUDA kernels' range [1, 2^30]");
+  const BlockLayout layout = with_layout ? build_block_layout(pattern, layer, T, block) : BlockLayout{};
   const AttentionPlan plan = make_plan(pattern, layer);
   std::vector<detail::DeviceHeadMask> masks;
-  for (const HeadMask& m : plan.heads) masks.push_back(device_mask(m));
+  DeviceAttentionPlan::Parts parts;
+  for (const HeadMask& m : plan.heads) {
+    masks.push_back(device_mask(m));
+    parts.kind = static_cast<int>(m.kind);
+    parts.stride = std::max(m.stride, 1);
+    parts.summary = m.summary_hi - m.summary_lo;
+    if (m.use_a2 && m.kind == PatternKind::strided) parts.columns = true;
+    if (m.use_a2 && m.kind == PatternKind::fixed) {
+      parts.summary_part = true;
+      parts.summary_keys = std::max(parts.summary_keys, detail::fast::summary_count(static_cast<int>(T), parts.stride,
+                                                                                     m.summary_lo, parts.summary));
+    }
+  }
 
   Packer packer;
   const size_t row_begin = packer.add(layout.row_begin);
@@ -169,9 +229,12 @@ DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t 
   SPT_CUDA_CHECK(cudaMalloc(&device.storage_, bytes.size()));
   const auto base = static_cast<unsigned char*>(device.storage_);
   SPT_CUDA_CHECK(cudaMemcpy(base, bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
-  device.T = layout.T;
-  device.block = layout.block;
-  device.heads = layout.heads;
+  device.T = T;
+  device.block = block;
+  device.heads = pattern.heads();
+  device.head_masks = base + head_masks;
+  device.parts = parts;
+  if (!with_layout) return device;
   device.blocks = layout.blocks;
   device.nnz = layout.nnz();
   device.row_begin = reinterpret_cast<const int64_t*>(base + row_begin);
@@ -180,12 +243,13 @@ DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t 
   device.col_begin = reinterpret_cast<const int64_t*>(base + col_begin);
   device.query_block = reinterpret_cast<const int32_t*>(base + query_block);
   device.query_full = base + query_full;
-  device.head_masks = base + head_masks;
   return device;
 }
 
 const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype) {
-  return use_tensor_cores(plan, shape.resolved(), dtype) ? "tensor-core" : "simt";
+  const AttentionShape s = shape.resolved();
+  if (use_fast(plan, s, dtype)) return "fast";
+  return use_tensor_cores(plan, s, dtype) ? "tensor-core" : "simt";
 }
 
 void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
@@ -197,6 +261,19 @@ void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& sh
   check_pointer(v, align, "v");
   check_pointer(out, align, "out");
   check_pointer(lse, sizeof(float), "lse");
+  if (use_fast(plan, g.shape, dtype)) {
+    const AttentionShape& s = g.shape;
+    const size_t rows = static_cast<size_t>(s.B) * s.H * s.T;  // (B, H, T)
+    const bool columns = plan.parts.columns;
+    StreamScratch part(columns ? sizeof(float) * rows * (s.Dk + 1) : 0, stream);
+    detail::FastScratch scratch;
+    if (columns) {
+      scratch.part_o = part.floats();
+      scratch.part_lse = part.floats() + rows * s.Dk;
+    }
+    detail::forward_fast(fast_launch(plan, g), dtype, q, k, v, out, lse, scratch);
+    return;
+  }
   detail::forward(g, layout_view(plan), dtype, q, k, v, out, lse);
 }
 
@@ -216,6 +293,26 @@ void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& s
   check_pointer(dv, align, "dv");
   const AttentionShape& s = g.shape;
   StreamScratch delta(sizeof(float) * static_cast<size_t>(s.B) * s.H * s.T, stream);  // (B, H, T)
+  if (use_fast(plan, s, dtype)) {
+    const detail::FastLaunch f = fast_launch(plan, g);
+    const size_t slice = static_cast<size_t>(s.B) * s.H * s.Dk;  // (B, H, D) per key of a part
+    size_t keys = 0;  // part rows per (b, h): dq + dk + dv
+    if (f.pattern.columns) keys = 3 * static_cast<size_t>(s.T);
+    if (f.pattern.summary) keys = 2 * static_cast<size_t>(f.slices) * f.pattern.summary_keys;
+    StreamScratch parts(sizeof(float) * slice * keys, stream);
+    detail::FastScratch scratch;
+    if (f.pattern.columns) {
+      scratch.dq_part = parts.floats();
+      scratch.dk_part = scratch.dq_part + slice * s.T;
+      scratch.dv_part = scratch.dk_part + slice * s.T;
+    } else if (f.pattern.summary) {
+      scratch.dk_part = parts.floats();
+      scratch.dv_part = scratch.dk_part + slice * f.slices * f.pattern.summary_keys;
+    }
+    detail::attention_delta(g, dtype, out, dout, delta.floats());
+    detail::backward_fast(f, dtype, q, k, v, lse, dout, delta.floats(), dq, dk, dv, scratch);
+    return;
+  }
   detail::backward(g, layout_view(plan), dtype, q, k, v, out, lse, dout, delta.floats(), dq, dk, dv);
 }
 

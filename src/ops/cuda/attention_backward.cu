@@ -319,9 +319,7 @@ void launch_gradients(const LaunchGeometry& g, const LayoutView& layout, const B
 }
 
 template <typename Scalar>
-void run(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
-         const void* v, const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk,
-         void* dv) {
+void launch_delta(const LaunchGeometry& g, const void* out, const void* dout, float* delta) {
   const AttentionShape& s = g.shape;
   const int64_t rows = int64_t{s.B} * s.T * s.H;
   constexpr int kWarpsPerBlock = 8;
@@ -330,6 +328,14 @@ void run(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const v
       static_cast<const Scalar*>(out), static_cast<const Scalar*>(dout), s.out_stride, static_cast<int>(s.T), s.H,
       s.Dv, rows, delta);
   SPT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename Scalar>
+void run(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
+         const void* v, const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk,
+         void* dv) {
+  const AttentionShape& s = g.shape;
+  launch_delta<Scalar>(g, out, dout, delta);
   if (g.tensor_cores) {
     backward_tc(g, layout, dtype, q, k, v, lse, dout, delta, dq, dk, dv);
     return;
@@ -345,6 +351,14 @@ void run(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const v
 }
 
 }  // namespace
+
+void attention_delta(const LaunchGeometry& g, DType dtype, const void* out, const void* dout, float* delta) {
+  switch (dtype) {
+    case DType::f32: return launch_delta<float>(g, out, dout, delta);
+    case DType::bf16: return launch_delta<__nv_bfloat16>(g, out, dout, delta);
+    case DType::f16: return launch_delta<__half>(g, out, dout, delta);
+  }
+}
 
 void backward(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
               const void* v, const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk,

@@ -74,6 +74,9 @@ void dispatch_tile_and_dim(int tile, int dim, F&& f) {
 void forward(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
              const void* v, void* out, float* lse);
 
+// delta: (B, H, T) = rowsum(dout * out), one warp per row.
+void attention_delta(const LaunchGeometry& g, DType dtype, const void* out, const void* dout, float* delta);
+
 // delta: (B, H, T) scratch of rowsum(dout * out).
 void backward(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
               const void* v, const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk,

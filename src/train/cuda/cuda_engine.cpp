@@ -31,7 +31,8 @@ class CudaEngine final : public Engine {
     if (optimizer_ != nullptr) gpu_.upload_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq, optimizer_->step);
   }
   std::string describe() const override {
-    return "cuda " + cuda::to_string(gpu_.precision()) + " on " + device_name();
+    return "cuda " + cuda::to_string(gpu_.precision()) + " on " + device_name() + ", attention kernels: " +
+           gpu_.attention_path();
   }
   bool dynamic_loss_scaling() const override { return gpu_.precision() == cuda::Precision::fp16; }
   void zero_grads() override { gpu_.zero_grads(); }

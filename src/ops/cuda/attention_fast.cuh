@@ -1,0 +1,234 @@
+// Device pieces of the pattern-specific ("fast") tensor-core attention kernels.
+//
+// The paper's patterns are nearly dense once their keys are put next to each other, so
+// these kernels never walk a block layout. Each part of a pattern is a dense-tile problem
+// over a *view*: a map from a virtual row index x to a position of the sequence.
+//   natural  x -> x                                   (dense, local, A1 of strided and fixed)
+//   summary  x -> (x / c) l + lo + x mod c            (fixed A2: the summary columns, compacted)
+//   group    x -> r + l x for one residue r = i mod l  (strided A2: the sequence transposed)
+// A part is a rule on pairs (query x, key x) of its views:
+//   A1       natural queries, natural keys: the head's own A1 set (j <= i and dense /
+//            i - j < l / same l-block);
+//   summary  natural queries, summary keys: key block < query block when the head also uses
+//            A1 (its own block's summary keys are already in A1), else position <= i;
+//   column   group queries, group keys: key x < query x when the head also uses A1 (j = i is
+//            in A1), else key x <= query x.
+// Each part tiles its two views into 64-row tiles; only tiles that cross the rule's edge
+// (the diagonal, a block edge, the end of a view) evaluate the rule per element.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/cuda/attention_common.cuh"
+#include "ops/cuda/attention_tc.cuh"
+
+namespace spt::cuda::detail::fast {
+
+using tc::kTile;
+
+enum Rule : int { kRuleA1 = 0, kRuleSummary = 1, kRuleColumn = 2 };
+enum ViewKind : int { kViewNatural = 0, kViewSummary = 1, kViewGroup = 2 };
+
+// One head's pattern constants.
+struct Head {
+  int kind;  // DeviceKind
+  int l;     // stride, at least 1
+  int c;     // fixed: summary width
+  int lo;    // fixed: first summary column of this head
+  bool a1, a2;
+  int T;
+};
+
+__device__ __forceinline__ Head make_head(const DeviceHeadMask& m, int T) {
+  Head h;
+  h.kind = m.kind;
+  h.l = m.stride > 1 ? m.stride : 1;
+  h.c = m.summary_hi - m.summary_lo;
+  h.lo = m.summary_lo;
+  h.a1 = m.use_a1 != 0;
+  h.a2 = m.use_a2 != 0;
+  h.T = T;
+  return h;
+}
+
+// Summary keys of a head that lie before T: c per complete l-block, then the part of the
+// last block's summary columns before T.
+__host__ __device__ __forceinline__ int summary_count(int T, int l, int lo, int c) {
+  const int tail = T % l - lo;
+  return (T / l) * c + (tail < 0 ? 0 : tail > c ? c : tail);
+}
+
+struct View {
+  int kind;
+  int l, c, lo, residue;
+  int count;  // valid virtual rows: [0, count)
+
+  __device__ __forceinline__ int position(int x) const {
+    if (kind == kViewNatural) return x;
+    if (kind == kViewSummary) return (x / c) * l + lo + x % c;
+    return residue + l * x;
+  }
+};
+
+__device__ __forceinline__ View natural_view(const Head& h) { return {kViewNatural, 1, 1, 0, 0, h.T}; }
+__device__ __forceinline__ View summary_view(const Head& h) {
+  return {kViewSummary, h.l, h.c, h.lo, 0, summary_count(h.T, h.l, h.lo, h.c)};
+}
+__device__ __forceinline__ View group_view(const Head& h, int residue) {
+  return {kViewGroup, h.l, 1, 0, residue, residue < h.T ? (h.T - residue + h.l - 1) / h.l : 0};
+}
+
+// Whether query xq (position i for the natural-query rules) may attend to key xk.
+template <int Rule>
+__device__ __forceinline__ bool allowed(const Head& h, const View& keys, int xq, int xk) {
+  if (xk >= keys.count) return false;
+  if constexpr (Rule == kRuleA1) {
+    const int i = xq, j = xk;
+    if (j > i) return false;
+    if (h.kind == kLocal || h.kind == kStrided) return i - j < h.l;
+    if (h.kind == kFixed) return j >= i - i % h.l;
+    return true;
+  } else if constexpr (Rule == kRuleSummary) {
+    return h.a1 ? xk / h.c < xq / h.l : keys.position(xk) <= xq;
+  } else {
+    return h.a1 ? xk < xq : xk <= xq;
+  }
+}
+
+// Whether every pair of query tile [xq0, xq0 + 64) and key tile [xk0, xk0 + 64) is allowed
+// (query rows past the view's end are never stored, so only the keys' end matters).
+template <int Rule>
+__device__ __forceinline__ bool tile_full(const Head& h, const View& keys, int xq0, int xk0) {
+  const int xk1 = xk0 + kTile - 1, xq1 = xq0 + kTile - 1;
+  if (xk1 >= keys.count) return false;
+  if constexpr (Rule == kRuleA1) {
+    if (xk1 > xq0) return false;
+    if (h.kind == kLocal || h.kind == kStrided) return xq1 - xk0 < h.l;
+    if (h.kind == kFixed) return xk0 / h.l == xq1 / h.l;
+    return true;
+  } else if constexpr (Rule == kRuleSummary) {
+    return h.a1 ? xk1 / h.c < xq0 / h.l : keys.position(xk1) <= xq0;
+  } else {
+    return h.a1 ? xk1 < xq0 : xk1 <= xq0;
+  }
+}
+
+// Keys [begin, end) a query tile whose last valid row is xq_last may meet; begin is a
+// multiple of the tile.
+template <int Rule>
+__device__ __forceinline__ void key_range(const Head& h, const View& keys, int xq0, int xq_last, int& begin,
+                                          int& end) {
+  if constexpr (Rule == kRuleA1) {
+    begin = 0;
+    if (h.kind == kLocal || h.kind == kStrided) begin = max(0, xq0 - h.l + 1);
+    if (h.kind == kFixed) begin = (xq0 / h.l) * h.l;
+    end = xq_last + 1;
+  } else if constexpr (Rule == kRuleSummary) {
+    begin = 0;
+    int n = (xq_last / h.l) * h.c;
+    if (!h.a1) n += min(max(xq_last % h.l - h.lo + 1, 0), h.c);
+    end = n;
+  } else {
+    begin = 0;
+    end = h.a1 ? xq_last : xq_last + 1;
+  }
+  end = min(end, keys.count);
+  begin -= begin % kTile;
+}
+
+// Queries [begin, end) that may attend to a key tile starting at xk0 whose last valid key
+// is xk_last; begin is a multiple of the tile.
+template <int Rule>
+__device__ __forceinline__ void query_range(const Head& h, const View& keys, const View& queries, int xk0,
+                                            int xk_last, int& begin, int& end) {
+  if constexpr (Rule == kRuleA1) {
+    begin = xk0;
+    end = h.T;
+    if (h.kind == kLocal || h.kind == kStrided) end = min(h.T, xk_last + h.l);
+    if (h.kind == kFixed) end = min(h.T, (xk_last / h.l + 1) * h.l);
+  } else if constexpr (Rule == kRuleSummary) {
+    begin = h.a1 ? (xk0 / h.c + 1) * h.l : keys.position(xk0);
+    end = h.T;
+  } else {
+    begin = xk0;
+    end = queries.count;
+  }
+  begin -= begin % kTile;
+}
+
+// Sets to -inf the entries of a 16-row accumulator block whose pair the rule refuses. The
+// block's rows are virtual rows row_x0 + g (+ 8); its columns col_x0 + 8 n + 2 t + c. Rows
+// are queries (forward, dQ) or keys (dK/dV).
+template <int Rule, bool kRowsAreQueries, int N>
+__device__ __forceinline__ void mask_tile(float (&s)[N][4], const Head& h, const View& keys, int row_x0, int col_x0) {
+  const int lane = threadIdx.x % 32;
+  const int row = row_x0 + lane / 4;
+  const int col = col_x0 + 2 * (lane % 4);
+#pragma unroll
+  for (int n = 0; n < N; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int x_row = row + 8 * r, x_col = col + 8 * n + c;
+        const bool ok = kRowsAreQueries ? allowed<Rule>(h, keys, x_row, x_col) : allowed<Rule>(h, keys, x_col, x_row);
+        if (!ok) s[n][2 * r + c] = -INFINITY;
+      }
+}
+
+// Starts copying virtual rows [x0, x0 + 64) of a view from a head slice (`base` points at
+// position 0 of this batch row and head; `stride` elements between positions) into a
+// padded (64, D + 8) tile. Rows past the view's end become zero. Visible after
+// cp_async_wait_all() and a barrier, as tc::load_tile.
+template <int D, typename Scalar>
+__device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base, int64_t stride, const View& view,
+                                               int x0, bool vector_io) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  if (vector_io) {
+#pragma unroll
+    for (int it = 0; it < kTile * kChunks / tc::kThreads; ++it) {
+      const int chunk = threadIdx.x + it * tc::kThreads;
+      const int r = chunk / kChunks, col = (chunk % kChunks) * 8;
+      const bool valid = x0 + r < view.count;
+      const Scalar* from = valid ? base + int64_t{view.position(x0 + r)} * stride + col : base;
+      tc::cp_async_16(tile + r * tc::pitch<D>() + col, from, valid ? 16 : 0);
+    }
+  } else {
+    const auto* from = reinterpret_cast<const uint16_t*>(base);
+    auto* to = reinterpret_cast<uint16_t*>(tile);
+    for (int e = threadIdx.x; e < kTile * D; e += tc::kThreads) {
+      const int r = e / D, col = e % D;
+      const bool valid = x0 + r < view.count;
+      to[r * tc::pitch<D>() + col] = valid ? from[int64_t{view.position(x0 + r)} * stride + col] : uint16_t{0};
+    }
+  }
+}
+
+// Walks up to two parts' tiles in order: [begin[0], end[0]) then [begin[1], end[1]).
+struct PartTiles {
+  int begin[2], end[2];
+  int part = 0, x = 0;
+
+  __device__ void start() {
+    part = 0;
+    x = begin[0];
+  }
+  __device__ bool next(int& part_out, int& x0) {
+    while (part < 2) {
+      if (x < end[part]) {
+        part_out = part;
+        x0 = x;
+        x += kTile;
+        return true;
+      }
+      if (++part < 2) x = begin[part];
+    }
+    return false;
+  }
+};
+
+// lse in the log2 domain for the exp2 recomputation. A row with no allowed key (lse = -inf)
+// only meets masked pairs; 0 keeps its masked entries at exp2(-inf) = 0 instead of NaN.
+__device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ? 0.0f : lse * tc::kLog2e; }
+
+}  // namespace spt::cuda::detail::fast

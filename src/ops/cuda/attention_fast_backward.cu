@@ -1,0 +1,529 @@
+// Pattern-specific tensor-core attention backward (bf16 / fp16, fp32 accumulation), after
+// delta = rowsum(dout * out); the parts and views are described in attention_fast.cuh.
+// Every part takes the final lse and delta, so the parts' gradients simply add:
+//   dQ    columns (strided A2, group query tiles) -> fp32 dq_part; then main (natural query
+//         tiles: A1 key tiles, then fixed's summary key tiles) writes dq = own + dq_part.
+//   dK/dV summary (fixed A2: compacted key tiles, their later queries split into `slices`
+//         CTAs) or columns (strided A2: group key tiles) -> fp32 dk_part / dv_part; then main
+//         (natural key tiles, A1 queries) writes dk, dv = own + the parts of that key.
+// No atomics: each output element is written by one thread and summed in a fixed order.
+// The loop bodies are those of attention_tc_backward.cu.
+#include <cmath>
+
+#include "core/cuda_check.h"
+#include "ops/cuda/attention_fast.cuh"
+#include "ops/cuda/attention_fast_launch.h"
+
+namespace spt::cuda::detail {
+namespace {
+
+using namespace tc;
+using fast::Head;
+using fast::View;
+
+enum KeyPart : int { kPartMain = 0, kPartSummary = 1, kPartColumns = 2 };
+
+template <typename Scalar>
+struct FastBackwardArgs {
+  const Scalar* q;     // (B, T, q_stride), head h at column h * D
+  const Scalar* k;     // (B, T, k_stride)
+  const Scalar* v;     // (B, T, v_stride)
+  const Scalar* dout;  // (B, T, out_stride)
+  const float* lse;    // (B, H, T)
+  const float* delta;  // (B, H, T)
+  Scalar* dq;          // (B, T, q_stride)
+  Scalar* dk;          // (B, T, k_stride)
+  Scalar* dv;          // (B, T, v_stride)
+  float* dq_part;      // (B, H, T, D)
+  float* dk_part;      // columns (B, H, T, D); summary (slices, B, H, summary_keys, D)
+  float* dv_part;
+  int64_t q_stride, k_stride, v_stride, out_stride;
+  float scale;       // 1 / sqrt(D)
+  float scale_log2;  // log2(e) / sqrt(D)
+  int B, H, T;
+  int group_tiles;
+  int slices;
+  int summary_keys;
+  bool vector_io;
+};
+
+template <int D, typename Scalar, bool kColumns>
+__global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadMask* masks,
+                                                                FastBackwardArgs<Scalar> args) {
+  constexpr int P = pitch<D>();
+  constexpr int KD = D / 16;
+  constexpr int NO = D / 8;
+  constexpr int NS = kTile / 8;
+  constexpr int kFirstRule = kColumns ? fast::kRuleColumn : fast::kRuleA1;
+  extern __shared__ __align__(16) unsigned char smem[];
+  Scalar* q_s = reinterpret_cast<Scalar*>(smem);  // (64, P)
+  Scalar* g_s = q_s + tile_elements<D>();         // (64, P) dout
+  Scalar* k_s = g_s + tile_elements<D>();         // (2, 64, P)
+  Scalar* v_s = k_s + 2 * tile_elements<D>();     // (2, 64, P)
+
+  const int T = args.T;
+  const int bh = blockIdx.x % (args.B * args.H);
+  const int rank = blockIdx.x / (args.B * args.H);
+  const int b = bh / args.H, h = bh % args.H;
+  const Head head = fast::make_head(masks[h], T);
+  View queries = fast::natural_view(head);
+  int xq0;
+  if constexpr (kColumns) {
+    if (!head.a2) return;
+    queries = fast::group_view(head, rank % head.l);
+    xq0 = (args.group_tiles - 1 - rank / head.l) * kTile;
+    if (xq0 >= queries.count) return;
+  } else {
+    xq0 = ((T + kTile - 1) / kTile - 1 - rank) * kTile;
+  }
+  const View keys0 = kColumns ? queries : fast::natural_view(head);
+  const View keys1 = fast::summary_view(head);
+  const bool use0 = kColumns || head.a1;
+  const bool use1 = !kColumns && head.kind == kFixed && head.a2;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t column = int64_t{h} * D;
+  const int64_t stats0 = int64_t{bh} * T;
+  const Scalar* k_base = args.k + int64_t{b} * T * args.k_stride + column;
+  const Scalar* v_base = args.v + int64_t{b} * T * args.v_stride + column;
+  const int xq_last = min(xq0 + kTile, queries.count) - 1;
+
+  fast::PartTiles tiles{};
+  tiles.begin[0] = tiles.end[0] = tiles.begin[1] = tiles.end[1] = 0;
+  if (use0) fast::key_range<kFirstRule>(head, keys0, xq0, xq_last, tiles.begin[0], tiles.end[0]);
+  if (use1) fast::key_range<fast::kRuleSummary>(head, keys1, xq0, xq_last, tiles.begin[1], tiles.end[1]);
+  tiles.start();
+
+  fast::load_view_tile<D>(q_s, args.q + int64_t{b} * T * args.q_stride + column, args.q_stride, queries, xq0,
+                          args.vector_io);
+  fast::load_view_tile<D>(g_s, args.dout + int64_t{b} * T * args.out_stride + column, args.out_stride, queries, xq0,
+                          args.vector_io);
+  auto load_kv = [&](int stage, int part, int x0) {
+    const View& view = part == 0 ? keys0 : keys1;
+    fast::load_view_tile<D>(k_s + stage * tile_elements<D>(), k_base, args.k_stride, view, x0, args.vector_io);
+    fast::load_view_tile<D>(v_s + stage * tile_elements<D>(), v_base, args.v_stride, view, x0, args.vector_io);
+  };
+  int part = 0, x0 = 0;
+  bool have = tiles.next(part, x0);
+  if (have) load_kv(0, part, x0);
+  cp_async_commit();
+
+  float lse2[2], delta[2];
+  int position[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int x = xq0 + 16 * warp + lane / 4 + 8 * r;
+    const bool valid = x < queries.count;
+    position[r] = valid ? queries.position(x) : -1;
+    lse2[r] = valid ? fast::lse_log2(args.lse[stats0 + position[r]]) : 0.0f;
+    delta[r] = valid ? args.delta[stats0 + position[r]] : 0.0f;
+  }
+  cp_async_wait_all();
+  __syncthreads();
+
+  float dq[NO][4];
+#pragma unroll
+  for (int n = 0; n < NO; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+
+  int stage = 0;
+  while (have) {
+    int part_next = 0, x0_next = 0;
+    const bool have_next = tiles.next(part_next, x0_next);
+    if (have_next) load_kv(stage ^ 1, part_next, x0_next);
+    cp_async_commit();
+
+    const Scalar* ks = k_s + stage * tile_elements<D>();
+    const Scalar* vs = v_s + stage * tile_elements<D>();
+    float s[NS][4], dp[NS][4];
+#pragma unroll
+    for (int n = 0; n < NS; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      uint32_t a[4], ga[4];
+      ldmatrix_x4(a, q_s + a_offset<P>(lane, 16 * warp, 16 * kk));
+      ldmatrix_x4(ga, g_s + a_offset<P>(lane, 16 * warp, 16 * kk));
+#pragma unroll
+      for (int np = 0; np < NS / 2; ++np) {
+        uint32_t bf[4];
+        ldmatrix_x4(bf, ks + b_offset<P>(lane, 16 * np, 16 * kk));
+        mma<Scalar>(s[2 * np], a, bf[0], bf[1]);
+        mma<Scalar>(s[2 * np + 1], a, bf[2], bf[3]);
+        ldmatrix_x4(bf, vs + b_offset<P>(lane, 16 * np, 16 * kk));
+        mma<Scalar>(dp[2 * np], ga, bf[0], bf[1]);
+        mma<Scalar>(dp[2 * np + 1], ga, bf[2], bf[3]);
+      }
+    }
+    if (part == 0) {
+      if (!fast::tile_full<kFirstRule>(head, keys0, xq0, x0))
+        fast::mask_tile<kFirstRule, true>(s, head, keys0, xq0 + 16 * warp, x0);
+    } else if (!fast::tile_full<fast::kRuleSummary>(head, keys1, xq0, x0)) {
+      fast::mask_tile<fast::kRuleSummary, true>(s, head, keys1, xq0 + 16 * warp, x0);
+    }
+#pragma unroll
+    for (int n = 0; n < NS; ++n)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float p = exp2f(fmaf(s[n][2 * r + c], args.scale_log2, -lse2[r]));
+          dp[n][2 * r + c] = p * (dp[n][2 * r + c] - delta[r]);
+        }
+#pragma unroll
+    for (int kk = 0; kk < kTile / 16; ++kk) {
+      uint32_t a[4];
+      accumulator_to_a<Scalar>(a, dp, kk);
+#pragma unroll
+      for (int dpair = 0; dpair < D / 16; ++dpair) {
+        uint32_t bf[4];
+        ldmatrix_x4_trans(bf, ks + bt_offset<P>(lane, 16 * kk, 16 * dpair));
+        mma<Scalar>(dq[2 * dpair], a, bf[0], bf[1]);
+        mma<Scalar>(dq[2 * dpair + 1], a, bf[2], bf[3]);
+      }
+    }
+
+    cp_async_wait_all();
+    __syncthreads();
+    stage ^= 1;
+    part = part_next;
+    x0 = x0_next;
+    have = have_next;
+  }
+
+  const int t = lane % 4;
+  const bool add_part = !kColumns && head.kind == kStrided && head.a2;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = position[r];
+    if (i < 0) continue;
+    if constexpr (kColumns) {
+      float* part = args.dq_part + (stats0 + i) * D;
+#pragma unroll
+      for (int n = 0; n < NO; ++n)
+        *reinterpret_cast<float2*>(part + 8 * n + 2 * t) =
+            make_float2(args.scale * dq[n][2 * r], args.scale * dq[n][2 * r + 1]);
+    } else {
+      Scalar* dq_row = args.dq + (int64_t{b} * T + i) * args.q_stride + column;
+#pragma unroll
+      for (int n = 0; n < NO; ++n) {
+        float y0 = args.scale * dq[n][2 * r], y1 = args.scale * dq[n][2 * r + 1];
+        if (add_part) {
+          const float2 p = *reinterpret_cast<const float2*>(args.dq_part + (stats0 + i) * D + 8 * n + 2 * t);
+          y0 += p.x;
+          y1 += p.y;
+        }
+        store_pair(dq_row + 8 * n + 2 * t, y0, y1, args.vector_io);
+      }
+    }
+  }
+}
+
+template <int D, typename Scalar, int kPart>
+__global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHeadMask* masks,
+                                                                  FastBackwardArgs<Scalar> args) {
+  constexpr int P = pitch<D>();
+  constexpr int KD = D / 16;
+  constexpr int NO = D / 8;
+  constexpr int kChunk = D == 128 ? 16 : D == 64 ? 32 : 64;  // queries per step, bounded by registers
+  constexpr int NC = kChunk / 8;
+  constexpr int kRule = kPart == kPartMain ? fast::kRuleA1 : kPart == kPartSummary ? fast::kRuleSummary
+                                                                                    : fast::kRuleColumn;
+  extern __shared__ __align__(16) unsigned char smem[];
+  Scalar* k_s = reinterpret_cast<Scalar*>(smem);                          // (64, P)
+  Scalar* v_s = k_s + tile_elements<D>();                                 // (64, P)
+  Scalar* q_s = v_s + tile_elements<D>();                                 // (2, 64, P)
+  Scalar* g_s = q_s + 2 * tile_elements<D>();                             // (2, 64, P) dout
+  float* lse_s = reinterpret_cast<float*>(g_s + 2 * tile_elements<D>());  // (2, 64) log2 domain
+  float* delta_s = lse_s + 2 * kTile;                                     // (2, 64)
+
+  const int T = args.T;
+  const int bh = blockIdx.x % (args.B * args.H);
+  const int rank = blockIdx.x / (args.B * args.H);
+  const int b = bh / args.H, h = bh % args.H;
+  const Head head = fast::make_head(masks[h], T);
+  View keys = fast::natural_view(head);
+  View queries = fast::natural_view(head);
+  int xk0 = rank * kTile, slice = 0;
+  if constexpr (kPart == kPartSummary) {
+    if (!head.a2) return;
+    keys = fast::summary_view(head);
+    xk0 = (rank / args.slices) * kTile;
+    slice = rank % args.slices;
+  } else if constexpr (kPart == kPartColumns) {
+    if (!head.a2) return;
+    keys = queries = fast::group_view(head, rank % head.l);
+    xk0 = (rank / head.l) * kTile;
+  }
+  if (xk0 >= keys.count) return;
+  const int xk_last = min(xk0 + kTile, keys.count) - 1;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t column = int64_t{h} * D;
+  const int64_t stats0 = int64_t{bh} * T;
+  const Scalar* q_base = args.q + int64_t{b} * T * args.q_stride + column;
+  const Scalar* g_base = args.dout + int64_t{b} * T * args.out_stride + column;
+
+  fast::load_view_tile<D>(k_s, args.k + int64_t{b} * T * args.k_stride + column, args.k_stride, keys, xk0,
+                          args.vector_io);
+  fast::load_view_tile<D>(v_s, args.v + int64_t{b} * T * args.v_stride + column, args.v_stride, keys, xk0,
+                          args.vector_io);
+
+  fast::PartTiles tiles{};
+  tiles.begin[0] = tiles.end[0] = tiles.begin[1] = tiles.end[1] = 0;
+  if (kPart != kPartMain || head.a1) {
+    fast::query_range<kRule>(head, keys, queries, xk0, xk_last, tiles.begin[0], tiles.end[0]);
+    if (kPart == kPartSummary && args.slices > 1) {
+      const int n = max(0, (tiles.end[0] - tiles.begin[0] + kTile - 1) / kTile);
+      const int first = tiles.begin[0];
+      tiles.begin[0] = first + static_cast<int>(int64_t{n} * slice / args.slices) * kTile;
+      tiles.end[0] = min(tiles.end[0], first + static_cast<int>(int64_t{n} * (slice + 1) / args.slices) * kTile);
+    }
+  }
+  tiles.start();
+  auto load_queries = [&](int stage, int x0) {
+    fast::load_view_tile<D>(q_s + stage * tile_elements<D>(), q_base, args.q_stride, queries, x0, args.vector_io);
+    fast::load_view_tile<D>(g_s + stage * tile_elements<D>(), g_base, args.out_stride, queries, x0, args.vector_io);
+    if (threadIdx.x < kTile) {
+      const int x = x0 + threadIdx.x;
+      const bool valid = x < queries.count;
+      const int i = valid ? queries.position(x) : 0;
+      lse_s[stage * kTile + threadIdx.x] = valid ? fast::lse_log2(args.lse[stats0 + i]) : 0.0f;
+      delta_s[stage * kTile + threadIdx.x] = valid ? args.delta[stats0 + i] : 0.0f;
+    }
+  };
+  int part = 0, x0 = 0;
+  bool have = tiles.next(part, x0);
+  if (have) load_queries(0, x0);
+  cp_async_commit();
+  cp_async_wait_all();
+  __syncthreads();
+
+  float dk[NO][4], dv[NO][4];
+#pragma unroll
+  for (int n = 0; n < NO; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.0f;
+  const int t = lane % 4;
+
+  int stage = 0;
+  while (have) {
+    int part_next = 0, x0_next = 0;
+    const bool have_next = tiles.next(part_next, x0_next);
+    if (have_next) load_queries(stage ^ 1, x0_next);
+    cp_async_commit();
+
+    const Scalar* qs = q_s + stage * tile_elements<D>();
+    const Scalar* gs = g_s + stage * tile_elements<D>();
+    const float* lse2 = lse_s + stage * kTile;
+    const float* delta = delta_s + stage * kTile;
+    const bool masked = !fast::tile_full<kRule>(head, keys, x0, xk0);
+
+#pragma unroll 1
+    for (int qc = 0; qc < kTile; qc += kChunk) {
+      float s[NC][4];
+#pragma unroll
+      for (int n = 0; n < NC; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < KD; ++kk) {
+        uint32_t a[4];
+        ldmatrix_x4(a, k_s + a_offset<P>(lane, 16 * warp, 16 * kk));
+#pragma unroll
+        for (int np = 0; np < NC / 2; ++np) {
+          uint32_t bf[4];
+          ldmatrix_x4(bf, qs + b_offset<P>(lane, qc + 16 * np, 16 * kk));
+          mma<Scalar>(s[2 * np], a, bf[0], bf[1]);
+          mma<Scalar>(s[2 * np + 1], a, bf[2], bf[3]);
+        }
+      }
+      if (masked) fast::mask_tile<kRule, false>(s, head, keys, xk0 + 16 * warp, x0 + qc);
+#pragma unroll
+      for (int n = 0; n < NC; ++n)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float l2 = lse2[qc + 8 * n + 2 * t + c];
+          s[n][c] = exp2f(fmaf(s[n][c], args.scale_log2, -l2));
+          s[n][2 + c] = exp2f(fmaf(s[n][2 + c], args.scale_log2, -l2));
+        }
+#pragma unroll
+      for (int kk = 0; kk < NC / 2; ++kk) {
+        uint32_t a[4];
+        accumulator_to_a<Scalar>(a, s, kk);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+          uint32_t bf[4];
+          ldmatrix_x4_trans(bf, gs + bt_offset<P>(lane, qc + 16 * kk, 16 * dp));
+          mma<Scalar>(dv[2 * dp], a, bf[0], bf[1]);
+          mma<Scalar>(dv[2 * dp + 1], a, bf[2], bf[3]);
+        }
+      }
+      float dp_t[NC][4];
+#pragma unroll
+      for (int n = 0; n < NC; ++n) dp_t[n][0] = dp_t[n][1] = dp_t[n][2] = dp_t[n][3] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < KD; ++kk) {
+        uint32_t a[4];
+        ldmatrix_x4(a, v_s + a_offset<P>(lane, 16 * warp, 16 * kk));
+#pragma unroll
+        for (int np = 0; np < NC / 2; ++np) {
+          uint32_t bf[4];
+          ldmatrix_x4(bf, gs + b_offset<P>(lane, qc + 16 * np, 16 * kk));
+          mma<Scalar>(dp_t[2 * np], a, bf[0], bf[1]);
+          mma<Scalar>(dp_t[2 * np + 1], a, bf[2], bf[3]);
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < NC; ++n)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float d = delta[qc + 8 * n + 2 * t + c];
+          dp_t[n][c] = s[n][c] * (dp_t[n][c] - d);
+          dp_t[n][2 + c] = s[n][2 + c] * (dp_t[n][2 + c] - d);
+        }
+#pragma unroll
+      for (int kk = 0; kk < NC / 2; ++kk) {
+        uint32_t a[4];
+        accumulator_to_a<Scalar>(a, dp_t, kk);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+          uint32_t bf[4];
+          ldmatrix_x4_trans(bf, qs + bt_offset<P>(lane, qc + 16 * kk, 16 * dp));
+          mma<Scalar>(dk[2 * dp], a, bf[0], bf[1]);
+          mma<Scalar>(dk[2 * dp + 1], a, bf[2], bf[3]);
+        }
+      }
+    }
+
+    cp_async_wait_all();
+    __syncthreads();
+    stage ^= 1;
+    part = part_next;
+    x0 = x0_next;
+    have = have_next;
+  }
+
+  const int64_t bhs = int64_t{args.B} * args.H;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int x = xk0 + 16 * warp + lane / 4 + 8 * r;
+    if (x > xk_last) continue;
+    if constexpr (kPart == kPartMain) {
+      // The other part's share of this key, if it has one.
+      const float* dk_add = nullptr;
+      const float* dv_add = nullptr;
+      int count = 1;
+      int64_t step = 0;
+      if (head.a2 && head.kind == kStrided) {
+        dk_add = args.dk_part + (stats0 + x) * D;
+        dv_add = args.dv_part + (stats0 + x) * D;
+      } else if (head.a2 && head.kind == kFixed) {
+        const int xm = x % head.l;
+        if (xm >= head.lo && xm < head.lo + head.c) {
+          const int64_t at = (int64_t{bh} * args.summary_keys + (x / head.l) * head.c + xm - head.lo) * D;
+          dk_add = args.dk_part + at;
+          dv_add = args.dv_part + at;
+          count = args.slices;
+          step = bhs * args.summary_keys * D;
+        }
+      }
+      Scalar* dk_row = args.dk + (int64_t{b} * T + x) * args.k_stride + column;
+      Scalar* dv_row = args.dv + (int64_t{b} * T + x) * args.v_stride + column;
+#pragma unroll
+      for (int n = 0; n < NO; ++n) {
+        float k0v = args.scale * dk[n][2 * r], k1v = args.scale * dk[n][2 * r + 1];
+        float v0v = dv[n][2 * r], v1v = dv[n][2 * r + 1];
+        if (dk_add != nullptr) {
+          for (int sl = 0; sl < count; ++sl) {
+            const float2 pk = *reinterpret_cast<const float2*>(dk_add + sl * step + 8 * n + 2 * t);
+            const float2 pv = *reinterpret_cast<const float2*>(dv_add + sl * step + 8 * n + 2 * t);
+            k0v += pk.x;
+            k1v += pk.y;
+            v0v += pv.x;
+            v1v += pv.y;
+          }
+        }
+        store_pair(dk_row + 8 * n + 2 * t, k0v, k1v, args.vector_io);
+        store_pair(dv_row + 8 * n + 2 * t, v0v, v1v, args.vector_io);
+      }
+    } else {
+      const int64_t at = kPart == kPartSummary
+                             ? ((slice * bhs + bh) * args.summary_keys + x) * D
+                             : (stats0 + keys.position(x)) * D;
+#pragma unroll
+      for (int n = 0; n < NO; ++n) {
+        *reinterpret_cast<float2*>(args.dk_part + at + 8 * n + 2 * t) =
+            make_float2(args.scale * dk[n][2 * r], args.scale * dk[n][2 * r + 1]);
+        *reinterpret_cast<float2*>(args.dv_part + at + 8 * n + 2 * t) = make_float2(dv[n][2 * r], dv[n][2 * r + 1]);
+      }
+    }
+  }
+}
+
+template <int D, typename Scalar>
+void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
+  const size_t dq_smem = sizeof(Scalar) * 6 * tile_elements<D>();
+  const size_t dkdv_smem = sizeof(Scalar) * 6 * tile_elements<D>() + sizeof(float) * 4 * kTile;
+  const cudaStream_t stream = g.geometry.stream;
+  auto go = [&](auto kernel, size_t smem, int64_t ranks) {
+    prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
+    kernel<<<fast_grid(g, ranks), tc::kThreads, smem, stream>>>(g.masks, args);
+    SPT_CUDA_CHECK(cudaGetLastError());
+  };
+  const int64_t column_ranks = int64_t{g.pattern.l} * g.group_tiles();
+  if (g.pattern.columns) {
+    go(fast_dq_kernel<D, Scalar, true>, dq_smem, column_ranks);
+    go(fast_dkdv_kernel<D, Scalar, kPartColumns>, dkdv_smem, column_ranks);
+  }
+  if (g.pattern.summary) go(fast_dkdv_kernel<D, Scalar, kPartSummary>, dkdv_smem, g.summary_tiles() * g.slices);
+  go(fast_dq_kernel<D, Scalar, false>, dq_smem, g.natural_tiles());
+  go(fast_dkdv_kernel<D, Scalar, kPartMain>, dkdv_smem, g.natural_tiles());
+}
+
+template <typename Scalar>
+void run(const FastLaunch& g, const void* q, const void* k, const void* v, const float* lse, const void* dout,
+         const float* delta, void* dq, void* dk, void* dv, const FastScratch& scratch) {
+  const AttentionShape& s = g.geometry.shape;
+  const FastBackwardArgs<Scalar> args{static_cast<const Scalar*>(q),
+                                      static_cast<const Scalar*>(k),
+                                      static_cast<const Scalar*>(v),
+                                      static_cast<const Scalar*>(dout),
+                                      lse,
+                                      delta,
+                                      static_cast<Scalar*>(dq),
+                                      static_cast<Scalar*>(dk),
+                                      static_cast<Scalar*>(dv),
+                                      scratch.dq_part,
+                                      scratch.dk_part,
+                                      scratch.dv_part,
+                                      s.q_stride,
+                                      s.k_stride,
+                                      s.v_stride,
+                                      s.out_stride,
+                                      g.geometry.scale,
+                                      g.geometry.scale * kLog2e,
+                                      s.B,
+                                      s.H,
+                                      static_cast<int>(s.T),
+                                      static_cast<int>(g.group_tiles()),
+                                      g.slices,
+                                      g.pattern.summary_keys,
+                                      rows_vector_aligned({q, k, v, dout, dq, dk, dv},
+                                                          {s.q_stride, s.k_stride, s.v_stride, s.out_stride})};
+  switch (s.Dk) {
+    case 32: return launch_all<32>(g, args);
+    case 64: return launch_all<64>(g, args);
+    default: return launch_all<128>(g, args);
+  }
+}
+
+}  // namespace
+
+void backward_fast(const FastLaunch& g, DType dtype, const void* q, const void* k, const void* v, const float* lse,
+                   const void* dout, const float* delta, void* dq, void* dk, void* dv, const FastScratch& scratch) {
+  if (dtype == DType::bf16)
+    run<__nv_bfloat16>(g, q, k, v, lse, dout, delta, dq, dk, dv, scratch);
+  else
+    run<__half>(g, q, k, v, lse, dout, delta, dq, dk, dv, scratch);
+}
+
+}  // namespace spt::cuda::detail

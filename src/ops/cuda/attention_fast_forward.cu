@@ -1,0 +1,290 @@
+// Pattern-specific tensor-core attention forward (bf16 / fp16, fp32 accumulation and
+// statistics); the parts and views are described in attention_fast.cuh.
+//   main     one CTA per (64-query tile of the natural order, batch row, head): the A1 key
+//            tiles, then (fixed) the compacted summary key tiles, in one online softmax;
+//            for strided heads with A2 it then merges the column part computed before.
+//   columns  strided heads with A2, one CTA per (64-query tile of residue group r, r, batch
+//            row, head): the group's earlier keys, written as an fp32 partial result
+//            (normalized output and log2-sum-exp) at the queries' positions.
+// The loop body is the one of attention_tc_forward.cu: 4 warps of 16 query rows,
+// double-buffered key/value tiles through cp.async, exp2 softmax.
+#include <cmath>
+
+#include "core/cuda_check.h"
+#include "ops/cuda/attention_fast.cuh"
+#include "ops/cuda/attention_fast_launch.h"
+
+namespace spt::cuda::detail {
+namespace {
+
+using namespace tc;
+using fast::Head;
+using fast::View;
+
+template <typename Scalar>
+struct FastForwardArgs {
+  const Scalar* q;  // (B, T, q_stride), head h at column h * D
+  const Scalar* k;  // (B, T, k_stride)
+  const Scalar* v;  // (B, T, v_stride)
+  Scalar* out;      // (B, T, out_stride)
+  float* lse;       // (B, H, T)
+  float* part_o;    // (B, H, T, D) columns part, normalized; null when no head has it
+  float* part_lse;  // (B, H, T) its log2-sum-exp (-inf: no key)
+  int64_t q_stride, k_stride, v_stride, out_stride;
+  float scale_log2;  // log2(e) / sqrt(D)
+  int B, H, T;
+  int group_tiles;  // columns: query tiles per residue group
+  bool vector_io;
+};
+
+template <int D, typename Scalar, bool kColumns>
+__global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const DeviceHeadMask* masks,
+                                                                     FastForwardArgs<Scalar> args) {
+  constexpr int P = pitch<D>();
+  constexpr int KD = D / 16;
+  constexpr int NO = D / 8;
+  constexpr int NS = kTile / 8;
+  constexpr int kFirstRule = kColumns ? fast::kRuleColumn : fast::kRuleA1;
+  extern __shared__ __align__(16) unsigned char smem[];
+  Scalar* q_s = reinterpret_cast<Scalar*>(smem);  // (64, P)
+  Scalar* k_s = q_s + tile_elements<D>();         // (2, 64, P)
+  Scalar* v_s = k_s + 2 * tile_elements<D>();     // (2, 64, P)
+
+  const int T = args.T;
+  const int bh = blockIdx.x % (args.B * args.H);
+  const int rank = blockIdx.x / (args.B * args.H);
+  const int b = bh / args.H, h = bh % args.H;
+  const Head head = fast::make_head(masks[h], T);
+  View queries = fast::natural_view(head);
+  int xq0;
+  if constexpr (kColumns) {
+    if (!head.a2) return;
+    queries = fast::group_view(head, rank % head.l);
+    xq0 = (args.group_tiles - 1 - rank / head.l) * kTile;  // the longest rows first
+    if (xq0 >= queries.count) return;
+  } else {
+    xq0 = ((T + kTile - 1) / kTile - 1 - rank) * kTile;
+  }
+  const View keys0 = kColumns ? queries : fast::natural_view(head);
+  const View keys1 = fast::summary_view(head);
+  const bool use0 = kColumns || head.a1;
+  const bool use1 = !kColumns && head.kind == kFixed && head.a2;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t column = int64_t{h} * D;
+  const Scalar* q_base = args.q + int64_t{b} * T * args.q_stride + column;
+  const Scalar* k_base = args.k + int64_t{b} * T * args.k_stride + column;
+  const Scalar* v_base = args.v + int64_t{b} * T * args.v_stride + column;
+  const int xq_last = min(xq0 + kTile, queries.count) - 1;
+
+  fast::PartTiles tiles{};
+  tiles.begin[0] = tiles.end[0] = tiles.begin[1] = tiles.end[1] = 0;
+  if (use0) fast::key_range<kFirstRule>(head, keys0, xq0, xq_last, tiles.begin[0], tiles.end[0]);
+  if (use1) fast::key_range<fast::kRuleSummary>(head, keys1, xq0, xq_last, tiles.begin[1], tiles.end[1]);
+  tiles.start();
+
+  fast::load_view_tile<D>(q_s, q_base, args.q_stride, queries, xq0, args.vector_io);
+  auto load_kv = [&](int stage, int part, int x0) {
+    const View& view = part == 0 ? keys0 : keys1;
+    fast::load_view_tile<D>(k_s + stage * tile_elements<D>(), k_base, args.k_stride, view, x0, args.vector_io);
+    fast::load_view_tile<D>(v_s + stage * tile_elements<D>(), v_base, args.v_stride, view, x0, args.vector_io);
+  };
+  int part = 0, x0 = 0;
+  bool have = tiles.next(part, x0);
+  if (have) load_kv(0, part, x0);
+  cp_async_commit();
+  cp_async_wait_all();
+  __syncthreads();
+
+  uint32_t q_frag[KD][4];
+#pragma unroll
+  for (int kk = 0; kk < KD; ++kk) ldmatrix_x4(q_frag[kk], q_s + a_offset<P>(lane, 16 * warp, 16 * kk));
+
+  float o[NO][4];
+#pragma unroll
+  for (int n = 0; n < NO; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY};  // log2 domain
+  float row_sum[2] = {0.0f, 0.0f};            // this thread's columns only, summed over the quad at the end
+
+  int stage = 0;
+  while (have) {
+    int part_next = 0, x0_next = 0;
+    const bool have_next = tiles.next(part_next, x0_next);
+    if (have_next) load_kv(stage ^ 1, part_next, x0_next);
+    cp_async_commit();
+
+    const Scalar* ks = k_s + stage * tile_elements<D>();
+    const Scalar* vs = v_s + stage * tile_elements<D>();
+    float s[NS][4];
+#pragma unroll
+    for (int n = 0; n < NS; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk)
+#pragma unroll
+      for (int np = 0; np < NS / 2; ++np) {
+        uint32_t bf[4];
+        ldmatrix_x4(bf, ks + b_offset<P>(lane, 16 * np, 16 * kk));
+        mma<Scalar>(s[2 * np], q_frag[kk], bf[0], bf[1]);
+        mma<Scalar>(s[2 * np + 1], q_frag[kk], bf[2], bf[3]);
+      }
+    if (part == 0) {
+      if (!fast::tile_full<kFirstRule>(head, keys0, xq0, x0))
+        fast::mask_tile<kFirstRule, true>(s, head, keys0, xq0 + 16 * warp, x0);
+    } else if (!fast::tile_full<fast::kRuleSummary>(head, keys1, xq0, x0)) {
+      fast::mask_tile<fast::kRuleSummary, true>(s, head, keys1, xq0 + 16 * warp, x0);
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < NS; ++n) {
+        s[n][2 * r] *= args.scale_log2;
+        s[n][2 * r + 1] *= args.scale_log2;
+        tile_max = fmaxf(tile_max, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+      }
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+      const float new_max = fmaxf(row_max[r], tile_max);
+      const float shift = new_max == -INFINITY ? 0.0f : new_max;  // no allowed key yet: keep exp2 at 0
+      const float rescale = exp2f(row_max[r] - shift);
+      row_max[r] = new_max;
+      float tile_sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < NS; ++n) {
+        s[n][2 * r] = exp2f(s[n][2 * r] - shift);
+        s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - shift);
+        tile_sum += s[n][2 * r] + s[n][2 * r + 1];
+      }
+      row_sum[r] = row_sum[r] * rescale + tile_sum;
+#pragma unroll
+      for (int n = 0; n < NO; ++n) {
+        o[n][2 * r] *= rescale;
+        o[n][2 * r + 1] *= rescale;
+      }
+    }
+
+#pragma unroll
+    for (int kk = 0; kk < kTile / 16; ++kk) {
+      uint32_t a[4];
+      accumulator_to_a<Scalar>(a, s, kk);
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t bf[4];
+        ldmatrix_x4_trans(bf, vs + bt_offset<P>(lane, 16 * kk, 16 * dp));
+        mma<Scalar>(o[2 * dp], a, bf[0], bf[1]);
+        mma<Scalar>(o[2 * dp + 1], a, bf[2], bf[3]);
+      }
+    }
+
+    cp_async_wait_all();
+    __syncthreads();
+    stage ^= 1;
+    part = part_next;
+    x0 = x0_next;
+    have = have_next;
+  }
+
+  const int t = lane % 4;
+  const int64_t stats0 = int64_t{bh} * T;
+  const bool merge = !kColumns && head.kind == kStrided && head.a2;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = row_sum[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const int x = xq0 + 16 * warp + lane / 4 + 8 * r;
+    if (x >= queries.count) continue;
+    const int i = queries.position(x);
+    const float own_lse = sum == 0.0f ? -INFINITY : row_max[r] + log2f(sum);  // log2 domain
+    if constexpr (kColumns) {
+      const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+      float* part = args.part_o + (stats0 + i) * D;
+#pragma unroll
+      for (int n = 0; n < NO; ++n)
+        *reinterpret_cast<float2*>(part + 8 * n + 2 * t) = make_float2(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      if (t == 0) args.part_lse[stats0 + i] = own_lse;
+    } else {
+      // Weights of this CTA's unnormalized sums and of the other part's normalized output.
+      float total = own_lse, own_weight = sum == 0.0f ? 0.0f : 1.0f / sum, other_weight = 0.0f;
+      const float* other = nullptr;
+      if (merge) {
+        const float other_lse = args.part_lse[stats0 + i];
+        const float m = fmaxf(own_lse, other_lse);
+        if (m != -INFINITY) {
+          total = m + log2f(exp2f(own_lse - m) + exp2f(other_lse - m));
+          own_weight = sum == 0.0f ? 0.0f : exp2f(row_max[r] - total);
+          other_weight = exp2f(other_lse - total);
+          other = args.part_o + (stats0 + i) * D;
+        }
+      }
+      Scalar* out_row = args.out + (int64_t{b} * T + i) * args.out_stride + column;
+#pragma unroll
+      for (int n = 0; n < NO; ++n) {
+        float y0 = o[n][2 * r] * own_weight, y1 = o[n][2 * r + 1] * own_weight;
+        if (other != nullptr) {
+          const float2 p = *reinterpret_cast<const float2*>(other + 8 * n + 2 * t);
+          y0 = fmaf(p.x, other_weight, y0);
+          y1 = fmaf(p.y, other_weight, y1);
+        }
+        store_pair(out_row + 8 * n + 2 * t, y0, y1, args.vector_io);
+      }
+      if (t == 0) args.lse[stats0 + i] = total == -INFINITY ? -INFINITY : total * kLn2;
+    }
+  }
+}
+
+template <int D, typename Scalar, bool kColumns>
+void launch(const FastLaunch& g, FastForwardArgs<Scalar> args) {
+  const auto kernel = fast_forward_kernel<D, Scalar, kColumns>;
+  const size_t smem = sizeof(Scalar) * 5 * tile_elements<D>();
+  prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
+  const int64_t ranks = kColumns ? int64_t{g.pattern.l} * g.group_tiles() : g.natural_tiles();
+  kernel<<<fast_grid(g, ranks), tc::kThreads, smem, g.geometry.stream>>>(g.masks, args);
+  SPT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename Scalar>
+void run(const FastLaunch& g, const void* q, const void* k, const void* v, void* out, float* lse,
+         const FastScratch& scratch) {
+  const AttentionShape& s = g.geometry.shape;
+  const FastForwardArgs<Scalar> args{static_cast<const Scalar*>(q),
+                                     static_cast<const Scalar*>(k),
+                                     static_cast<const Scalar*>(v),
+                                     static_cast<Scalar*>(out),
+                                     lse,
+                                     scratch.part_o,
+                                     scratch.part_lse,
+                                     s.q_stride,
+                                     s.k_stride,
+                                     s.v_stride,
+                                     s.out_stride,
+                                     g.geometry.scale * kLog2e,
+                                     s.B,
+                                     s.H,
+                                     static_cast<int>(s.T),
+                                     static_cast<int>(g.group_tiles()),
+                                     rows_vector_aligned({q, k, v, out}, {s.q_stride, s.k_stride, s.v_stride, s.out_stride})};
+  auto both = [&](auto dim) {
+    constexpr int D = decltype(dim)::value;
+    if (g.pattern.columns) launch<D, Scalar, true>(g, args);
+    launch<D, Scalar, false>(g, args);
+  };
+  switch (s.Dk) {
+    case 32: return both(std::integral_constant<int, 32>{});
+    case 64: return both(std::integral_constant<int, 64>{});
+    default: return both(std::integral_constant<int, 128>{});
+  }
+}
+
+}  // namespace
+
+void forward_fast(const FastLaunch& g, DType dtype, const void* q, const void* k, const void* v, void* out,
+                  float* lse, const FastScratch& scratch) {
+  if (dtype == DType::bf16)
+    run<__nv_bfloat16>(g, q, k, v, out, lse, scratch);
+  else
+    run<__half>(g, q, k, v, out, lse, scratch);
+}
+
+}  // namespace spt::cuda::detail
