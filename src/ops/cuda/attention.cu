@@ -2,6 +2,7 @@
 // The kernels live in attention_forward.cu and attention_backward.cu.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -194,8 +195,23 @@ void prepare_kernel(const void* kernel, size_t bytes) {
 
 }  // namespace detail
 
+// The calls' scratch (delta, the fast path's partial results) comes from the device's
+// stream-ordered pool. By default the pool returns freed memory to the system at every
+// synchronization, so the next call maps it again; keeping it makes reuse free.
+namespace {
+void keep_pool_memory() {
+  int device = 0;
+  SPT_CUDA_CHECK(cudaGetDevice(&device));
+  cudaMemPool_t pool;
+  SPT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t keep = UINT64_MAX;
+  SPT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+}
+}  // namespace
+
 DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t T, int block, bool with_layout) {
   SPT_CHECK(cuda_available(), "no CUDA device is available for the attention plan: run on a GPU machine or use the CPU backend");
+  keep_pool_memory();
   SPT_CHECK(T >= 1 && T <= (int64_t{1} << 30), "attention: context T = ", T,
             " is outside the CUDA kernels' range [1, 2^30]");
   const BlockLayout layout = with_layout ? build_block_layout(pattern, layer, T, block) : BlockLayout{};

@@ -78,20 +78,37 @@ __device__ __forceinline__ View group_view(const Head& h, int residue) {
   return {kViewGroup, h.l, 1, 0, residue, residue < h.T ? (h.T - residue + h.l - 1) / h.l : 0};
 }
 
-// Whether query xq (position i for the natural-query rules) may attend to key xk.
-template <int Rule>
-__device__ __forceinline__ bool allowed(const Head& h, const View& keys, int xq, int xk) {
-  if (xk >= keys.count) return false;
-  if constexpr (Rule == kRuleA1) {
-    const int i = xq, j = xk;
-    if (j > i) return false;
-    if (h.kind == kLocal || h.kind == kStrided) return i - j < h.l;
-    if (h.kind == kFixed) return j >= i - i % h.l;
-    return true;
-  } else if constexpr (Rule == kRuleSummary) {
-    return h.a1 ? xk / h.c < xq / h.l : keys.position(xk) <= xq;
+// The virtual columns [lo, hi) that virtual row x may pair with: the keys of query x when
+// rows are queries (x is then the position i for the natural-query rules), the queries of
+// key x when rows are keys.
+template <int Rule, bool kRowsAreQueries>
+__device__ __forceinline__ void row_interval(const Head& h, const View& keys, int x, int& lo, int& hi) {
+  constexpr int kNoEnd = 0x7FFFFFFF;
+  if constexpr (kRowsAreQueries) {
+    lo = 0;
+    if constexpr (Rule == kRuleA1) {
+      hi = x + 1;
+      if (h.kind == kLocal || h.kind == kStrided) lo = x - h.l + 1;
+      if (h.kind == kFixed) lo = x - x % h.l;
+    } else if constexpr (Rule == kRuleSummary) {
+      hi = (x / h.l) * h.c;
+      if (!h.a1) hi += min(max(x % h.l - h.lo + 1, 0), h.c);
+    } else {
+      hi = h.a1 ? x : x + 1;
+    }
+    hi = min(hi, keys.count);
   } else {
-    return h.a1 ? xk < xq : xk <= xq;
+    hi = kNoEnd;
+    if constexpr (Rule == kRuleA1) {
+      lo = x;
+      if (h.kind == kLocal || h.kind == kStrided) hi = x + h.l;
+      if (h.kind == kFixed) hi = (x / h.l + 1) * h.l;
+    } else if constexpr (Rule == kRuleSummary) {
+      lo = h.a1 ? (x / h.c + 1) * h.l : keys.position(x);
+    } else {
+      lo = h.a1 ? x + 1 : x;
+    }
+    if (x >= keys.count) hi = lo;  // a key past the view's end pairs with nothing
   }
 }
 
@@ -162,18 +179,19 @@ __device__ __forceinline__ void query_range(const Head& h, const View& keys, con
 template <int Rule, bool kRowsAreQueries, int N>
 __device__ __forceinline__ void mask_tile(float (&s)[N][4], const Head& h, const View& keys, int row_x0, int col_x0) {
   const int lane = threadIdx.x % 32;
-  const int row = row_x0 + lane / 4;
   const int col = col_x0 + 2 * (lane % 4);
 #pragma unroll
-  for (int n = 0; n < N; ++n)
+  for (int r = 0; r < 2; ++r) {
+    int lo, hi;
+    row_interval<Rule, kRowsAreQueries>(h, keys, row_x0 + lane / 4 + 8 * r, lo, hi);
 #pragma unroll
-    for (int r = 0; r < 2; ++r)
+    for (int n = 0; n < N; ++n)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
-        const int x_row = row + 8 * r, x_col = col + 8 * n + c;
-        const bool ok = kRowsAreQueries ? allowed<Rule>(h, keys, x_row, x_col) : allowed<Rule>(h, keys, x_col, x_row);
-        if (!ok) s[n][2 * r + c] = -INFINITY;
+        const int x_col = col + 8 * n + c;
+        if (x_col < lo || x_col >= hi) s[n][2 * r + c] = -INFINITY;
       }
+  }
 }
 
 // Starts copying virtual rows [x0, x0 + 64) of a view from a head slice (`base` points at
@@ -185,13 +203,26 @@ __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base,
                                                int x0, bool vector_io) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   if (vector_io) {
+    // This thread's rows are r0, r0 + kStep, ...: one division for the first, steps after.
+    constexpr int kStep = tc::kThreads / kChunks;
+    const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;
+    int x = x0 + r0;
+    int offset = view.kind == kViewSummary ? x % view.c : 0;  // summary: column within the run of c
+    int position = view.position(x);
 #pragma unroll
-    for (int it = 0; it < kTile * kChunks / tc::kThreads; ++it) {
-      const int chunk = threadIdx.x + it * tc::kThreads;
-      const int r = chunk / kChunks, col = (chunk % kChunks) * 8;
-      const bool valid = x0 + r < view.count;
-      const Scalar* from = valid ? base + int64_t{view.position(x0 + r)} * stride + col : base;
+    for (int it = 0; it < kTile / kStep; ++it) {
+      const int r = r0 + it * kStep;
+      const bool valid = x < view.count;
+      const Scalar* from = valid ? base + int64_t{position} * stride + col : base;
       tc::cp_async_16(tile + r * tc::pitch<D>() + col, from, valid ? 16 : 0);
+      x += kStep;
+      if (view.kind == kViewGroup) {
+        position += kStep * view.l;
+      } else {
+        position += kStep;
+        if (view.kind == kViewSummary)
+          for (offset += kStep; offset >= view.c; offset -= view.c) position += view.l - view.c;
+      }
     }
   } else {
     const auto* from = reinterpret_cast<const uint16_t*>(base);

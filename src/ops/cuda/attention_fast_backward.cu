@@ -465,6 +465,7 @@ void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
   const size_t dkdv_smem = sizeof(Scalar) * 6 * tile_elements<D>() + sizeof(float) * 4 * kTile;
   const cudaStream_t stream = g.geometry.stream;
   auto go = [&](auto kernel, size_t smem, int64_t ranks) {
+    if (ranks == 0) return;  // a part with no rows (a context shorter than its first summary column)
     prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
     kernel<<<fast_grid(g, ranks), tc::kThreads, smem, stream>>>(g.masks, args);
     SPT_CUDA_CHECK(cudaGetLastError());

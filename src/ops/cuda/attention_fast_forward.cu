@@ -240,6 +240,7 @@ void launch(const FastLaunch& g, FastForwardArgs<Scalar> args) {
   const size_t smem = sizeof(Scalar) * 5 * tile_elements<D>();
   prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
   const int64_t ranks = kColumns ? int64_t{g.pattern.l} * g.group_tiles() : g.natural_tiles();
+  if (ranks == 0) return;
   kernel<<<fast_grid(g, ranks), tc::kThreads, smem, g.geometry.stream>>>(g.masks, args);
   SPT_CUDA_CHECK(cudaGetLastError());
 }
