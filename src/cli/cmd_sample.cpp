@@ -1,5 +1,6 @@
-// `spt sample`: sequences from a checkpoint with a key/value cache; text to stdout or
-// a file, images as a PNG grid (optionally completing the first rows of test images).
+// `spt sample`: sequences from a checkpoint with a key/value cache, on the CPU or one GPU;
+// text to stdout or a file, images as a PNG grid (optionally completing the first rows of
+// test images).
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -24,6 +25,7 @@ struct SampleFlags {
   int prefix_rows = 0;
   std::string data_path, data_format;
   std::string out;
+  std::string device = "cpu";
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -56,6 +58,7 @@ void run(const SampleFlags& f) {
   options.length = f.length;
   options.temperature = f.temperature;
   options.seed = f.seed;
+  options.device = f.device;
   SPT_CHECK(f.prompt.empty() || f.prompt_file.empty(), "give --prompt or --prompt-file, not both");
   if (!f.prompt.empty()) options.prefixes.push_back({f.prompt.begin(), f.prompt.end()});
   if (!f.prompt_file.empty()) options.prefixes.push_back(read_file_bytes(f.prompt_file));
@@ -109,6 +112,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--data", f->data_path, "data set for --prefix-rows (default: the checkpoint's)");
   cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 (default: the checkpoint's)");
   cmd->add_option("--out", f->out, "output file: .png for images, otherwise text (default: stdout)");
+  cmd->add_option("--device", f->device, "cpu | cuda (the GPU decodes in fp32 with its key/value cache on the device)");
   cmd->callback([f] { run(*f); });
 }
 

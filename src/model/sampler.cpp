@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include "core/error.h"
@@ -35,6 +36,25 @@ int pick_token(const float* logits, float temperature, uint64_t key, uint64_t in
 }
 
 }  // namespace
+
+#ifdef SPT_HAVE_CUDA
+namespace cuda {
+std::unique_ptr<Decoder> make_cuda_decoder(const Model& model, int count);
+}
+#endif
+
+std::unique_ptr<Decoder> make_decoder(const std::string& device, Model& model, int count) {
+  if (device == "cpu") return std::make_unique<KvDecoder>(model, count);
+  if (device == "cuda") {
+#ifdef SPT_HAVE_CUDA
+    return cuda::make_cuda_decoder(model, count);
+#else
+    throw Error("this spt was built without CUDA: rebuild on a machine with the CUDA toolkit (cmake -DSPT_CUDA=ON) "
+                "or use --device cpu");
+#endif
+  }
+  throw Error(message("unknown device '", device, "': use cpu or cuda (--device)"));
+}
 
 KvDecoder::KvDecoder(Model& model, int count) : model_(model), count_(count) {
   const ModelConfig& c = model.config();
@@ -159,11 +179,11 @@ std::vector<std::vector<uint8_t>> sample(Model& model, const SampleOptions& opti
     if (const auto* p = prefix_of(s))
       SPT_CHECK(static_cast<int64_t>(p->size()) <= length, "prefix of ", p->size(), " tokens is longer than the ",
                 length, " tokens to sample: raise --length");
-  KvDecoder decoder(model, count);
+  const std::unique_ptr<Decoder> decoder = make_decoder(options.device, model, count);
   std::vector<std::vector<uint8_t>> out(count, std::vector<uint8_t>(length));
   std::vector<uint8_t> previous(count, 0);  // (count)
   for (int64_t t = 0; t < length; ++t) {
-    const std::vector<float>& logits = decoder.step(previous.data());
+    const std::vector<float>& logits = decoder->step(previous.data());
     for (int s = 0; s < count; ++s) {
       const auto* prefix = prefix_of(s);
       if (prefix && t < static_cast<int64_t>(prefix->size())) {

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -13,13 +15,21 @@ namespace spt {
 
 // Incremental decoding of `count` sequences: each step runs the next position of every
 // sequence and returns its logits; keys and values of earlier positions stay cached.
-class KvDecoder {
+// KvDecoder runs on the CPU, cuda::CudaDecoder (src/model/cuda/cuda_sampler.h) on a GPU.
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  virtual int64_t position() const = 0;
+  // Runs position t = position() given each sequence's token at t - 1 (previous:
+  // (count), unused at t = 0); returns the logits of position t, (count, V), on the host.
+  virtual const std::vector<float>& step(const uint8_t* previous) = 0;
+};
+
+class KvDecoder final : public Decoder {
  public:
   KvDecoder(Model& model, int count);
-  int64_t position() const { return t_; }
-  // Runs position t = position() given each sequence's token at t - 1 (previous:
-  // (count), unused at t = 0); returns the logits of position t, (count, V).
-  const std::vector<float>& step(const uint8_t* previous);
+  int64_t position() const override { return t_; }
+  const std::vector<float>& step(const uint8_t* previous) override;
 
  private:
   struct LayerCache {
@@ -44,9 +54,16 @@ struct SampleOptions {
   float temperature = 1.0f;             // 0: always the most likely token
   uint64_t seed = 1;
   std::vector<std::vector<uint8_t>> prefixes;  // optional, per sequence (or one for all): kept as given
+  std::string device = "cpu";           // cpu | cuda: where the decoder runs; the draws stay on the host
 };
 
-// Returns `count` sequences of `length` tokens.
+// A decoder of `count` sequences on `device` (cpu | cuda). Asking for CUDA in a build or on
+// a machine without it is an error, never a silent CPU run.
+std::unique_ptr<Decoder> make_decoder(const std::string& device, Model& model, int count);
+
+// Returns `count` sequences of `length` tokens. Every token is drawn on the host from the
+// decoder's logits with the same counter-based random stream, so the CPU and the GPU give
+// the same sequences wherever their logits round alike.
 std::vector<std::vector<uint8_t>> sample(Model& model, const SampleOptions& options);
 
 }  // namespace spt

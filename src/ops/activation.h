@@ -1,5 +1,8 @@
 // The feed-forward activation: gelu(x) = x * sigmoid(1.702 x) (the paper's
 // approximation of GELU).
+// The CUDA backend adds the fc1 bias in the cuBLASLt epilogue but applies this activation
+// as a separate pass: cuBLASLt's GELU epilogue is the tanh approximation, a different
+// function from the one the CPU oracle, the reference model and the checkpoints define.
 #pragma once
 
 #include "ops/dtype.h"

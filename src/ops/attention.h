@@ -106,10 +106,12 @@ DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t 
 // views: fixed's summary keys gathered, strided's columns transposed; no block layout) for
 // bf16 and fp16 when Dk == Dv in {32, 64, 128} and plan.fast is set; else "tensor-core"
 // (mma.sync over the block layout) when also BS is 64 or 128 and plan.tensor_cores is set;
-// "simt" (fp32 math, any BS) otherwise. fp32 tensors always take the SIMT kernels.
+// "simt" (fp32 math, any BS) otherwise, including half-width q/k (Dk = Dv / 2). fp32
+// tensors always take the SIMT kernels.
 const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype);
 
-// Device pointers, layout and strides as in spt::cpu. Requires Dk == Dv in {32, 64, 128};
+// Device pointers, layout and strides as in spt::cpu. Requires Dv in {32, 64, 128} and
+// Dk = Dv or Dk = Dv / 2 (half_qk models);
 // dtype fp32, bf16 or fp16 (2-byte tensors read best with 16-byte aligned rows).
 // out: (B, T, H, Dv) overwritten; lse: (B, H, T) fp32 overwritten. Asynchronous on `stream`.
 void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,

@@ -38,6 +38,11 @@ struct PositionTables {
 // tokens: (B, T) uint8 device; tok_emb: (V, C) fp32; h: (B, T, C) fp32 overwritten.
 void embedding_forward(const uint8_t* tokens, int B, int64_t T, int C, const float* tok_emb,
                        const PositionTables& pos, float* h, CUstream_st* stream = nullptr);
+// One position t of S sequences (decoding): previous: (S) uint8 device, the tokens at
+// t - 1 (not read at t = 0); h: (S, C) fp32 overwritten with the rows of position t.
+void embedding_forward_position(const uint8_t* previous, int S, int64_t t, int C, const float* tok_emb,
+                                const PositionTables& pos, float* h, CUstream_st* stream = nullptr);
+
 // dh: (B, T, C) fp32. Adds into dtok_emb (V, C) and the tables of dpos; every gradient
 // row is summed by one thread block in a fixed order (no atomics): deterministic.
 void embedding_backward(const uint8_t* tokens, int B, int64_t T, int C, const float* dh, float* dtok_emb,

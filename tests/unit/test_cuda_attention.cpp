@@ -1,8 +1,10 @@
 // CUDA sparse attention against the CPU op (spt::cpu::attention_forward/backward) on
-// random inputs, for every pattern and combination mode, fp32, bf16 and fp16. bf16 and fp16
-// run the pattern-specific kernels ("fast") unless a case turns them off; then BS 64 or 128
-// runs the block-layout tensor-core kernels and other block sizes the SIMT ones
-// (cuda::attention_path says which; a test checks it). fp32 always runs the SIMT kernels.
+// random inputs, for every pattern and combination mode, fp32, bf16 and fp16, with equal
+// query/key and value head dims and with half-width queries and keys (Dk = Dv / 2). bf16
+// and fp16 with Dk = Dv run the pattern-specific kernels ("fast") unless a case turns them
+// off; then BS 64 or 128 runs the block-layout tensor-core kernels. Everything else (fp32,
+// Dk = Dv / 2, smaller BS) runs the SIMT kernels (cuda::attention_path says which; a test
+// checks it).
 //
 // Tolerances. fp32: both sides round every product and sum once; the error of a score,
 // an output or a gradient grows like the square root of the number of terms (D from a
@@ -54,11 +56,14 @@ struct CudaCase {
   bool fused = true;  // q, k, v in one (B, T, 3 H D + pad) buffer; otherwise three packed ones
   DType dtype = DType::f32;
   bool aligned_rows = false;  // fused: pads of 8 (16-byte aligned rows) instead of odd ones
+  int Dv = 0;                 // value/output head dim; 0: Dv = D (D is always Dk)
   bool fast = true;           // 2-byte types: the pattern-specific kernels (else the block-layout ones)
 };
 
+int value_dim(const CudaCase& c) { return c.Dv > 0 ? c.Dv : c.D; }
+
 std::string describe(const CudaCase& c) {
-  return message(Pattern(c.spec).describe(), ", layer ", c.layer, ", B ", c.B, ", T ", c.T, ", D ", c.D, ", BS ",
+  return message(Pattern(c.spec).describe(), ", layer ", c.layer, ", B ", c.B, ", T ", c.T, ", Dk ", c.D, ", Dv ", value_dim(c), ", BS ",
                  c.block, c.fused ? (c.aligned_rows ? ", fused aligned" : ", fused") : ", packed", ", ",
                  name(c.dtype), c.dtype != DType::f32 && !c.fast ? ", block-layout kernels" : "");
 }
@@ -67,7 +72,8 @@ std::string describe(const CudaCase& c) {
 struct View {
   int64_t offset;
   int64_t stride;
-  int64_t at(int64_t position, int h, int d, int D) const { return offset + position * stride + int64_t{h} * D + d; }
+  int dim;  // head dim: Dk for q, k; Dv for v, out
+  int64_t at(int64_t position, int h, int d) const { return offset + position * stride + int64_t{h} * dim + d; }
 };
 
 // Compares got against want per tensor and per group, with the tolerance of the header.
@@ -127,26 +133,28 @@ class Comparison {
 class CudaAttentionCase {
  public:
   explicit CudaAttentionCase(const CudaCase& c, uint64_t seed)
-      : c_(c), pattern_(c.spec), plan_(make_plan(pattern_, c.layer)), H_(c.spec.heads), W_(int64_t{H_} * c.D) {
+      : c_(c), pattern_(c.spec), plan_(make_plan(pattern_, c.layer)), H_(c.spec.heads),
+        Wk_(int64_t{H_} * c.D), Wv_(int64_t{H_} * value_dim(c)) {
     shape_.B = c.B;
     shape_.T = c.T;
     shape_.H = H_;
-    shape_.Dk = shape_.Dv = c.D;
+    shape_.Dk = c.D;
+    shape_.Dv = value_dim(c);
     rows_ = int64_t{c.B} * c.T;
     if (c.fused) {
       // Pad columns belong to nobody and must stay untouched; odd pads leave rows unaligned.
-      const int64_t stride = 3 * W_ + (c.aligned_rows ? 8 : 5);
+      const int64_t stride = 2 * Wk_ + Wv_ + (c.aligned_rows ? 8 : 5);
       shape_.q_stride = shape_.k_stride = shape_.v_stride = stride;
-      views_[0] = {0, stride};
-      views_[1] = {W_, stride};
-      views_[2] = {2 * W_, stride};
+      views_[0] = {0, stride, c.D};
+      views_[1] = {Wk_, stride, c.D};
+      views_[2] = {2 * Wk_, stride, value_dim(c)};
       qkv_size_ = static_cast<size_t>(rows_ * stride);
-      shape_.out_stride = W_ + (c.aligned_rows ? 8 : 3);
+      shape_.out_stride = Wv_ + (c.aligned_rows ? 8 : 3);
     } else {
-      const int64_t region = rows_ * W_ + static_cast<int64_t>(kGuard);  // a guard gap after each tensor
-      for (int t = 0; t < 3; ++t) views_[t] = {t * region, W_};
+      const int64_t region = rows_ * std::max(Wk_, Wv_) + static_cast<int64_t>(kGuard);  // a guard gap after each
+      for (int t = 0; t < 3; ++t) views_[t] = {t * region, width(t), static_cast<int>(width(t) / H_)};
       qkv_size_ = static_cast<size_t>(3 * region);
-      shape_.out_stride = W_;
+      shape_.out_stride = Wv_;
     }
     out_size_ = static_cast<size_t>(rows_ * shape_.out_stride);
     lse_size_ = static_cast<size_t>(int64_t{c.B} * H_ * c.T);
@@ -180,8 +188,8 @@ class CudaAttentionCase {
     SPT_CUDA_CHECK(cudaDeviceSynchronize());
     const DeviceArray::Host out_got = out.download(), lse_got = lse.download();
 
-    const double fwd_rel = 32.0 * kUnitRoundoff * std::sqrt(2.0 * c_.D + static_cast<double>(c_.T));
-    const View out_view{0, shape_.out_stride};
+    const double fwd_rel = 32.0 * kUnitRoundoff * std::sqrt(static_cast<double>(c_.D + value_dim(c_) + c_.T));
+    const View out_view{0, shape_.out_stride, value_dim(c_)};
     compare_heads("out", out_got, out_ref, out_view, fwd_rel, true, context);
     Comparison lse_cmp("lse", groups(), fwd_rel, false);
     for (int b = 0; b < c_.B; ++b)
@@ -192,7 +200,7 @@ class CudaAttentionCase {
         }
     lse_cmp.check(context, [&](int64_t g) { return group_name(g); });
     expect_untouched("out", out_got, out_size_, [&](size_t e) {
-      return static_cast<int64_t>(e % shape_.out_stride) >= W_;
+      return static_cast<int64_t>(e % shape_.out_stride) >= Wv_;
     });
     expect_untouched("lse", lse_got, lse_size_, [](size_t) { return false; });
 
@@ -222,6 +230,7 @@ class CudaAttentionCase {
   }
 
  private:
+  int64_t width(int tensor) const { return tensor == 2 ? Wv_ : Wk_; }  // q, k, v
   int64_t blocks() const { return (c_.T + c_.block - 1) / c_.block; }
   int64_t groups() const { return int64_t{c_.B} * H_ * blocks(); }
   int64_t group(int b, int h, int64_t t) const { return (int64_t{b} * H_ + h) * blocks() + t / c_.block; }
@@ -236,7 +245,7 @@ class CudaAttentionCase {
       const int64_t rel = e - views_[t].offset;
       if (rel < 0) continue;
       const int64_t position = rel / views_[t].stride, column = rel % views_[t].stride;
-      if (position < rows_ && column < W_) return t;
+      if (position < rows_ && column < width(t)) return t;
     }
     return -1;
   }
@@ -248,8 +257,8 @@ class CudaAttentionCase {
     for (int b = 0; b < c_.B; ++b)
       for (int64_t t = 0; t < c_.T; ++t)
         for (int h = 0; h < H_; ++h)
-          for (int d = 0; d < c_.D; ++d) {
-            const int64_t e = view.at(int64_t{b} * c_.T + t, h, d, c_.D);
+          for (int d = 0; d < view.dim; ++d) {
+            const int64_t e = view.at(int64_t{b} * c_.T + t, h, d);
             cmp.add(group(b, h, t), got.value(static_cast<size_t>(e)), want[static_cast<size_t>(e)], c_.dtype);
           }
     cmp.check(context, [&](int64_t g) { return group_name(g); });
@@ -270,7 +279,7 @@ class CudaAttentionCase {
   Pattern pattern_;
   AttentionPlan plan_;
   int H_;
-  int64_t W_;
+  int64_t Wk_, Wv_;  // H * Dk (q, k), H * Dv (v, out)
   int64_t rows_ = 0;
   AttentionShape shape_;
   View views_[3]{};
@@ -317,9 +326,9 @@ TEST(CudaAttention, HeadDimsAndBlockSizes) {
         run_case({fixed, 0, 2, 200, D, block, true, dtype});
         run_case({strided, 0, 1, 200, D, block, false, dtype});
         if (dtype == DType::f32) continue;
-        run_case({fixed, 0, 2, 200, D, block, true, dtype, false, false});
-        run_case({strided, 0, 1, 200, D, block, false, dtype, false, false});
-        if (block >= 64) run_case({fixed, 0, 1, 200, D, block, true, dtype, true, false});
+        run_case({fixed, 0, 2, 200, D, block, true, dtype, false, 0, false});
+        run_case({strided, 0, 1, 200, D, block, false, dtype, false, 0, false});
+        if (block >= 64) run_case({fixed, 0, 1, 200, D, block, true, dtype, true, 0, false});
       }
 }
 
@@ -349,9 +358,9 @@ TEST(CudaAttention, LongSequences) {
   for (DType dtype : {DType::bf16, DType::f16}) {
     run_case({dense, 0, 1, 1100, 128, 128, true, dtype, true});
     run_case({strided, 0, 1, 1000, 32, 128, true, dtype, true});
-    run_case({dense, 0, 1, 1100, 128, 128, true, dtype, true, false});
-    run_case({fixed, 0, 1, 1000, 64, 128, true, dtype, false, false});
-    run_case({strided, 0, 1, 1000, 32, 128, true, dtype, true, false});
+    run_case({dense, 0, 1, 1100, 128, 128, true, dtype, true, 0, false});
+    run_case({fixed, 0, 1, 1000, 64, 128, true, dtype, false, 0, false});
+    run_case({strided, 0, 1, 1000, 32, 128, true, dtype, true, 0, false});
   }
 }
 
@@ -573,6 +582,56 @@ TEST(CudaAttention, RejectsBadInputs) {
                                         k, v),
                Error);  // empty plan
   EXPECT_NO_THROW(cuda::attention_forward(plan, shape, DType::f32, q, k, v, out, lse));
+  SPT_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+// Half-width q/k (half_qk models): Dk = Dv / 2 runs the SIMT kernels for every dtype,
+// against the CPU op, for each compiled pair, block size, pattern and layout.
+TEST(CudaAttention, HalfWidthQueriesAndKeys) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const PatternSpec fixed{PatternKind::fixed, 48, 8, 2, CombineMode::merged, 2};
+  const PatternSpec strided{PatternKind::strided, 24, 1, 1, CombineMode::heads, 2};
+  const PatternSpec interleaved{PatternKind::fixed, 32, 8, 1, CombineMode::interleaved, 2};
+  for (DType dtype : {DType::f32, DType::bf16, DType::f16})
+    for (int Dv : {32, 64, 128}) {
+      for (int block : {16, 32, 64, 128}) {
+        run_case({fixed, 0, 2, 200, Dv / 2, block, true, dtype, false, Dv});
+        run_case({strided, 0, 1, 200, Dv / 2, block, false, dtype, false, Dv});
+      }
+      run_case({interleaved, 1, 2, 1, Dv / 2, 64, true, dtype, false, Dv});
+      run_case({interleaved, 1, 1, 333, Dv / 2, 64, true, dtype, true, Dv});
+    }
+}
+
+TEST(CudaAttention, HalfWidthLongSequence) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const PatternSpec strided{PatternKind::strided, 128, 1, 1, CombineMode::merged, 2};
+  for (DType dtype : {DType::f32, DType::bf16}) run_case({strided, 0, 1, 1000, 32, 64, true, dtype, false, 64});
+}
+
+TEST(CudaAttention, HalfWidthTakesTheSimtPathAndOtherPairsAreRefused) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const Pattern pattern({PatternKind::dense, 1, 1, 1, CombineMode::merged, 2});
+  const cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, 64, 64);
+  AttentionShape shape;
+  shape.B = 1;
+  shape.T = 64;
+  shape.H = 2;
+  shape.Dk = 32;
+  shape.Dv = 64;
+  EXPECT_STREQ(cuda::attention_path(plan, shape, DType::bf16), "simt");
+  DeviceBuffer<float> buf(5 * 8192);  // q, k, v, out: at most (1, 64, 2, 64) each; lse: (1, 2, 64)
+  float* p = buf.data();
+  float *q = p, *k = p + 8192, *v = p + 2 * 8192, *out = p + 3 * 8192, *lse = p + 4 * 8192;
+  std::vector<float> host(5 * 8192);
+  for (size_t e = 0; e < host.size(); ++e) host[e] = normal01(78, e);
+  buf.upload(host.data(), host.size());
+  EXPECT_NO_THROW(cuda::attention_forward(plan, shape, DType::f32, q, k, v, out, lse));
+  shape.Dk = 16;  // Dv / 4: no kernel
+  EXPECT_THROW(cuda::attention_forward(plan, shape, DType::f32, q, k, v, out, lse), Error);
+  shape.Dk = 64;
+  shape.Dv = 32;  // Dk > Dv: no kernel
+  EXPECT_THROW(cuda::attention_forward(plan, shape, DType::f32, q, k, v, out, lse), Error);
   SPT_CUDA_CHECK(cudaDeviceSynchronize());
 }
 

@@ -98,6 +98,42 @@ TEST(CudaModel, Fp32LossAndEveryGradientMatchTheCpu) {
   }
 }
 
+// half_qk: q/k of width C/2 (Dk = D/2), so the attention runs its Dk != Dv kernels and
+// the fused QKV buffer is (B, T, 2*H*Dk + C).
+TEST(CudaModel, HalfWidthQueriesAndKeysMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  for (const auto& [pattern, mode] : std::vector<std::pair<std::string, std::string>>{
+           {"strided", "merged"}, {"fixed", "heads"}, {"fixed", "interleaved"}}) {
+    for (const int width : {64, 128}) {  // D = 32, Dk = 16; D = 64, Dk = 32
+      ModelConfig c = small_config(pattern, mode, 96);
+      c.width = width;
+      c.half_qk = true;
+      Model cpu(c);
+      randomize(cpu, 4);
+      const int B = 2;
+      const std::vector<uint8_t> tokens = random_tokens(static_cast<size_t>(B) * c.ctx, 8);
+      const DropoutContext dropout{5, 2, true};
+      cpu.zero_grads();
+      const double cpu_loss = cpu.forward_backward(tokens.data(), B, dropout, 1.0f);
+      cuda::CudaModel gpu(cpu, cuda::Precision::fp32, true);
+      gpu.zero_grads();
+      const double gpu_loss = gpu.forward_backward(tokens.data(), B, dropout, 1.0f);
+      EXPECT_NEAR(gpu_loss, cpu_loss, 1e-5 * std::abs(cpu_loss)) << pattern << "/" << mode << " C " << width;
+      std::vector<float> grads;
+      gpu.download_grads(grads);
+      for (const ParamInfo& p : cpu.params().all()) {
+        EXPECT_LT(relative_error(grads, cpu.grads(), p.offset, p.size), 2e-4)
+            << pattern << "/" << mode << " C " << width << " " << p.name;
+        for (int64_t e = p.offset; e < p.offset + p.size; ++e) ASSERT_TRUE(std::isfinite(grads[e])) << p.name;
+      }
+      cuda::CudaModel bf16(cpu, cuda::Precision::bf16, true);
+      bf16.zero_grads();
+      const double bf16_loss = bf16.forward_backward(tokens.data(), B, dropout, 1.0f);
+      EXPECT_NEAR(bf16_loss, cpu_loss, 0.02 * std::abs(cpu_loss)) << pattern << "/" << mode << " C " << width;
+    }
+  }
+}
+
 TEST(CudaModel, BackwardTwiceDoublesTheGradients) {
   SKIP_WITHOUT_GPU();
   const ModelConfig c = small_config("strided", "merged", 96);

@@ -4,6 +4,9 @@
 #include <cmath>
 
 #include "core/error.h"
+#ifdef SPT_HAVE_CUDA
+#include "core/cuda_check.h"
+#endif
 #include "core/rng.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -115,6 +118,23 @@ TEST(Sampler, SeededAndValidated) {
   options.length = 4;
   options.prefixes = {{1, 2, 3, 4, 5}};
   EXPECT_THROW(sample(model, options), Error);
+}
+
+// Asking for the GPU decoder where there is none is an error, never a CPU run. With a GPU
+// the CUDA sampler tests (test_cuda_sampler.cpp) cover it.
+TEST(Sampler, CudaWithoutAGpuIsAnError) {
+#ifdef SPT_HAVE_CUDA
+  if (cuda_available()) GTEST_SKIP() << "a CUDA device is present";
+#endif
+  const ModelConfig c = tiny("strided", "merged");
+  Model model(c);
+  SampleOptions options;
+  options.length = 4;
+  options.device = "cuda";
+  EXPECT_THROW(sample(model, options), Error);
+  EXPECT_THROW(make_decoder("cuda", model, 1), Error);
+  EXPECT_THROW(make_decoder("gpu", model, 1), Error);
+  EXPECT_NE(make_decoder("cpu", model, 1), nullptr);
 }
 
 }  // namespace

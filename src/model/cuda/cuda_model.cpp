@@ -312,8 +312,6 @@ CudaModel::CudaModel(const Model& host, Precision precision, bool training) : st
   s.table = &host.params();
   s.P = s.table->total();
   const ModelConfig& c = s.config;
-  SPT_CHECK(c.qk_dim() == c.head_dim(), "the CUDA backend needs q/k of the full head width (half_qk off): ",
-            "train this model with --device cpu");
   SPT_CHECK(static_cast<int>(c.pos_sizes.size()) <= kMaxPositionTables, "the CUDA backend takes at most ",
             kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size());
   auto offset = [&](const std::string& name) { return s.table->find(name).offset; };

@@ -115,8 +115,9 @@ detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const Attention
             "; build a plan for this context length");
   SPT_CHECK(s.H == plan.heads, "attention: the tensors have H = ", s.H, " but the device plan has ", plan.heads,
             " heads");
-  SPT_CHECK(s.Dk == s.Dv && (s.Dk == 32 || s.Dk == 64 || s.Dk == 128), "attention head dims Dk = ", s.Dk,
-            ", Dv = ", s.Dv, " have no CUDA kernel: use Dk = Dv in {32, 64, 128}");
+  const bool dv_compiled = s.Dv == 32 || s.Dv == 64 || s.Dv == 128;
+  SPT_CHECK(dv_compiled && (s.Dk == s.Dv || 2 * s.Dk == s.Dv), "attention head dims Dk = ", s.Dk, ", Dv = ", s.Dv,
+            " have no CUDA kernel: use Dv in {32, 64, 128} with Dk = Dv or Dk = Dv / 2");
   SPT_CHECK(s.B <= 65535 && s.H <= 65535, "attention: B = ", s.B, " and H = ", s.H,
             " must each be at most 65535 (CUDA grid limit)");
   detail::LaunchGeometry g;

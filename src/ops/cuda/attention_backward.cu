@@ -17,10 +17,10 @@ namespace {
 
 template <typename Scalar>
 struct BackwardArgs {
-  const Scalar* q;     // (B, T, q_stride), head h at column h * D
-  const Scalar* k;     // (B, T, k_stride)
-  const Scalar* v;     // (B, T, v_stride)
-  const Scalar* dout;  // (B, T, out_stride)
+  const Scalar* q;     // (B, T, q_stride), head h at column h * DK
+  const Scalar* k;     // (B, T, k_stride), head h at column h * DK
+  const Scalar* v;     // (B, T, v_stride), head h at column h * DV
+  const Scalar* dout;  // (B, T, out_stride), head h at column h * DV
   const float* lse;    // (B, H, T)
   const float* delta;  // (B, H, T)
   Scalar* dq;          // (B, T, q_stride)
@@ -61,18 +61,20 @@ __device__ __forceinline__ void load_row_stats(float* lse_tile, float* delta_til
   }
 }
 
-template <int D, int TILE, typename Scalar>
+template <int DK, int DV, int TILE, typename Scalar>
 __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(LayoutView layout, BackwardArgs<Scalar> args) {
   constexpr int R = TILE / kGrid;  // keys (and queries) per thread
-  constexpr int C = D / kGrid;     // gradient columns per thread
-  constexpr int DP = D + 1;
+  constexpr int CK = DK / kGrid;   // dK columns per thread
+  constexpr int CV = DV / kGrid;   // dV columns per thread
+  constexpr int KP = DK + 1;
+  constexpr int VP = DV + 1;
   constexpr int TP = TILE + 1;
   extern __shared__ float smem[];
-  float* k_tile = smem;                  // (TILE, DP)
-  float* v_tile = k_tile + TILE * DP;    // (TILE, DP)
-  float* q_tile = v_tile + TILE * DP;    // (TILE, DP)
-  float* g_tile = q_tile + TILE * DP;    // (TILE, DP) dout
-  float* p_tile = g_tile + TILE * DP;    // (TILE, TP) P transposed: row = key
+  float* k_tile = smem;                  // (TILE, KP)
+  float* v_tile = k_tile + TILE * KP;    // (TILE, VP)
+  float* q_tile = v_tile + TILE * VP;    // (TILE, KP)
+  float* g_tile = q_tile + TILE * KP;    // (TILE, VP) dout
+  float* p_tile = g_tile + TILE * VP;    // (TILE, TP) P transposed: row = key
   float* ds_tile = p_tile + TILE * TP;   // (TILE, TP) dS transposed
   float* lse_tile = ds_tile + TILE * TP;   // (TILE)
   float* delta_tile = lse_tile + TILE;     // (TILE)
@@ -86,14 +88,17 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(LayoutView lay
   const int64_t batch_row0 = int64_t{b} * T;
   const int64_t stats0 = (int64_t{b} * H + h) * T;
 
-  load_tile<D, TILE>(k_tile, args.k + (batch_row0 + k0) * args.k_stride + int64_t{h} * D, args.k_stride, keys);
-  load_tile<D, TILE>(v_tile, args.v + (batch_row0 + k0) * args.v_stride + int64_t{h} * D, args.v_stride, keys);
+  load_tile<DK, TILE>(k_tile, args.k + (batch_row0 + k0) * args.k_stride + int64_t{h} * DK, args.k_stride, keys);
+  load_tile<DV, TILE>(v_tile, args.v + (batch_row0 + k0) * args.v_stride + int64_t{h} * DV, args.v_stride, keys);
 
-  float dk[R][C], dv[R][C];
+  float dk[R][CK], dv[R][CV];
 #pragma unroll
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
 #pragma unroll
-    for (int c = 0; c < C; ++c) dk[r][c] = dv[r][c] = 0.0f;
+    for (int c = 0; c < CK; ++c) dk[r][c] = 0.0f;
+#pragma unroll
+    for (int c = 0; c < CV; ++c) dv[r][c] = 0.0f;
+  }
 
   const int64_t list = int64_t{h} * layout.blocks + k0 / layout.block;
   const int64_t list_end = layout.col_begin[list + 1];
@@ -106,9 +111,9 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(LayoutView lay
       if (i0 + TILE - 1 < k0) continue;
       const int rows = min(TILE, block_end - i0);
       __syncthreads();  // the previous tile's readers are done
-      load_tile<D, TILE>(q_tile, args.q + (batch_row0 + i0) * args.q_stride + int64_t{h} * D, args.q_stride, rows);
-      load_tile<D, TILE>(g_tile, args.dout + (batch_row0 + i0) * args.out_stride + int64_t{h} * D, args.out_stride,
-                         rows);
+      load_tile<DK, TILE>(q_tile, args.q + (batch_row0 + i0) * args.q_stride + int64_t{h} * DK, args.q_stride, rows);
+      load_tile<DV, TILE>(g_tile, args.dout + (batch_row0 + i0) * args.out_stride + int64_t{h} * DV,
+                          args.out_stride, rows);
       load_row_stats<TILE>(lse_tile, delta_tile, args.lse + stats0 + i0, args.delta + stats0 + i0, rows);
       __syncthreads();
 
@@ -119,25 +124,28 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(LayoutView lay
 #pragma unroll
         for (int r = 0; r < R; ++r) s[j][r] = dp[j][r] = 0.0f;
 #pragma unroll 4
-      for (int d = 0; d < D; ++d) {
-        float kd[R], vd[R], qd[R], gd[R];
+      for (int d = 0; d < DK; ++d) {
+        float kd[R], qd[R];
 #pragma unroll
-        for (int j = 0; j < R; ++j) {
-          kd[j] = k_tile[(ty + kGrid * j) * DP + d];
-          vd[j] = v_tile[(ty + kGrid * j) * DP + d];
-        }
+        for (int j = 0; j < R; ++j) kd[j] = k_tile[(ty + kGrid * j) * KP + d];
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-          qd[r] = q_tile[(tx + kGrid * r) * DP + d];
-          gd[r] = g_tile[(tx + kGrid * r) * DP + d];
-        }
+        for (int r = 0; r < R; ++r) qd[r] = q_tile[(tx + kGrid * r) * KP + d];
 #pragma unroll
         for (int j = 0; j < R; ++j)
 #pragma unroll
-          for (int r = 0; r < R; ++r) {
-            s[j][r] = fmaf(kd[j], qd[r], s[j][r]);
-            dp[j][r] = fmaf(vd[j], gd[r], dp[j][r]);
-          }
+          for (int r = 0; r < R; ++r) s[j][r] = fmaf(kd[j], qd[r], s[j][r]);
+      }
+#pragma unroll 4
+      for (int d = 0; d < DV; ++d) {
+        float vd[R], gd[R];
+#pragma unroll
+        for (int j = 0; j < R; ++j) vd[j] = v_tile[(ty + kGrid * j) * VP + d];
+#pragma unroll
+        for (int r = 0; r < R; ++r) gd[r] = g_tile[(tx + kGrid * r) * VP + d];
+#pragma unroll
+        for (int j = 0; j < R; ++j)
+#pragma unroll
+          for (int r = 0; r < R; ++r) dp[j][r] = fmaf(vd[j], gd[r], dp[j][r]);
       }
 #pragma unroll
       for (int j = 0; j < R; ++j) {
@@ -155,21 +163,19 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(LayoutView lay
 
 #pragma unroll 4
       for (int query = 0; query < TILE; ++query) {
-        float gd[C], qd[C];
+        float gd[CV], qd[CK];
 #pragma unroll
-        for (int c = 0; c < C; ++c) {
-          gd[c] = g_tile[query * DP + tx + kGrid * c];
-          qd[c] = q_tile[query * DP + tx + kGrid * c];
-        }
+        for (int c = 0; c < CV; ++c) gd[c] = g_tile[query * VP + tx + kGrid * c];
+#pragma unroll
+        for (int c = 0; c < CK; ++c) qd[c] = q_tile[query * KP + tx + kGrid * c];
 #pragma unroll
         for (int j = 0; j < R; ++j) {
           const float p = p_tile[(ty + kGrid * j) * TP + query];
           const float ds = ds_tile[(ty + kGrid * j) * TP + query];
 #pragma unroll
-          for (int c = 0; c < C; ++c) {
-            dv[j][c] = fmaf(p, gd[c], dv[j][c]);
-            dk[j][c] = fmaf(ds, qd[c], dk[j][c]);
-          }
+          for (int c = 0; c < CV; ++c) dv[j][c] = fmaf(p, gd[c], dv[j][c]);
+#pragma unroll
+          for (int c = 0; c < CK; ++c) dk[j][c] = fmaf(ds, qd[c], dk[j][c]);
         }
       }
     }
@@ -179,28 +185,28 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(LayoutView lay
   for (int j = 0; j < R; ++j) {
     const int key = ty + kGrid * j;
     if (key >= keys) continue;
-    Scalar* dk_row = args.dk + (batch_row0 + k0 + key) * args.k_stride + int64_t{h} * D;
-    Scalar* dv_row = args.dv + (batch_row0 + k0 + key) * args.v_stride + int64_t{h} * D;
+    Scalar* dk_row = args.dk + (batch_row0 + k0 + key) * args.k_stride + int64_t{h} * DK;
+    Scalar* dv_row = args.dv + (batch_row0 + k0 + key) * args.v_stride + int64_t{h} * DV;
 #pragma unroll
-    for (int c = 0; c < C; ++c) {
-      store(dk_row + tx + kGrid * c, args.scale * dk[j][c]);
-      store(dv_row + tx + kGrid * c, dv[j][c]);
-    }
+    for (int c = 0; c < CK; ++c) store(dk_row + tx + kGrid * c, args.scale * dk[j][c]);
+#pragma unroll
+    for (int c = 0; c < CV; ++c) store(dv_row + tx + kGrid * c, dv[j][c]);
   }
 }
 
-template <int D, int TILE, typename Scalar>
+template <int DK, int DV, int TILE, typename Scalar>
 __global__ void __launch_bounds__(kThreads) attention_dq_kernel(LayoutView layout, BackwardArgs<Scalar> args) {
   constexpr int R = TILE / kGrid;  // queries (and keys) per thread
-  constexpr int C = D / kGrid;     // gradient columns per thread
-  constexpr int DP = D + 1;
+  constexpr int C = DK / kGrid;    // dQ columns per thread
+  constexpr int KP = DK + 1;
+  constexpr int VP = DV + 1;
   constexpr int TP = TILE + 1;
   extern __shared__ float smem[];
-  float* q_tile = smem;                   // (TILE, DP)
-  float* g_tile = q_tile + TILE * DP;     // (TILE, DP) dout
-  float* k_tile = g_tile + TILE * DP;     // (TILE, DP)
-  float* v_tile = k_tile + TILE * DP;     // (TILE, DP)
-  float* ds_tile = v_tile + TILE * DP;    // (TILE, TP) row = query
+  float* q_tile = smem;                   // (TILE, KP)
+  float* g_tile = q_tile + TILE * KP;     // (TILE, VP) dout
+  float* k_tile = g_tile + TILE * VP;     // (TILE, KP)
+  float* v_tile = k_tile + TILE * KP;     // (TILE, VP)
+  float* ds_tile = v_tile + TILE * VP;    // (TILE, TP) row = query
   float* lse_tile = ds_tile + TILE * TP;  // (TILE)
   float* delta_tile = lse_tile + TILE;    // (TILE)
 
@@ -213,8 +219,9 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(LayoutView layou
   const int64_t batch_row0 = int64_t{b} * T;
   const int64_t stats0 = (int64_t{b} * H + h) * T;
 
-  load_tile<D, TILE>(q_tile, args.q + (batch_row0 + q0) * args.q_stride + int64_t{h} * D, args.q_stride, rows);
-  load_tile<D, TILE>(g_tile, args.dout + (batch_row0 + q0) * args.out_stride + int64_t{h} * D, args.out_stride, rows);
+  load_tile<DK, TILE>(q_tile, args.q + (batch_row0 + q0) * args.q_stride + int64_t{h} * DK, args.q_stride, rows);
+  load_tile<DV, TILE>(g_tile, args.dout + (batch_row0 + q0) * args.out_stride + int64_t{h} * DV, args.out_stride,
+                      rows);
   load_row_stats<TILE>(lse_tile, delta_tile, args.lse + stats0 + q0, args.delta + stats0 + q0, rows);
 
   float dq[R][C];
@@ -234,8 +241,8 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(LayoutView layou
     for (int k0 = key_block * layout.block; k0 < block_end && k0 <= last_query; k0 += TILE) {
       const int keys = min(TILE, block_end - k0);
       __syncthreads();  // the previous tile's readers are done (and the first loads landed)
-      load_tile<D, TILE>(k_tile, args.k + (batch_row0 + k0) * args.k_stride + int64_t{h} * D, args.k_stride, keys);
-      load_tile<D, TILE>(v_tile, args.v + (batch_row0 + k0) * args.v_stride + int64_t{h} * D, args.v_stride, keys);
+      load_tile<DK, TILE>(k_tile, args.k + (batch_row0 + k0) * args.k_stride + int64_t{h} * DK, args.k_stride, keys);
+      load_tile<DV, TILE>(v_tile, args.v + (batch_row0 + k0) * args.v_stride + int64_t{h} * DV, args.v_stride, keys);
       __syncthreads();
 
       // Thread (ty, tx) scores queries ty + 16 * r against keys tx + 16 * j.
@@ -245,25 +252,28 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(LayoutView layou
 #pragma unroll
         for (int j = 0; j < R; ++j) s[r][j] = dp[r][j] = 0.0f;
 #pragma unroll 4
-      for (int d = 0; d < D; ++d) {
-        float qd[R], gd[R], kd[R], vd[R];
+      for (int d = 0; d < DK; ++d) {
+        float qd[R], kd[R];
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-          qd[r] = q_tile[(ty + kGrid * r) * DP + d];
-          gd[r] = g_tile[(ty + kGrid * r) * DP + d];
-        }
+        for (int r = 0; r < R; ++r) qd[r] = q_tile[(ty + kGrid * r) * KP + d];
 #pragma unroll
-        for (int j = 0; j < R; ++j) {
-          kd[j] = k_tile[(tx + kGrid * j) * DP + d];
-          vd[j] = v_tile[(tx + kGrid * j) * DP + d];
-        }
+        for (int j = 0; j < R; ++j) kd[j] = k_tile[(tx + kGrid * j) * KP + d];
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll
-          for (int j = 0; j < R; ++j) {
-            s[r][j] = fmaf(qd[r], kd[j], s[r][j]);
-            dp[r][j] = fmaf(gd[r], vd[j], dp[r][j]);
-          }
+          for (int j = 0; j < R; ++j) s[r][j] = fmaf(qd[r], kd[j], s[r][j]);
+      }
+#pragma unroll 4
+      for (int d = 0; d < DV; ++d) {
+        float gd[R], vd[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) gd[r] = g_tile[(ty + kGrid * r) * VP + d];
+#pragma unroll
+        for (int j = 0; j < R; ++j) vd[j] = v_tile[(tx + kGrid * j) * VP + d];
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int j = 0; j < R; ++j) dp[r][j] = fmaf(gd[r], vd[j], dp[r][j]);
       }
 #pragma unroll
       for (int r = 0; r < R; ++r) {
@@ -282,7 +292,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(LayoutView layou
       for (int key = 0; key < TILE; ++key) {
         float kd[C];
 #pragma unroll
-        for (int c = 0; c < C; ++c) kd[c] = k_tile[key * DP + tx + kGrid * c];
+        for (int c = 0; c < C; ++c) kd[c] = k_tile[key * KP + tx + kGrid * c];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           const float ds = ds_tile[(ty + kGrid * r) * TP + key];
@@ -297,22 +307,22 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(LayoutView layou
   for (int r = 0; r < R; ++r) {
     const int query = ty + kGrid * r;
     if (query >= rows) continue;
-    Scalar* dq_row = args.dq + (batch_row0 + q0 + query) * args.q_stride + int64_t{h} * D;
+    Scalar* dq_row = args.dq + (batch_row0 + q0 + query) * args.q_stride + int64_t{h} * DK;
 #pragma unroll
     for (int c = 0; c < C; ++c) store(dq_row + tx + kGrid * c, args.scale * dq[r][c]);
   }
 }
 
-template <int D, int TILE, typename Scalar>
+template <int DK, int DV, int TILE, typename Scalar>
 void launch_gradients(const LaunchGeometry& g, const LayoutView& layout, const BackwardArgs<Scalar>& args) {
-  const auto dkdv = attention_dkdv_kernel<D, TILE, Scalar>;
-  const size_t dkdv_smem = sizeof(float) * dkdv_smem_floats<D, TILE>();
+  const auto dkdv = attention_dkdv_kernel<DK, DV, TILE, Scalar>;
+  const size_t dkdv_smem = sizeof(float) * dkdv_smem_floats<DK, DV, TILE>();
   prepare_kernel(reinterpret_cast<const void*>(dkdv), dkdv_smem);
   dkdv<<<g.grid(TILE), kThreads, dkdv_smem, g.stream>>>(layout, args);
   SPT_CUDA_CHECK(cudaGetLastError());
 
-  const auto dq = attention_dq_kernel<D, TILE, Scalar>;
-  const size_t dq_smem = sizeof(float) * dq_smem_floats<D, TILE>();
+  const auto dq = attention_dq_kernel<DK, DV, TILE, Scalar>;
+  const size_t dq_smem = sizeof(float) * dq_smem_floats<DK, DV, TILE>();
   prepare_kernel(reinterpret_cast<const void*>(dq), dq_smem);
   dq<<<g.grid(TILE), kThreads, dq_smem, g.stream>>>(layout, args);
   SPT_CUDA_CHECK(cudaGetLastError());
@@ -345,8 +355,8 @@ void run(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const v
                                   lse, delta, static_cast<Scalar*>(dq), static_cast<Scalar*>(dk),
                                   static_cast<Scalar*>(dv), s.q_stride, s.k_stride, s.v_stride, s.out_stride,
                                   g.scale};
-  dispatch_tile_and_dim(g.tile, s.Dk, [&](auto tile, auto dim) {
-    launch_gradients<decltype(dim)::value, decltype(tile)::value, Scalar>(g, layout, args);
+  dispatch_tile_and_dims(g.tile, s.Dk, s.Dv, [&](auto tile, auto dk, auto dv) {
+    launch_gradients<decltype(dk)::value, decltype(dv)::value, decltype(tile)::value, Scalar>(g, layout, args);
   });
 }
 

@@ -5,6 +5,8 @@
 // so a layout block of 128 is visited as two tiles. 256 threads form a 16 x 16 grid
 // (tx = thread % 16, ty = thread / 16); a thread owns the TILE/16 rows ty + 16 * r of a
 // tile and the columns tx + 16 * c of a (TILE, TILE) score tile or a (TILE, D) output tile.
+// Queries and keys have head dim DK, values and outputs DV (DK = DV, or DK = DV / 2 for
+// half-width q/k); D below stands for either.
 // Shared-memory tiles hold fp32 rows padded by one word so that reading one column of 16
 // rows hits 16 different banks.
 #pragma once
@@ -102,18 +104,19 @@ __device__ __forceinline__ float max_over_row_threads(float x) {
   return x;
 }
 
-// Dynamic shared memory of each kernel, in floats.
-template <int D, int TILE>
+// Dynamic shared memory of each kernel, in floats: DK is the query/key head dim, DV the
+// value/output head dim.
+template <int DK, int DV, int TILE>
 constexpr int forward_smem_floats() {
-  return 3 * TILE * (D + 1) + TILE * (TILE + 1);
+  return 2 * TILE * (DK + 1) + TILE * (DV + 1) + TILE * (TILE + 1);
 }
-template <int D, int TILE>
+template <int DK, int DV, int TILE>
 constexpr int dkdv_smem_floats() {
-  return 4 * TILE * (D + 1) + 2 * TILE * (TILE + 1) + 2 * TILE;
+  return 2 * TILE * (DK + 1) + 2 * TILE * (DV + 1) + 2 * TILE * (TILE + 1) + 2 * TILE;
 }
-template <int D, int TILE>
+template <int DK, int DV, int TILE>
 constexpr int dq_smem_floats() {
-  return 4 * TILE * (D + 1) + TILE * (TILE + 1) + 2 * TILE;
+  return 2 * TILE * (DK + 1) + 2 * TILE * (DV + 1) + TILE * (TILE + 1) + 2 * TILE;
 }
 
 }  // namespace spt::cuda::detail

@@ -14,26 +14,27 @@ namespace {
 
 template <typename Scalar>
 struct ForwardArgs {
-  const Scalar* q;    // (B, T, q_stride), head h at column h * D
-  const Scalar* k;    // (B, T, k_stride)
-  const Scalar* v;    // (B, T, v_stride)
-  Scalar* out;        // (B, T, out_stride)
+  const Scalar* q;    // (B, T, q_stride), head h at column h * DK
+  const Scalar* k;    // (B, T, k_stride), head h at column h * DK
+  const Scalar* v;    // (B, T, v_stride), head h at column h * DV
+  Scalar* out;        // (B, T, out_stride), head h at column h * DV
   float* lse;         // (B, H, T)
   int64_t q_stride, k_stride, v_stride, out_stride;
-  float scale;        // 1 / sqrt(D)
+  float scale;        // 1 / sqrt(DK)
 };
 
-template <int D, int TILE, typename Scalar>
+template <int DK, int DV, int TILE, typename Scalar>
 __global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutView layout, ForwardArgs<Scalar> args) {
   constexpr int R = TILE / kGrid;  // rows (and keys) per thread
-  constexpr int C = D / kGrid;     // output columns per thread
-  constexpr int DP = D + 1;
+  constexpr int C = DV / kGrid;    // output columns per thread
+  constexpr int KP = DK + 1;
+  constexpr int VP = DV + 1;
   constexpr int TP = TILE + 1;
   extern __shared__ float smem[];
-  float* q_tile = smem;                // (TILE, DP)
-  float* k_tile = q_tile + TILE * DP;  // (TILE, DP)
-  float* v_tile = k_tile + TILE * DP;  // (TILE, DP)
-  float* p_tile = v_tile + TILE * DP;  // (TILE, TP) probabilities, row = query
+  float* q_tile = smem;                // (TILE, KP)
+  float* k_tile = q_tile + TILE * KP;  // (TILE, KP)
+  float* v_tile = k_tile + TILE * KP;  // (TILE, VP)
+  float* p_tile = v_tile + TILE * VP;  // (TILE, TP) probabilities, row = query
 
   const int T = layout.T;
   const int h = blockIdx.y, b = blockIdx.z, H = gridDim.y;
@@ -42,7 +43,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutVi
   const DeviceHeadMask mask = layout.masks[h];
   const int64_t batch_row0 = int64_t{b} * T;
 
-  load_tile<D, TILE>(q_tile, args.q + (batch_row0 + q0) * args.q_stride + int64_t{h} * D, args.q_stride,
+  load_tile<DK, TILE>(q_tile, args.q + (batch_row0 + q0) * args.q_stride + int64_t{h} * DK, args.q_stride,
                      min(TILE, T - q0));
 
   float row_max[R], row_sum[R], acc[R][C];
@@ -65,8 +66,8 @@ __global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutVi
     for (int k0 = key_block * layout.block; k0 < block_end && k0 <= last_query; k0 += TILE) {
       const int keys = min(TILE, block_end - k0);
       __syncthreads();  // the previous tile's readers are done
-      load_tile<D, TILE>(k_tile, args.k + (batch_row0 + k0) * args.k_stride + int64_t{h} * D, args.k_stride, keys);
-      load_tile<D, TILE>(v_tile, args.v + (batch_row0 + k0) * args.v_stride + int64_t{h} * D, args.v_stride, keys);
+      load_tile<DK, TILE>(k_tile, args.k + (batch_row0 + k0) * args.k_stride + int64_t{h} * DK, args.k_stride, keys);
+      load_tile<DV, TILE>(v_tile, args.v + (batch_row0 + k0) * args.v_stride + int64_t{h} * DV, args.v_stride, keys);
       __syncthreads();
 
       float s[R][R];
@@ -75,12 +76,12 @@ __global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutVi
 #pragma unroll
         for (int j = 0; j < R; ++j) s[r][j] = 0.0f;
 #pragma unroll 8
-      for (int d = 0; d < D; ++d) {
+      for (int d = 0; d < DK; ++d) {
         float qd[R], kd[R];
 #pragma unroll
-        for (int r = 0; r < R; ++r) qd[r] = q_tile[(ty + kGrid * r) * DP + d];
+        for (int r = 0; r < R; ++r) qd[r] = q_tile[(ty + kGrid * r) * KP + d];
 #pragma unroll
-        for (int j = 0; j < R; ++j) kd[j] = k_tile[(tx + kGrid * j) * DP + d];
+        for (int j = 0; j < R; ++j) kd[j] = k_tile[(tx + kGrid * j) * KP + d];
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -123,7 +124,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutVi
       for (int key = 0; key < TILE; ++key) {
         float vd[C];
 #pragma unroll
-        for (int c = 0; c < C; ++c) vd[c] = v_tile[key * DP + tx + kGrid * c];
+        for (int c = 0; c < C; ++c) vd[c] = v_tile[key * VP + tx + kGrid * c];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           const float p = p_tile[(ty + kGrid * r) * TP + key];
@@ -138,7 +139,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutVi
   for (int r = 0; r < R; ++r) {
     const int i = q0 + ty + kGrid * r;
     if (i >= T) continue;
-    Scalar* out_row = args.out + (batch_row0 + i) * args.out_stride + int64_t{h} * D;
+    Scalar* out_row = args.out + (batch_row0 + i) * args.out_stride + int64_t{h} * DV;
     const bool empty = row_sum[r] == 0.0f;
     const float inv = empty ? 0.0f : 1.0f / row_sum[r];
 #pragma unroll
@@ -148,10 +149,10 @@ __global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutVi
   }
 }
 
-template <int D, int TILE, typename Scalar>
+template <int DK, int DV, int TILE, typename Scalar>
 void launch(const LaunchGeometry& g, const LayoutView& layout, const ForwardArgs<Scalar>& args) {
-  const auto kernel = attention_forward_kernel<D, TILE, Scalar>;
-  const size_t smem = sizeof(float) * forward_smem_floats<D, TILE>();
+  const auto kernel = attention_forward_kernel<DK, DV, TILE, Scalar>;
+  const size_t smem = sizeof(float) * forward_smem_floats<DK, DV, TILE>();
   prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
   kernel<<<g.grid(TILE), kThreads, smem, g.stream>>>(layout, args);
   SPT_CUDA_CHECK(cudaGetLastError());
@@ -159,8 +160,8 @@ void launch(const LaunchGeometry& g, const LayoutView& layout, const ForwardArgs
 
 template <typename Scalar>
 void dispatch(const LaunchGeometry& g, const LayoutView& layout, const ForwardArgs<Scalar>& args) {
-  dispatch_tile_and_dim(g.tile, g.shape.Dk, [&](auto tile, auto dim) {
-    launch<decltype(dim)::value, decltype(tile)::value, Scalar>(g, layout, args);
+  dispatch_tile_and_dims(g.tile, g.shape.Dk, g.shape.Dv, [&](auto tile, auto dk, auto dv) {
+    launch<decltype(dk)::value, decltype(dv)::value, decltype(tile)::value, Scalar>(g, layout, args);
   });
 }
 

@@ -16,7 +16,7 @@
 namespace spt::cuda::detail {
 
 struct LaunchGeometry {
-  AttentionShape shape;  // resolved strides, Dk == Dv
+  AttentionShape shape;  // resolved strides; Dk == Dv, or Dk == Dv / 2 on the SIMT kernels
   int tile = 64;         // TILE = min(BS, 64)
   bool tensor_cores = false;  // mma.sync kernels (attention_tc_*.cu) instead of the SIMT ones
   float scale = 1.0f;    // 1 / sqrt(Dk), rounded as the CPU op rounds it
@@ -51,17 +51,30 @@ inline bool rows_vector_aligned(std::initializer_list<const void*> pointers, std
 // current device offers that much to one block.
 void prepare_kernel(const void* kernel, size_t bytes);
 
-// Calls f(std::integral_constant<int, TILE>, std::integral_constant<int, D>) for the
-// compiled pair; tile and dim were validated at the entry point.
+// Calls f(std::integral_constant<int, TILE>, std::integral_constant<int, DK>,
+// std::integral_constant<int, DV>) for the compiled triple: DK = DV in {32, 64, 128} or
+// DK = DV / 2 with DV in {32, 64, 128}; tile and dims were validated at the entry point.
 template <typename F>
-void dispatch_tile_and_dim(int tile, int dim, F&& f) {
+void dispatch_tile_and_dims(int tile, int dk, int dv, F&& f) {
   auto with_tile = [&](auto tile_c) {
-    switch (dim) {
-      case 32: return f(tile_c, std::integral_constant<int, 32>{});
-      case 64: return f(tile_c, std::integral_constant<int, 64>{});
-      case 128: return f(tile_c, std::integral_constant<int, 128>{});
-      default: throw Error(message("head dim ", dim, " has no CUDA attention kernel: use 32, 64 or 128"));
+    using std::integral_constant;
+    if (dk == dv) {
+      switch (dk) {
+        case 32: return f(tile_c, integral_constant<int, 32>{}, integral_constant<int, 32>{});
+        case 64: return f(tile_c, integral_constant<int, 64>{}, integral_constant<int, 64>{});
+        case 128: return f(tile_c, integral_constant<int, 128>{}, integral_constant<int, 128>{});
+        default: break;
+      }
+    } else if (2 * dk == dv) {
+      switch (dk) {
+        case 16: return f(tile_c, integral_constant<int, 16>{}, integral_constant<int, 32>{});
+        case 32: return f(tile_c, integral_constant<int, 32>{}, integral_constant<int, 64>{});
+        case 64: return f(tile_c, integral_constant<int, 64>{}, integral_constant<int, 128>{});
+        default: break;
+      }
     }
+    throw Error(message("head dims Dk = ", dk, ", Dv = ", dv,
+                        " have no CUDA attention kernel: use Dk = Dv in {32, 64, 128} or Dk = Dv / 2"));
   };
   switch (tile) {
     case 16: return with_tile(std::integral_constant<int, 16>{});
@@ -82,7 +95,7 @@ void backward(const LaunchGeometry& g, const LayoutView& layout, DType dtype, co
               const void* v, const void* out, const float* lse, const void* dout, float* delta, void* dq, void* dk,
               void* dv);
 
-// Tensor-core versions (bf16 / fp16, D in {32, 64, 128}, BS 64 or 128). backward_tc takes
+// Tensor-core versions (bf16 / fp16, Dk = Dv in {32, 64, 128}, BS 64 or 128). backward_tc takes
 // delta already computed.
 void forward_tc(const LaunchGeometry& g, const LayoutView& layout, DType dtype, const void* q, const void* k,
                 const void* v, void* out, float* lse);

@@ -47,19 +47,14 @@ PositionIndex make_index(const PositionTables& pos) {
   return index;
 }
 
-// tokens: (B, T); tok_emb: (V, C); h: (rows = B*T, C). Same order of additions as the CPU.
-__global__ void embedding_forward_kernel(const uint8_t* __restrict__ tokens, int64_t rows, int64_t T, int C,
-                                         const float* __restrict__ tok_emb, PositionIndex pos,
-                                         float* __restrict__ h) {
-  const int64_t row = int64_t{blockIdx.x} * kRowsPerForwardBlock + threadIdx.y;
-  if (row >= rows) return;
-  const int64_t t = row % T;
-  const float* tok = t > 0 ? tok_emb + int64_t{tokens[row - 1]} * C : nullptr;
+// hr (C) = (tok ? tok (C) : 0) + the rows of position t of every table, by one warp.
+// Same order of additions as the CPU.
+__device__ void embed_row(const float* __restrict__ tok, int64_t t, int C, const PositionIndex& pos,
+                          float* __restrict__ hr) {
   const float* pos_rows[kMaxPositionTables] = {};
 #pragma unroll
   for (int k = 0; k < kMaxPositionTables; ++k)
     if (k < pos.count) pos_rows[k] = pos.table[k] + ((t / pos.inner[k]) % pos.size[k]) * C;
-  float* hr = h + row * C;
   for (int c = threadIdx.x; c < C; c += ops::kWarpSize) {
     float value = tok != nullptr ? tok[c] : 0.0f;
 #pragma unroll
@@ -67,6 +62,25 @@ __global__ void embedding_forward_kernel(const uint8_t* __restrict__ tokens, int
       if (k < pos.count) value += pos_rows[k][c];
     hr[c] = value;
   }
+}
+
+// tokens: (B, T); tok_emb: (V, C); h: (rows = B*T, C).
+__global__ void embedding_forward_kernel(const uint8_t* __restrict__ tokens, int64_t rows, int64_t T, int C,
+                                         const float* __restrict__ tok_emb, PositionIndex pos,
+                                         float* __restrict__ h) {
+  const int64_t row = int64_t{blockIdx.x} * kRowsPerForwardBlock + threadIdx.y;
+  if (row >= rows) return;
+  const int64_t t = row % T;
+  embed_row(t > 0 ? tok_emb + int64_t{tokens[row - 1]} * C : nullptr, t, C, pos, h + row * C);
+}
+
+// previous: (S) tokens of position t - 1; h: (S, C) for position t of every sequence.
+__global__ void embedding_position_kernel(const uint8_t* __restrict__ previous, int S, int64_t t, int C,
+                                          const float* __restrict__ tok_emb, PositionIndex pos,
+                                          float* __restrict__ h) {
+  const int64_t row = int64_t{blockIdx.x} * kRowsPerForwardBlock + threadIdx.y;
+  if (row >= S) return;
+  embed_row(t > 0 ? tok_emb + int64_t{previous[row]} * C : nullptr, t, C, pos, h + row * C);
 }
 
 // partial: (splits, G, C). Block (gradient row g = blockIdx.x, column tile blockIdx.y,
@@ -181,6 +195,15 @@ void embedding_forward(const uint8_t* tokens, int B, int64_t T, int C, const flo
   const unsigned blocks = static_cast<unsigned>((rows + kRowsPerForwardBlock - 1) / kRowsPerForwardBlock);
   embedding_forward_kernel<<<blocks, dim3(ops::kWarpSize, kRowsPerForwardBlock), 0, stream>>>(
       tokens, rows, T, C, tok_emb, make_index(pos), h);
+  SPT_CUDA_CHECK_LAUNCH();
+}
+
+void embedding_forward_position(const uint8_t* previous, int S, int64_t t, int C, const float* tok_emb,
+                                const PositionTables& pos, float* h, CUstream_st* stream) {
+  check_dims("embedding_forward_position", previous, S, t + 1, C, tok_emb, h, pos);
+  const unsigned blocks = static_cast<unsigned>((S + kRowsPerForwardBlock - 1) / kRowsPerForwardBlock);
+  embedding_position_kernel<<<blocks, dim3(ops::kWarpSize, kRowsPerForwardBlock), 0, stream>>>(
+      previous, S, t, C, tok_emb, make_index(pos), h);
   SPT_CUDA_CHECK_LAUNCH();
 }
 

@@ -1,0 +1,177 @@
+// CudaDecoder: KvDecoder::step (src/model/sampler.cpp) op for op on device buffers, in
+// fp32, with the CUDA op families; the new keys and values of a step are copied into
+// the per-layer caches and decode_attention reads them from there.
+#include "model/cuda/cuda_sampler.h"
+
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "core/cuda_check.h"
+#include "core/error.h"
+#include "ops/activation.h"
+#include "ops/decode_attention.h"
+#include "ops/dropout.h"
+#include "ops/embedding.h"
+#include "ops/layernorm.h"
+#include "ops/linear.h"
+
+namespace spt::cuda {
+namespace {
+
+constexpr int kAttentionBlock = 64;  // key blocks of the device plan that decode_attention walks
+
+struct LayerWeights {  // float offsets of one layer's parameters
+  int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+};
+
+}  // namespace
+
+struct CudaDecoder::State {
+  ModelConfig config;
+  int count = 0;  // S sequences
+  int64_t t = 0;
+  std::vector<LayerWeights> layers;  // (L)
+  int64_t tok_emb = 0, lnf_w = 0, lnf_b = 0, head_w = 0, head_b = 0;
+  std::vector<int64_t> pos_emb;             // (pos_sizes)
+  std::vector<DeviceAttentionPlan> plans;   // (L)
+  std::unique_ptr<BlasContext> blas;
+  DeviceBuffer<float> weights;              // (P)
+  DeviceBuffer<float> keys;                 // (L, S, T, H * Dk)
+  DeviceBuffer<float> values;               // (L, S, T, C)
+  DeviceBuffer<float> h, a, att, y;         // (S, C)
+  DeviceBuffer<float> qkv;                  // (S, 2 * H * Dk + C)
+  DeviceBuffer<float> ff;                   // (S, F)
+  DeviceBuffer<float> logits;               // (S, V)
+  DeviceBuffer<float> mean, rstd;           // (S) LayerNorm statistics
+  DeviceBuffer<uint8_t> previous;           // (S) tokens of position t - 1
+  std::vector<float> host_logits;           // (S, V)
+
+  const float* w(int64_t offset) const { return weights.data() + offset; }
+  int64_t key_width() const { return int64_t{config.heads} * config.qk_dim(); }  // H * Dk
+  float* layer_keys(int r) { return keys.data() + int64_t{r} * count * config.ctx * key_width(); }
+  float* layer_values(int r) { return values.data() + int64_t{r} * count * config.ctx * config.width; }
+
+  // Copies the keys and values of position t (in qkv) into layer r's caches.
+  void append(int r) {
+    const int64_t T = config.ctx, K = key_width(), C = config.width, QKV = config.qkv_width();
+    const size_t f = sizeof(float);
+    SPT_CUDA_CHECK(cudaMemcpy2DAsync(layer_keys(r) + t * K, T * K * f, qkv.data() + K, QKV * f, K * f, count,
+                                     cudaMemcpyDeviceToDevice, blas->stream()));
+    SPT_CUDA_CHECK(cudaMemcpy2DAsync(layer_values(r) + t * C, T * C * f, qkv.data() + 2 * K, QKV * f, C * f, count,
+                                     cudaMemcpyDeviceToDevice, blas->stream()));
+  }
+
+  // h (S, C) += y (S, C): dropout_add without dropout.
+  void add_to_residual() {
+    dropout_add(0, 0.0f, y.data(), DType::f32, h.data(), int64_t{count} * config.width, h.data(), blas->stream());
+  }
+
+  void layer(int r) {
+    const LayerWeights& p = layers[r];
+    const int C = config.width, F = config.ff_width(), QKV = config.qkv_width();
+    CUstream_st* stream = blas->stream();
+    layernorm_forward(h.data(), w(p.ln1_w), w(p.ln1_b), count, C, DType::f32, a.data(), mean.data(), rstd.data(),
+                      stream);
+    linear_forward(*blas, a.data(), w(p.qkv_w), w(p.qkv_b), count, C, QKV, DType::f32, DType::f32, qkv.data());
+    append(r);
+    const DecodeShape shape{count, config.heads, config.qk_dim(), config.head_dim(), t, QKV};
+    decode_attention(plans[r], shape, qkv.data(), layer_keys(r), layer_values(r), att.data(), stream);
+    linear_forward(*blas, att.data(), w(p.proj_w), w(p.proj_b), count, C, C, DType::f32, DType::f32, y.data());
+    add_to_residual();
+    layernorm_forward(h.data(), w(p.ln2_w), w(p.ln2_b), count, C, DType::f32, a.data(), mean.data(), rstd.data(),
+                      stream);
+    linear_forward(*blas, a.data(), w(p.fc1_w), w(p.fc1_b), count, C, F, DType::f32, DType::f32, ff.data());
+    gelu_forward(ff.data(), int64_t{count} * F, DType::f32, ff.data(), stream);
+    linear_forward(*blas, ff.data(), w(p.fc2_w), w(p.fc2_b), count, F, C, DType::f32, DType::f32, y.data());
+    add_to_residual();
+  }
+};
+
+CudaDecoder::CudaDecoder(const Model& model, int count) : state_(std::make_unique<State>()) {
+  SPT_CHECK(cuda_available(), "no CUDA device is available for sampling: run with --device cpu");
+  SPT_CHECK(count >= 1, "sample count ", count, " must be at least 1 (--count)");
+  State& s = *state_;
+  s.config = model.config();
+  s.count = count;
+  const ModelConfig& c = s.config;
+  SPT_CHECK(static_cast<int>(c.pos_sizes.size()) <= kMaxPositionTables, "the CUDA sampler takes at most ",
+            kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size(), ": use --device cpu");
+  SPT_CHECK(c.qk_dim() <= 128 && c.head_dim() <= 128, "the CUDA sampler needs head dims of at most 128, the model has ",
+            "Dk = ", c.qk_dim(), ", D = ", c.head_dim(), ": use --device cpu");
+  const ParamTable& table = model.params();
+  auto offset = [&](const std::string& name) { return table.find(name).offset; };
+  s.tok_emb = offset("tok_emb.weight");
+  for (size_t k = 0; k < c.pos_sizes.size(); ++k) s.pos_emb.push_back(offset("pos_emb." + std::to_string(k) + ".weight"));
+  for (int r = 0; r < c.layers; ++r) {
+    const std::string p = "blocks." + std::to_string(r) + ".";
+    s.layers.push_back({offset(p + "ln1.weight"), offset(p + "ln1.bias"), offset(p + "attn.qkv.weight"),
+                        offset(p + "attn.qkv.bias"), offset(p + "attn.proj.weight"), offset(p + "attn.proj.bias"),
+                        offset(p + "ln2.weight"), offset(p + "ln2.bias"), offset(p + "mlp.fc1.weight"),
+                        offset(p + "mlp.fc1.bias"), offset(p + "mlp.fc2.weight"), offset(p + "mlp.fc2.bias")});
+  }
+  s.lnf_w = offset("ln_f.weight");
+  s.lnf_b = offset("ln_f.bias");
+  s.head_w = offset("head.weight");
+  s.head_b = offset("head.bias");
+
+  const int64_t S = count, T = c.ctx, C = c.width;
+  const int64_t cache_floats = int64_t{c.layers} * S * T * (s.key_width() + C);
+  const int64_t weight_floats = static_cast<int64_t>(model.weights().size());
+  size_t free_bytes = 0, total_bytes = 0;
+  SPT_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const int64_t needed = (cache_floats + weight_floats) * static_cast<int64_t>(sizeof(float));
+  SPT_CHECK(static_cast<size_t>(needed) <= free_bytes, "sampling ", count, " sequences needs ", needed / 1048576,
+            " MiB of GPU memory for the fp32 weights and key/value cache (L ", c.layers, ", T ", T,
+            ") but the GPU has ", free_bytes / 1048576, " MiB free: lower --count");
+
+  const Pattern pattern = model_pattern(c);
+  for (int r = 0; r < c.layers; ++r) s.plans.push_back(make_device_plan(pattern, r, T, kAttentionBlock));
+  s.blas = std::make_unique<BlasContext>(nullptr);
+  s.weights = DeviceBuffer<float>(model.weights().size());
+  s.weights.upload(model.weights().data(), model.weights().size());
+  s.keys = DeviceBuffer<float>(static_cast<size_t>(int64_t{c.layers} * S * T * s.key_width()));
+  s.values = DeviceBuffer<float>(static_cast<size_t>(int64_t{c.layers} * S * T * C));
+  for (DeviceBuffer<float>* b : {&s.h, &s.a, &s.att, &s.y}) *b = DeviceBuffer<float>(static_cast<size_t>(S * C));
+  s.qkv = DeviceBuffer<float>(static_cast<size_t>(S * c.qkv_width()));
+  s.ff = DeviceBuffer<float>(static_cast<size_t>(S * c.ff_width()));
+  s.logits = DeviceBuffer<float>(static_cast<size_t>(S * kVocab));
+  s.mean = DeviceBuffer<float>(static_cast<size_t>(S));
+  s.rstd = DeviceBuffer<float>(static_cast<size_t>(S));
+  s.previous = DeviceBuffer<uint8_t>(static_cast<size_t>(S));
+  SPT_CUDA_CHECK(cudaMemset(s.previous.data(), 0, static_cast<size_t>(S)));
+  s.host_logits.resize(static_cast<size_t>(S * kVocab));
+}
+
+CudaDecoder::~CudaDecoder() = default;
+
+int64_t CudaDecoder::position() const { return state_->t; }
+
+const std::vector<float>& CudaDecoder::step(const uint8_t* previous) {
+  State& s = *state_;
+  const ModelConfig& c = s.config;
+  SPT_CHECK(s.t < c.ctx, "the decoder is at position ", s.t, ", the end of the context ", c.ctx);
+  if (s.t > 0) s.previous.upload(previous, static_cast<size_t>(s.count));
+  PositionTables tables;
+  tables.count = static_cast<int>(c.pos_sizes.size());
+  for (int k = 0; k < tables.count; ++k) {
+    tables.size[k] = c.pos_sizes[k];
+    tables.table[k] = s.weights.data() + s.pos_emb[k];
+  }
+  CUstream_st* stream = s.blas->stream();
+  embedding_forward_position(s.previous.data(), s.count, s.t, c.width, s.w(s.tok_emb), tables, s.h.data(), stream);
+  for (int r = 0; r < c.layers; ++r) s.layer(r);
+  layernorm_forward(s.h.data(), s.w(s.lnf_w), s.w(s.lnf_b), s.count, c.width, DType::f32, s.a.data(), s.mean.data(),
+                    s.rstd.data(), stream);
+  linear_forward(*s.blas, s.a.data(), s.w(s.head_w), s.w(s.head_b), s.count, c.width, kVocab, DType::f32, DType::f32,
+                 s.logits.data());
+  s.logits.download(s.host_logits.data(), s.host_logits.size());
+  ++s.t;
+  return s.host_logits;
+}
+
+std::unique_ptr<Decoder> make_cuda_decoder(const Model& model, int count) {
+  return std::make_unique<CudaDecoder>(model, count);
+}
+
+}  // namespace spt::cuda
