@@ -2,7 +2,7 @@
 # GPU training throughput of spt's enwik8 preset (B 2, T 12,288) against the same model
 # in PyTorch (bench/torch_reference.py: FlexAttention with the fixed mask, and dense
 # cuDNN attention), in one run on one GPU. Logs under $OUT (./out when unset).
-#   bench/gpu_train_compare.sh [BUILD_DIR] [STEPS]
+#   bench/gpu_train_compare.sh [BUILD_DIR] [STEPS]      (PEERS=0: spt only, no PyTorch runs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build-gpu}"
@@ -33,6 +33,7 @@ print(json.dumps({"impl": "spt-bf16-" + sys.argv[2], "tokens_per_s": tps, "step_
                   "attention": kernels.group(1) if kernels else None, "memory": mem.group(1) if mem else None}))
 PY
 done
+[ "${PEERS:-1}" = 0 ] && exit 0
 for attention in flex dense; do
   python3 bench/torch_reference.py --attention "$attention" --steps "$steps" 2>"$OUT/torch_$attention.err" | tail -1
 done

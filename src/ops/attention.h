@@ -110,21 +110,28 @@ DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t 
 // tensors always take the SIMT kernels.
 const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype);
 
+// Scratch of one call, in bytes: rowsum(dout * out) (backward), and on the fast path the fp32
+// partial results of a strided (fixed) pattern's column (summary) part: one copy of the head
+// slices in the forward, three (2 x slices) in the backward. Callers that plan their memory
+// up front pass this much as `workspace` (16-byte aligned); without a workspace the call
+// takes its scratch from the device's stream-ordered pool.
+size_t attention_workspace_bytes(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype,
+                                 bool backward);
+
 // Device pointers, layout and strides as in spt::cpu. Requires Dv in {32, 64, 128} and
 // Dk = Dv or Dk = Dv / 2 (half_qk models);
 // dtype fp32, bf16 or fp16 (2-byte tensors read best with 16-byte aligned rows).
 // out: (B, T, H, Dv) overwritten; lse: (B, H, T) fp32 overwritten. Asynchronous on `stream`.
 void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
-                       const void* k, const void* v, void* out, float* lse, CUstream_st* stream = nullptr);
+                       const void* k, const void* v, void* out, float* lse, CUstream_st* stream = nullptr,
+                       void* workspace = nullptr, size_t workspace_bytes = 0);
 
 // dq, dk, dv: overwritten (only their own columns of a fused buffer are touched).
 // Deterministic: each gradient element is summed in a fixed order by one thread, no atomics.
-// Uses B * H * T floats of stream-ordered scratch for rowsum(dout * out); the fast path of a
-// strided (fixed) pattern with A2 also uses 3 (2 * slices) fp32 copies of the head slices of
-// its column (summary) part, and its forward 1 such copy (strided only).
 void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
                         const void* k, const void* v, const void* out, const float* lse, const void* dout, void* dq,
-                        void* dk, void* dv, CUstream_st* stream = nullptr);
+                        void* dk, void* dv, CUstream_st* stream = nullptr, void* workspace = nullptr,
+                        size_t workspace_bytes = 0);
 
 }  // namespace cuda
 

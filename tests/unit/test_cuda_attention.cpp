@@ -397,6 +397,56 @@ TEST(CudaAttention, RepeatedCallsAreBitwiseIdentical) {
   }
 }
 
+// A caller's workspace of attention_workspace_bytes serves the call as its own pooled
+// scratch does, bit for bit; a smaller one is refused.
+TEST(CudaAttention, CallerWorkspaceGivesTheSameBits) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  for (const PatternSpec& spec : {PatternSpec{PatternKind::strided, 24, 1, 1, CombineMode::merged, 2},
+                                  PatternSpec{PatternKind::fixed, 32, 8, 2, CombineMode::merged, 2}}) {
+    const Pattern pattern(spec);
+    SCOPED_TRACE(pattern.describe());
+    AttentionShape shape;
+    shape.B = 2;
+    shape.T = 300;
+    shape.H = 2;
+    shape.Dk = shape.Dv = 64;
+    const DType dtype = DType::bf16;
+    const size_t n = static_cast<size_t>(shape.B * shape.T * shape.H * shape.Dk);
+    const size_t n_lse = static_cast<size_t>(shape.B * shape.H * shape.T);
+    std::vector<float> host(n);
+    DeviceArray q(dtype, n), k(dtype, n), v(dtype, n), dout(dtype, n);
+    uint64_t stream = 60;
+    for (DeviceArray* a : {&q, &k, &v, &dout}) {
+      for (size_t e = 0; e < n; ++e) host[e] = normal01(rng_key(++stream), e);
+      a->upload(host);
+    }
+    const cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, shape.T, 64);
+    const size_t bytes = std::max(cuda::attention_workspace_bytes(plan, shape, dtype, false),
+                                  cuda::attention_workspace_bytes(plan, shape, dtype, true));
+    ASSERT_GT(bytes, 0u);
+    DeviceBuffer<unsigned char> workspace(bytes);
+    std::vector<DeviceArray::Host> runs;
+    for (int with_workspace = 0; with_workspace < 2; ++with_workspace) {
+      void* w = with_workspace ? workspace.data() : nullptr;
+      const size_t w_bytes = with_workspace ? bytes : 0;
+      DeviceArray out(dtype, n), lse(DType::f32, n_lse), dq(dtype, n), dk(dtype, n), dv(dtype, n);
+      cuda::attention_forward(plan, shape, dtype, q.data(), k.data(), v.data(), out.data(), lse.floats(), nullptr, w,
+                              w_bytes);
+      cuda::attention_backward(plan, shape, dtype, q.data(), k.data(), v.data(), out.data(), lse.floats(),
+                               dout.data(), dq.data(), dk.data(), dv.data(), nullptr, w, w_bytes);
+      SPT_CUDA_CHECK(cudaDeviceSynchronize());
+      for (const DeviceArray* a : {&out, &lse, &dq, &dk, &dv}) runs.push_back(a->download());
+    }
+    for (size_t t = 0; t < runs.size() / 2; ++t)
+      EXPECT_EQ(runs[t].raw, runs[t + runs.size() / 2].raw) << "output " << t << " differs with the workspace";
+    DeviceArray out(dtype, n), lse(DType::f32, n_lse), grads(dtype, 3 * n);
+    auto* g = static_cast<unsigned char*>(grads.data());
+    EXPECT_THROW(cuda::attention_backward(plan, shape, dtype, q.data(), k.data(), v.data(), out.data(), lse.floats(),
+                                          dout.data(), g, g + 2 * n, g + 4 * n, nullptr, workspace.data(), 16),
+                 Error);
+  }
+}
+
 TEST(CudaAttention, TensorCorePathIsSelected) {
   SPT_REQUIRE_CUDA_DEVICE();
   const Pattern pattern({PatternKind::fixed, 64, 16, 1, CombineMode::merged, 2});

@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -63,6 +64,7 @@ struct Slots {
   int64_t size = 0;
   int64_t tokens, residual, branch, lnf, meanf, rstdf, logits, losses;  // always
   int64_t dh = -1, dbranch = -1, dln = -1, datt = -1, dqkv = -1, dff = -1, dlogits = -1;  // training
+  int64_t attention = -1, attention_bytes = 0;  // the attention calls' scratch (attention_workspace_bytes)
   std::vector<LayerSlots> layers;  // (L) without recomputation, else (1)
 
   int64_t take(int64_t bytes) {
@@ -142,6 +144,13 @@ struct CudaModel::State {
       s.dff = s.take(N * F * e());
       s.dlogits = s.take(N * V * e());
     }
+    const AttentionShape shape = attention_shape_for(B);
+    for (const DeviceAttentionPlan& plan : plans) {
+      s.attention_bytes = std::max<int64_t>(s.attention_bytes, attention_workspace_bytes(plan, shape, dtype, false));
+      if (train)
+        s.attention_bytes = std::max<int64_t>(s.attention_bytes, attention_workspace_bytes(plan, shape, dtype, true));
+    }
+    s.attention = s.take(s.attention_bytes);
     return s;
   }
 
@@ -206,11 +215,12 @@ struct CudaModel::State {
     embedding_forward(at<uint8_t>(slots.tokens), batch, config.ctx, config.width, w32(tok_emb), tables, residual(0));
   }
 
-  AttentionShape attention_shape() const {
+  AttentionShape attention_shape_for(int B) const {
     const int QKV = config.qkv_width();
-    return AttentionShape{batch, config.ctx, config.heads, config.qk_dim(), config.head_dim(), QKV, QKV, QKV,
+    return AttentionShape{B, config.ctx, config.heads, config.qk_dim(), config.head_dim(), QKV, QKV, QKV,
                           config.width};
   }
+  AttentionShape attention_shape() const { return attention_shape_for(batch); }
 
   void layer_forward(int r, const float* h_in, float* h_out, const LayerSlots& a, const DropoutContext& d) {
     const LayerOffsets& p = layers[r];
@@ -221,7 +231,8 @@ struct CudaModel::State {
     linear_forward(*blas, at(a.ln1), w(p.qkv_w), w32(p.qkv_b), N, C, QKV, dtype, dtype, at(a.qkv));
     void* qkv = at(a.qkv);
     attention_forward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
-                      element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse));
+                      element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), nullptr, at(slots.attention),
+                      static_cast<size_t>(slots.attention_bytes));
     linear_forward(*blas, at(a.att), w(p.proj_w), w32(p.proj_b), N, C, C, dtype, dtype, at(slots.branch));
     dropout_add(dropout_key(d.seed, d.micro_step, r, 0), rate(d), at(slots.branch), dtype, h_in, N * C,
                 at<float>(a.h_mid));
@@ -285,7 +296,8 @@ struct CudaModel::State {
     void* dqkv = at(slots.dqkv);
     attention_backward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
                        element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), at(slots.datt), dqkv,
-                       element(dqkv, int64_t{H} * Dk), element(dqkv, 2 * int64_t{H} * Dk));
+                       element(dqkv, int64_t{H} * Dk), element(dqkv, 2 * int64_t{H} * Dk), nullptr,
+                       at(slots.attention), static_cast<size_t>(slots.attention_bytes));
     linear_backward(*blas, at(a.ln1), w(p.qkv_w), dqkv, N, C, QKV, dtype, at(slots.dln), false, g(p.qkv_w),
                     g(p.qkv_b));
     layernorm_backward(h_in, w32(p.ln1_w), at<float>(a.mean1), at<float>(a.rstd1), at(slots.dln), N, C, dtype, dh,
@@ -355,8 +367,7 @@ CudaModel::~CudaModel() = default;
 const ModelConfig& CudaModel::config() const { return state_->config; }
 Precision CudaModel::precision() const { return state_->precision; }
 std::string CudaModel::attention_path() const {
-  AttentionShape shape = state_->attention_shape();
-  shape.B = std::max(shape.B, 1);  // before the first batch is planned
+  const AttentionShape shape = state_->attention_shape_for(std::max(state_->batch, 1));  // also before a batch
   return cuda::attention_path(state_->plans.front(), shape, activation_type(state_->precision));
 }
 const MemoryPlan& CudaModel::current_plan() const { return state_->plan; }

@@ -162,23 +162,73 @@ detail::FastLaunch fast_launch(const DeviceAttentionPlan& plan, const detail::La
 
 size_t element_size(DType dtype) { return dtype_size(dtype); }
 
-// Stream-ordered scratch, released on the same stream however the call ends.
-class StreamScratch {
+// The scratch of one call: the caller's workspace, or stream-ordered memory released on the
+// same stream however the call ends.
+class CallScratch {
  public:
-  StreamScratch(size_t bytes, cudaStream_t stream) : stream_(stream) {
-    if (bytes > 0) SPT_CUDA_CHECK(cudaMallocAsync(&data_, bytes, stream_));
+  CallScratch(size_t bytes, void* workspace, size_t workspace_bytes, cudaStream_t stream) : stream_(stream) {
+    if (bytes == 0) return;
+    if (workspace != nullptr) {
+      SPT_CHECK(workspace_bytes >= bytes, "attention: the workspace has ", workspace_bytes, " bytes but this call needs ",
+                bytes, "; size it with attention_workspace_bytes");
+      SPT_CHECK(reinterpret_cast<uintptr_t>(workspace) % 16 == 0, "attention: the workspace ", workspace,
+                " is not 16-byte aligned");
+      data_ = workspace;
+      return;
+    }
+    SPT_CUDA_CHECK(cudaMallocAsync(&data_, bytes, stream_));
+    owned_ = true;
   }
-  ~StreamScratch() {
-    if (data_ != nullptr) cudaFreeAsync(data_, stream_);
+  ~CallScratch() {
+    if (owned_) cudaFreeAsync(data_, stream_);
   }
-  StreamScratch(const StreamScratch&) = delete;
-  StreamScratch& operator=(const StreamScratch&) = delete;
+  CallScratch(const CallScratch&) = delete;
+  CallScratch& operator=(const CallScratch&) = delete;
   float* floats() { return static_cast<float*>(data_); }
 
  private:
   void* data_ = nullptr;
+  bool owned_ = false;
   cudaStream_t stream_;
 };
+
+// Where the pieces of a call's scratch lie, in floats; every piece starts 16-byte aligned.
+struct ScratchLayout {
+  size_t delta = 0, part_o = 0, part_lse = 0, dq_part = 0, dk_part = 0, dv_part = 0;
+  size_t floats = 0;
+  size_t take(size_t count) {
+    const size_t at = floats;
+    floats += (count + 3) / 4 * 4;
+    return at;
+  }
+};
+
+ScratchLayout scratch_layout(const DeviceAttentionPlan& plan, const detail::LaunchGeometry& g, DType dtype,
+                             bool backward) {
+  const AttentionShape& s = g.shape;
+  const size_t rows = static_cast<size_t>(s.B) * s.H * s.T;  // (B, H, T)
+  ScratchLayout layout;
+  if (backward) layout.delta = layout.take(rows);
+  if (!use_fast(plan, s, dtype)) return layout;
+  const detail::FastLaunch f = fast_launch(plan, g);
+  if (!backward) {
+    if (f.pattern.columns) {
+      layout.part_o = layout.take(rows * s.Dk);
+      layout.part_lse = layout.take(rows);
+    }
+    return layout;
+  }
+  if (f.pattern.columns) {
+    layout.dq_part = layout.take(rows * s.Dk);
+    layout.dk_part = layout.take(rows * s.Dk);
+    layout.dv_part = layout.take(rows * s.Dk);
+  } else if (f.pattern.summary) {
+    const size_t part = static_cast<size_t>(f.slices) * s.B * s.H * f.pattern.summary_keys * s.Dk;
+    layout.dk_part = layout.take(part);
+    layout.dv_part = layout.take(part);
+  }
+  return layout;
+}
 
 }  // namespace
 
@@ -269,8 +319,14 @@ const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape
   return use_tensor_cores(plan, s, dtype) ? "tensor-core" : "simt";
 }
 
+size_t attention_workspace_bytes(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype,
+                                 bool backward) {
+  return sizeof(float) * scratch_layout(plan, geometry(plan, shape, dtype, nullptr), dtype, backward).floats;
+}
+
 void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
-                       const void* k, const void* v, void* out, float* lse, CUstream_st* stream) {
+                       const void* k, const void* v, void* out, float* lse, CUstream_st* stream, void* workspace,
+                       size_t workspace_bytes) {
   const detail::LaunchGeometry g = geometry(plan, shape, dtype, stream);
   const size_t align = element_size(dtype);
   check_pointer(q, align, "q");
@@ -278,25 +334,23 @@ void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& sh
   check_pointer(v, align, "v");
   check_pointer(out, align, "out");
   check_pointer(lse, sizeof(float), "lse");
-  if (use_fast(plan, g.shape, dtype)) {
-    const AttentionShape& s = g.shape;
-    const size_t rows = static_cast<size_t>(s.B) * s.H * s.T;  // (B, H, T)
-    const bool columns = plan.parts.columns;
-    StreamScratch part(columns ? sizeof(float) * rows * (s.Dk + 1) : 0, stream);
-    detail::FastScratch scratch;
-    if (columns) {
-      scratch.part_o = part.floats();
-      scratch.part_lse = part.floats() + rows * s.Dk;
-    }
-    detail::forward_fast(fast_launch(plan, g), dtype, q, k, v, out, lse, scratch);
+  if (!use_fast(plan, g.shape, dtype)) {
+    detail::forward(g, layout_view(plan), dtype, q, k, v, out, lse);
     return;
   }
-  detail::forward(g, layout_view(plan), dtype, q, k, v, out, lse);
+  const ScratchLayout layout = scratch_layout(plan, g, dtype, false);
+  CallScratch scratch(sizeof(float) * layout.floats, workspace, workspace_bytes, stream);
+  detail::FastScratch parts;
+  if (plan.parts.columns) {
+    parts.part_o = scratch.floats() + layout.part_o;
+    parts.part_lse = scratch.floats() + layout.part_lse;
+  }
+  detail::forward_fast(fast_launch(plan, g), dtype, q, k, v, out, lse, parts);
 }
 
 void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
                         const void* k, const void* v, const void* out, const float* lse, const void* dout, void* dq,
-                        void* dk, void* dv, CUstream_st* stream) {
+                        void* dk, void* dv, CUstream_st* stream, void* workspace, size_t workspace_bytes) {
   const detail::LaunchGeometry g = geometry(plan, shape, dtype, stream);
   const size_t align = element_size(dtype);
   check_pointer(q, align, "q");
@@ -308,29 +362,22 @@ void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& s
   check_pointer(dq, align, "dq");
   check_pointer(dk, align, "dk");
   check_pointer(dv, align, "dv");
-  const AttentionShape& s = g.shape;
-  StreamScratch delta(sizeof(float) * static_cast<size_t>(s.B) * s.H * s.T, stream);  // (B, H, T)
-  if (use_fast(plan, s, dtype)) {
-    const detail::FastLaunch f = fast_launch(plan, g);
-    const size_t slice = static_cast<size_t>(s.B) * s.H * s.Dk;  // (B, H, D) per key of a part
-    size_t keys = 0;  // part rows per (b, h): dq + dk + dv
-    if (f.pattern.columns) keys = 3 * static_cast<size_t>(s.T);
-    if (f.pattern.summary) keys = 2 * static_cast<size_t>(f.slices) * f.pattern.summary_keys;
-    StreamScratch parts(sizeof(float) * slice * keys, stream);
-    detail::FastScratch scratch;
-    if (f.pattern.columns) {
-      scratch.dq_part = parts.floats();
-      scratch.dk_part = scratch.dq_part + slice * s.T;
-      scratch.dv_part = scratch.dk_part + slice * s.T;
-    } else if (f.pattern.summary) {
-      scratch.dk_part = parts.floats();
-      scratch.dv_part = scratch.dk_part + slice * f.slices * f.pattern.summary_keys;
-    }
-    detail::attention_delta(g, dtype, out, dout, delta.floats());
-    detail::backward_fast(f, dtype, q, k, v, lse, dout, delta.floats(), dq, dk, dv, scratch);
+  const ScratchLayout layout = scratch_layout(plan, g, dtype, true);
+  CallScratch scratch(sizeof(float) * layout.floats, workspace, workspace_bytes, stream);
+  float* delta = scratch.floats() + layout.delta;  // (B, H, T)
+  if (!use_fast(plan, g.shape, dtype)) {
+    detail::backward(g, layout_view(plan), dtype, q, k, v, out, lse, dout, delta, dq, dk, dv);
     return;
   }
-  detail::backward(g, layout_view(plan), dtype, q, k, v, out, lse, dout, delta.floats(), dq, dk, dv);
+  const detail::FastLaunch f = fast_launch(plan, g);
+  detail::FastScratch parts;
+  if (f.pattern.columns) parts.dq_part = scratch.floats() + layout.dq_part;
+  if (f.pattern.columns || f.pattern.summary) {
+    parts.dk_part = scratch.floats() + layout.dk_part;
+    parts.dv_part = scratch.floats() + layout.dv_part;
+  }
+  detail::attention_delta(g, dtype, out, dout, delta);
+  detail::backward_fast(f, dtype, q, k, v, lse, dout, delta, dq, dk, dv, parts);
 }
 
 }  // namespace spt::cuda
