@@ -11,6 +11,7 @@
 
 #include "core/cuda_check.h"
 #include "core/error.h"
+#include "model/cuda/weight_offsets.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/cross_entropy.h"
@@ -51,10 +52,6 @@ namespace {
 
 constexpr int kAttentionBlock = 64;
 
-struct LayerOffsets {  // float offsets of one layer's parameters
-  int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
-};
-
 struct LayerSlots {  // byte offsets of one layer's activations in the arena
   int64_t ln1, mean1, rstd1, qkv, att, lse, h_mid, ln2, mean2, rstd2, fc1, act;
 };
@@ -76,16 +73,13 @@ struct Slots {
 
 }  // namespace
 
-struct CudaModel::State {
+struct CudaModel::State : WeightOffsets {
   ModelConfig config;
   Precision precision;
   DType dtype;
   bool training;
   const ParamTable* table;
   int64_t P = 0;  // floats in the parameter buffer
-  std::vector<LayerOffsets> layers;
-  int64_t tok_emb = 0, lnf_w = 0, lnf_b = 0, head_w = 0, head_b = 0;
-  std::vector<int64_t> pos_emb;
   std::vector<DeviceAttentionPlan> plans;  // (L)
   std::unique_ptr<BlasContext> blas;
 
@@ -326,20 +320,7 @@ CudaModel::CudaModel(const Model& host, Precision precision, bool training) : st
   const ModelConfig& c = s.config;
   SPT_CHECK(static_cast<int>(c.pos_sizes.size()) <= kMaxPositionTables, "the CUDA backend takes at most ",
             kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size());
-  auto offset = [&](const std::string& name) { return s.table->find(name).offset; };
-  s.tok_emb = offset("tok_emb.weight");
-  for (size_t k = 0; k < c.pos_sizes.size(); ++k) s.pos_emb.push_back(offset("pos_emb." + std::to_string(k) + ".weight"));
-  for (int r = 0; r < c.layers; ++r) {
-    const std::string p = "blocks." + std::to_string(r) + ".";
-    s.layers.push_back({offset(p + "ln1.weight"), offset(p + "ln1.bias"), offset(p + "attn.qkv.weight"),
-                        offset(p + "attn.qkv.bias"), offset(p + "attn.proj.weight"), offset(p + "attn.proj.bias"),
-                        offset(p + "ln2.weight"), offset(p + "ln2.bias"), offset(p + "mlp.fc1.weight"),
-                        offset(p + "mlp.fc1.bias"), offset(p + "mlp.fc2.weight"), offset(p + "mlp.fc2.bias")});
-  }
-  s.lnf_w = offset("ln_f.weight");
-  s.lnf_b = offset("ln_f.bias");
-  s.head_w = offset("head.weight");
-  s.head_b = offset("head.bias");
+  static_cast<WeightOffsets&>(s) = weight_offsets(*s.table, c);
   const Pattern pattern = model_pattern(c);
   for (int r = 0; r < c.layers; ++r) s.plans.push_back(make_device_plan(pattern, r, c.ctx, kAttentionBlock));
   s.blas = std::make_unique<BlasContext>(nullptr);

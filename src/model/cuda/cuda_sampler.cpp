@@ -9,6 +9,7 @@
 
 #include "core/cuda_check.h"
 #include "core/error.h"
+#include "model/cuda/weight_offsets.h"
 #include "ops/activation.h"
 #include "ops/decode_attention.h"
 #include "ops/dropout.h"
@@ -21,19 +22,12 @@ namespace {
 
 constexpr int kAttentionBlock = 64;  // key blocks of the device plan that decode_attention walks
 
-struct LayerWeights {  // float offsets of one layer's parameters
-  int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
-};
-
 }  // namespace
 
-struct CudaDecoder::State {
+struct CudaDecoder::State : WeightOffsets {
   ModelConfig config;
   int count = 0;  // S sequences
   int64_t t = 0;
-  std::vector<LayerWeights> layers;  // (L)
-  int64_t tok_emb = 0, lnf_w = 0, lnf_b = 0, head_w = 0, head_b = 0;
-  std::vector<int64_t> pos_emb;             // (pos_sizes)
   std::vector<DeviceAttentionPlan> plans;   // (L)
   std::unique_ptr<BlasContext> blas;
   DeviceBuffer<float> weights;              // (P)
@@ -68,7 +62,7 @@ struct CudaDecoder::State {
   }
 
   void layer(int r) {
-    const LayerWeights& p = layers[r];
+    const LayerOffsets& p = layers[r];
     const int C = config.width, F = config.ff_width(), QKV = config.qkv_width();
     CUstream_st* stream = blas->stream();
     layernorm_forward(h.data(), w(p.ln1_w), w(p.ln1_b), count, C, DType::f32, a.data(), mean.data(), rstd.data(),
@@ -99,21 +93,7 @@ CudaDecoder::CudaDecoder(const Model& model, int count) : state_(std::make_uniqu
             kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size(), ": use --device cpu");
   SPT_CHECK(c.qk_dim() <= 128 && c.head_dim() <= 128, "the CUDA sampler needs head dims of at most 128, the model has ",
             "Dk = ", c.qk_dim(), ", D = ", c.head_dim(), ": use --device cpu");
-  const ParamTable& table = model.params();
-  auto offset = [&](const std::string& name) { return table.find(name).offset; };
-  s.tok_emb = offset("tok_emb.weight");
-  for (size_t k = 0; k < c.pos_sizes.size(); ++k) s.pos_emb.push_back(offset("pos_emb." + std::to_string(k) + ".weight"));
-  for (int r = 0; r < c.layers; ++r) {
-    const std::string p = "blocks." + std::to_string(r) + ".";
-    s.layers.push_back({offset(p + "ln1.weight"), offset(p + "ln1.bias"), offset(p + "attn.qkv.weight"),
-                        offset(p + "attn.qkv.bias"), offset(p + "attn.proj.weight"), offset(p + "attn.proj.bias"),
-                        offset(p + "ln2.weight"), offset(p + "ln2.bias"), offset(p + "mlp.fc1.weight"),
-                        offset(p + "mlp.fc1.bias"), offset(p + "mlp.fc2.weight"), offset(p + "mlp.fc2.bias")});
-  }
-  s.lnf_w = offset("ln_f.weight");
-  s.lnf_b = offset("ln_f.bias");
-  s.head_w = offset("head.weight");
-  s.head_b = offset("head.bias");
+  static_cast<WeightOffsets&>(s) = weight_offsets(model.params(), c);
 
   const int64_t S = count, T = c.ctx, C = c.width;
   const int64_t cache_floats = int64_t{c.layers} * S * T * (s.key_width() + C);

@@ -321,7 +321,11 @@ const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape
 
 size_t attention_workspace_bytes(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype,
                                  bool backward) {
-  return sizeof(float) * scratch_layout(plan, geometry(plan, shape, dtype, nullptr), dtype, backward).floats;
+  // Only the shape matters here: a caller sizing its memory for a batch gets the bytes even
+  // for a batch that the launch limits would refuse, so that it can report what does not fit.
+  detail::LaunchGeometry g;
+  g.shape = shape.resolved();
+  return sizeof(float) * scratch_layout(plan, g, dtype, backward).floats;
 }
 
 void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,

@@ -258,6 +258,74 @@ struct PartTiles {
   }
 };
 
+// The query tile of a query-major CTA (forward, dQ): blockIdx.x = rank * (B * H) + (b * H + h).
+// Natural tiles are taken from the last (the longest rows of a causal pattern first); the
+// columns part takes residue group rank mod l, its tiles from the last. `active` is false
+// when the CTA has nothing to do.
+struct QueryTile {
+  int b, h, bh;
+  Head head;
+  View queries;
+  int xq0;
+  bool active;
+};
+
+template <bool kColumns>
+__device__ __forceinline__ QueryTile query_tile(const DeviceHeadMask* masks, int B, int H, int T, int group_tiles) {
+  QueryTile q;
+  q.bh = blockIdx.x % (B * H);
+  const int rank = blockIdx.x / (B * H);
+  q.b = q.bh / H;
+  q.h = q.bh % H;
+  q.head = make_head(masks[q.h], T);
+  q.active = true;
+  if constexpr (kColumns) {
+    q.queries = group_view(q.head, rank % q.head.l);
+    q.xq0 = (group_tiles - 1 - rank / q.head.l) * kTile;
+    q.active = q.head.a2 && q.xq0 < q.queries.count;
+  } else {
+    q.queries = natural_view(q.head);
+    q.xq0 = ((T + kTile - 1) / kTile - 1 - rank) * kTile;
+  }
+  return q;
+}
+
+// The key parts a query tile walks: part 0 is A1 over the natural keys (for the columns part,
+// the group's own keys), part 1 fixed's summary keys.
+struct KeyParts {
+  View keys0, keys1;
+  PartTiles tiles;
+};
+
+template <bool kColumns>
+__device__ __forceinline__ KeyParts key_parts(const QueryTile& q) {
+  constexpr int kFirstRule = kColumns ? kRuleColumn : kRuleA1;
+  KeyParts k;
+  k.keys0 = kColumns ? q.queries : natural_view(q.head);
+  k.keys1 = summary_view(q.head);
+  const int xq_last = min(q.xq0 + kTile, q.queries.count) - 1;
+  k.tiles.begin[0] = k.tiles.end[0] = k.tiles.begin[1] = k.tiles.end[1] = 0;
+  if (kColumns || q.head.a1) key_range<kFirstRule>(q.head, k.keys0, q.xq0, xq_last, k.tiles.begin[0], k.tiles.end[0]);
+  if (!kColumns && q.head.kind == kFixed && q.head.a2)
+    key_range<kRuleSummary>(q.head, k.keys1, q.xq0, xq_last, k.tiles.begin[1], k.tiles.end[1]);
+  k.tiles.start();
+  return k;
+}
+
+// Masks this warp's 16 rows of a query-major score tile of key part `part` at key x0,
+// unless the whole tile is allowed.
+template <bool kColumns, int N>
+__device__ __forceinline__ void mask_part(float (&s)[N][4], const QueryTile& q, const KeyParts& k, int part, int x0,
+                                          int warp) {
+  constexpr int kFirstRule = kColumns ? kRuleColumn : kRuleA1;
+  if (part == 0) {
+    if (!tile_full<kFirstRule>(q.head, k.keys0, q.xq0, x0))
+      mask_tile<kFirstRule, true>(s, q.head, k.keys0, q.xq0 + 16 * warp, x0);
+  } else if (!tile_full<kRuleSummary>(q.head, k.keys1, q.xq0, x0)) {
+    mask_tile<kRuleSummary, true>(s, q.head, k.keys1, q.xq0 + 16 * warp, x0);
+  }
+}
+
 // lse in the log2 domain for the exp2 recomputation. A row with no allowed key (lse = -inf)
 // only meets masked pairs; 0 keeps its masked entries at exp2(-inf) = 0 instead of NaN.
 __device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ? 0.0f : lse * tc::kLog2e; }

@@ -13,6 +13,7 @@
 #include "core/cuda_check.h"
 #include "ops/cuda/attention_fast.cuh"
 #include "ops/cuda/attention_fast_launch.h"
+#include "ops/cuda/attention_tc_tiles.cuh"
 
 namespace spt::cuda::detail {
 namespace {
@@ -51,10 +52,8 @@ template <int D, typename Scalar, bool kColumns>
 __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadMask* masks,
                                                                 FastBackwardArgs<Scalar> args) {
   constexpr int P = pitch<D>();
-  constexpr int KD = D / 16;
   constexpr int NO = D / 8;
   constexpr int NS = kTile / 8;
-  constexpr int kFirstRule = kColumns ? fast::kRuleColumn : fast::kRuleA1;
   extern __shared__ __align__(16) unsigned char smem[];
   Scalar* q_s = reinterpret_cast<Scalar*>(smem);  // (64, P)
   Scalar* g_s = q_s + tile_elements<D>();         // (64, P) dout
@@ -62,37 +61,20 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
   Scalar* v_s = k_s + 2 * tile_elements<D>();     // (2, 64, P)
 
   const int T = args.T;
-  const int bh = blockIdx.x % (args.B * args.H);
-  const int rank = blockIdx.x / (args.B * args.H);
-  const int b = bh / args.H, h = bh % args.H;
-  const Head head = fast::make_head(masks[h], T);
-  View queries = fast::natural_view(head);
-  int xq0;
-  if constexpr (kColumns) {
-    if (!head.a2) return;
-    queries = fast::group_view(head, rank % head.l);
-    xq0 = (args.group_tiles - 1 - rank / head.l) * kTile;
-    if (xq0 >= queries.count) return;
-  } else {
-    xq0 = ((T + kTile - 1) / kTile - 1 - rank) * kTile;
-  }
-  const View keys0 = kColumns ? queries : fast::natural_view(head);
-  const View keys1 = fast::summary_view(head);
-  const bool use0 = kColumns || head.a1;
-  const bool use1 = !kColumns && head.kind == kFixed && head.a2;
+  const fast::QueryTile qt = fast::query_tile<kColumns>(masks, args.B, args.H, T, args.group_tiles);
+  if (!qt.active) return;
+  const int b = qt.b, h = qt.h, bh = qt.bh, xq0 = qt.xq0;
+  const Head& head = qt.head;
+  const View& queries = qt.queries;
+  fast::KeyParts parts = fast::key_parts<kColumns>(qt);
+  const View& keys0 = parts.keys0;
+  const View& keys1 = parts.keys1;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t column = int64_t{h} * D;
   const int64_t stats0 = int64_t{bh} * T;
   const Scalar* k_base = args.k + int64_t{b} * T * args.k_stride + column;
   const Scalar* v_base = args.v + int64_t{b} * T * args.v_stride + column;
-  const int xq_last = min(xq0 + kTile, queries.count) - 1;
-
-  fast::PartTiles tiles{};
-  tiles.begin[0] = tiles.end[0] = tiles.begin[1] = tiles.end[1] = 0;
-  if (use0) fast::key_range<kFirstRule>(head, keys0, xq0, xq_last, tiles.begin[0], tiles.end[0]);
-  if (use1) fast::key_range<fast::kRuleSummary>(head, keys1, xq0, xq_last, tiles.begin[1], tiles.end[1]);
-  tiles.start();
 
   fast::load_view_tile<D>(q_s, args.q + int64_t{b} * T * args.q_stride + column, args.q_stride, queries, xq0,
                           args.vector_io);
@@ -104,7 +86,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
     fast::load_view_tile<D>(v_s + stage * tile_elements<D>(), v_base, args.v_stride, view, x0, args.vector_io);
   };
   int part = 0, x0 = 0;
-  bool have = tiles.next(part, x0);
+  bool have = parts.tiles.next(part, x0);
   if (have) load_kv(0, part, x0);
   cp_async_commit();
 
@@ -128,60 +110,16 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
   int stage = 0;
   while (have) {
     int part_next = 0, x0_next = 0;
-    const bool have_next = tiles.next(part_next, x0_next);
+    const bool have_next = parts.tiles.next(part_next, x0_next);
     if (have_next) load_kv(stage ^ 1, part_next, x0_next);
     cp_async_commit();
 
     const Scalar* ks = k_s + stage * tile_elements<D>();
     const Scalar* vs = v_s + stage * tile_elements<D>();
     float s[NS][4], dp[NS][4];
-#pragma unroll
-    for (int n = 0; n < NS; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      uint32_t a[4], ga[4];
-      ldmatrix_x4(a, q_s + a_offset<P>(lane, 16 * warp, 16 * kk));
-      ldmatrix_x4(ga, g_s + a_offset<P>(lane, 16 * warp, 16 * kk));
-#pragma unroll
-      for (int np = 0; np < NS / 2; ++np) {
-        uint32_t bf[4];
-        ldmatrix_x4(bf, ks + b_offset<P>(lane, 16 * np, 16 * kk));
-        mma<Scalar>(s[2 * np], a, bf[0], bf[1]);
-        mma<Scalar>(s[2 * np + 1], a, bf[2], bf[3]);
-        ldmatrix_x4(bf, vs + b_offset<P>(lane, 16 * np, 16 * kk));
-        mma<Scalar>(dp[2 * np], ga, bf[0], bf[1]);
-        mma<Scalar>(dp[2 * np + 1], ga, bf[2], bf[3]);
-      }
-    }
-    if (part == 0) {
-      if (!fast::tile_full<kFirstRule>(head, keys0, xq0, x0))
-        fast::mask_tile<kFirstRule, true>(s, head, keys0, xq0 + 16 * warp, x0);
-    } else if (!fast::tile_full<fast::kRuleSummary>(head, keys1, xq0, x0)) {
-      fast::mask_tile<fast::kRuleSummary, true>(s, head, keys1, xq0 + 16 * warp, x0);
-    }
-#pragma unroll
-    for (int n = 0; n < NS; ++n)
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float p = exp2f(fmaf(s[n][2 * r + c], args.scale_log2, -lse2[r]));
-          dp[n][2 * r + c] = p * (dp[n][2 * r + c] - delta[r]);
-        }
-#pragma unroll
-    for (int kk = 0; kk < kTile / 16; ++kk) {
-      uint32_t a[4];
-      accumulator_to_a<Scalar>(a, dp, kk);
-#pragma unroll
-      for (int dpair = 0; dpair < D / 16; ++dpair) {
-        uint32_t bf[4];
-        ldmatrix_x4_trans(bf, ks + bt_offset<P>(lane, 16 * kk, 16 * dpair));
-        mma<Scalar>(dq[2 * dpair], a, bf[0], bf[1]);
-        mma<Scalar>(dq[2 * dpair + 1], a, bf[2], bf[3]);
-      }
-    }
+    query_scores_and_dp<D>(s, dp, q_s, g_s, ks, vs, warp, lane);
+    fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
+    accumulate_dq<D>(dq, dp, s, lse2, delta, args.scale_log2, ks, lane);
 
     cp_async_wait_all();
     __syncthreads();
@@ -223,9 +161,8 @@ template <int D, typename Scalar, int kPart>
 __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHeadMask* masks,
                                                                   FastBackwardArgs<Scalar> args) {
   constexpr int P = pitch<D>();
-  constexpr int KD = D / 16;
   constexpr int NO = D / 8;
-  constexpr int kChunk = D == 128 ? 16 : D == 64 ? 32 : 64;  // queries per step, bounded by registers
+  constexpr int kChunk = dkdv_chunk<D>();
   constexpr int NC = kChunk / 8;
   constexpr int kRule = kPart == kPartMain ? fast::kRuleA1 : kPart == kPartSummary ? fast::kRuleSummary
                                                                                     : fast::kRuleColumn;
@@ -321,77 +258,11 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
 
 #pragma unroll 1
     for (int qc = 0; qc < kTile; qc += kChunk) {
+      // S^T = K Q^T for this warp's 16 keys and the chunk's queries, then the gradients.
       float s[NC][4];
-#pragma unroll
-      for (int n = 0; n < NC; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-      for (int kk = 0; kk < KD; ++kk) {
-        uint32_t a[4];
-        ldmatrix_x4(a, k_s + a_offset<P>(lane, 16 * warp, 16 * kk));
-#pragma unroll
-        for (int np = 0; np < NC / 2; ++np) {
-          uint32_t bf[4];
-          ldmatrix_x4(bf, qs + b_offset<P>(lane, qc + 16 * np, 16 * kk));
-          mma<Scalar>(s[2 * np], a, bf[0], bf[1]);
-          mma<Scalar>(s[2 * np + 1], a, bf[2], bf[3]);
-        }
-      }
+      key_query_products<D, Scalar>(s, k_s, qs, warp, lane, qc);
       if (masked) fast::mask_tile<kRule, false>(s, head, keys, xk0 + 16 * warp, x0 + qc);
-#pragma unroll
-      for (int n = 0; n < NC; ++n)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float l2 = lse2[qc + 8 * n + 2 * t + c];
-          s[n][c] = exp2f(fmaf(s[n][c], args.scale_log2, -l2));
-          s[n][2 + c] = exp2f(fmaf(s[n][2 + c], args.scale_log2, -l2));
-        }
-#pragma unroll
-      for (int kk = 0; kk < NC / 2; ++kk) {
-        uint32_t a[4];
-        accumulator_to_a<Scalar>(a, s, kk);
-#pragma unroll
-        for (int dp = 0; dp < D / 16; ++dp) {
-          uint32_t bf[4];
-          ldmatrix_x4_trans(bf, gs + bt_offset<P>(lane, qc + 16 * kk, 16 * dp));
-          mma<Scalar>(dv[2 * dp], a, bf[0], bf[1]);
-          mma<Scalar>(dv[2 * dp + 1], a, bf[2], bf[3]);
-        }
-      }
-      float dp_t[NC][4];
-#pragma unroll
-      for (int n = 0; n < NC; ++n) dp_t[n][0] = dp_t[n][1] = dp_t[n][2] = dp_t[n][3] = 0.0f;
-#pragma unroll
-      for (int kk = 0; kk < KD; ++kk) {
-        uint32_t a[4];
-        ldmatrix_x4(a, v_s + a_offset<P>(lane, 16 * warp, 16 * kk));
-#pragma unroll
-        for (int np = 0; np < NC / 2; ++np) {
-          uint32_t bf[4];
-          ldmatrix_x4(bf, gs + b_offset<P>(lane, qc + 16 * np, 16 * kk));
-          mma<Scalar>(dp_t[2 * np], a, bf[0], bf[1]);
-          mma<Scalar>(dp_t[2 * np + 1], a, bf[2], bf[3]);
-        }
-      }
-#pragma unroll
-      for (int n = 0; n < NC; ++n)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float d = delta[qc + 8 * n + 2 * t + c];
-          dp_t[n][c] = s[n][c] * (dp_t[n][c] - d);
-          dp_t[n][2 + c] = s[n][2 + c] * (dp_t[n][2 + c] - d);
-        }
-#pragma unroll
-      for (int kk = 0; kk < NC / 2; ++kk) {
-        uint32_t a[4];
-        accumulator_to_a<Scalar>(a, dp_t, kk);
-#pragma unroll
-        for (int dp = 0; dp < D / 16; ++dp) {
-          uint32_t bf[4];
-          ldmatrix_x4_trans(bf, qs + bt_offset<P>(lane, qc + 16 * kk, 16 * dp));
-          mma<Scalar>(dk[2 * dp], a, bf[0], bf[1]);
-          mma<Scalar>(dk[2 * dp + 1], a, bf[2], bf[3]);
-        }
-      }
+      accumulate_dkdv<D, Scalar>(dk, dv, s, v_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, qc);
     }
 
     cp_async_wait_all();

@@ -13,6 +13,7 @@
 #include "core/cuda_check.h"
 #include "ops/cuda/attention_fast.cuh"
 #include "ops/cuda/attention_fast_launch.h"
+#include "ops/cuda/attention_tc_tiles.cuh"
 
 namespace spt::cuda::detail {
 namespace {
@@ -44,44 +45,26 @@ __global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const Device
   constexpr int KD = D / 16;
   constexpr int NO = D / 8;
   constexpr int NS = kTile / 8;
-  constexpr int kFirstRule = kColumns ? fast::kRuleColumn : fast::kRuleA1;
   extern __shared__ __align__(16) unsigned char smem[];
   Scalar* q_s = reinterpret_cast<Scalar*>(smem);  // (64, P)
   Scalar* k_s = q_s + tile_elements<D>();         // (2, 64, P)
   Scalar* v_s = k_s + 2 * tile_elements<D>();     // (2, 64, P)
 
   const int T = args.T;
-  const int bh = blockIdx.x % (args.B * args.H);
-  const int rank = blockIdx.x / (args.B * args.H);
-  const int b = bh / args.H, h = bh % args.H;
-  const Head head = fast::make_head(masks[h], T);
-  View queries = fast::natural_view(head);
-  int xq0;
-  if constexpr (kColumns) {
-    if (!head.a2) return;
-    queries = fast::group_view(head, rank % head.l);
-    xq0 = (args.group_tiles - 1 - rank / head.l) * kTile;  // the longest rows first
-    if (xq0 >= queries.count) return;
-  } else {
-    xq0 = ((T + kTile - 1) / kTile - 1 - rank) * kTile;
-  }
-  const View keys0 = kColumns ? queries : fast::natural_view(head);
-  const View keys1 = fast::summary_view(head);
-  const bool use0 = kColumns || head.a1;
-  const bool use1 = !kColumns && head.kind == kFixed && head.a2;
+  const fast::QueryTile qt = fast::query_tile<kColumns>(masks, args.B, args.H, T, args.group_tiles);
+  if (!qt.active) return;
+  const int b = qt.b, h = qt.h, bh = qt.bh, xq0 = qt.xq0;
+  const Head& head = qt.head;
+  const View& queries = qt.queries;
+  fast::KeyParts parts = fast::key_parts<kColumns>(qt);
+  const View& keys0 = parts.keys0;
+  const View& keys1 = parts.keys1;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t column = int64_t{h} * D;
   const Scalar* q_base = args.q + int64_t{b} * T * args.q_stride + column;
   const Scalar* k_base = args.k + int64_t{b} * T * args.k_stride + column;
   const Scalar* v_base = args.v + int64_t{b} * T * args.v_stride + column;
-  const int xq_last = min(xq0 + kTile, queries.count) - 1;
-
-  fast::PartTiles tiles{};
-  tiles.begin[0] = tiles.end[0] = tiles.begin[1] = tiles.end[1] = 0;
-  if (use0) fast::key_range<kFirstRule>(head, keys0, xq0, xq_last, tiles.begin[0], tiles.end[0]);
-  if (use1) fast::key_range<fast::kRuleSummary>(head, keys1, xq0, xq_last, tiles.begin[1], tiles.end[1]);
-  tiles.start();
 
   fast::load_view_tile<D>(q_s, q_base, args.q_stride, queries, xq0, args.vector_io);
   auto load_kv = [&](int stage, int part, int x0) {
@@ -90,7 +73,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const Device
     fast::load_view_tile<D>(v_s + stage * tile_elements<D>(), v_base, args.v_stride, view, x0, args.vector_io);
   };
   int part = 0, x0 = 0;
-  bool have = tiles.next(part, x0);
+  bool have = parts.tiles.next(part, x0);
   if (have) load_kv(0, part, x0);
   cp_async_commit();
   cp_async_wait_all();
@@ -109,73 +92,17 @@ __global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const Device
   int stage = 0;
   while (have) {
     int part_next = 0, x0_next = 0;
-    const bool have_next = tiles.next(part_next, x0_next);
+    const bool have_next = parts.tiles.next(part_next, x0_next);
     if (have_next) load_kv(stage ^ 1, part_next, x0_next);
     cp_async_commit();
 
     const Scalar* ks = k_s + stage * tile_elements<D>();
     const Scalar* vs = v_s + stage * tile_elements<D>();
     float s[NS][4];
-#pragma unroll
-    for (int n = 0; n < NS; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk)
-#pragma unroll
-      for (int np = 0; np < NS / 2; ++np) {
-        uint32_t bf[4];
-        ldmatrix_x4(bf, ks + b_offset<P>(lane, 16 * np, 16 * kk));
-        mma<Scalar>(s[2 * np], q_frag[kk], bf[0], bf[1]);
-        mma<Scalar>(s[2 * np + 1], q_frag[kk], bf[2], bf[3]);
-      }
-    if (part == 0) {
-      if (!fast::tile_full<kFirstRule>(head, keys0, xq0, x0))
-        fast::mask_tile<kFirstRule, true>(s, head, keys0, xq0 + 16 * warp, x0);
-    } else if (!fast::tile_full<fast::kRuleSummary>(head, keys1, xq0, x0)) {
-      fast::mask_tile<fast::kRuleSummary, true>(s, head, keys1, xq0 + 16 * warp, x0);
-    }
-
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float tile_max = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        s[n][2 * r] *= args.scale_log2;
-        s[n][2 * r + 1] *= args.scale_log2;
-        tile_max = fmaxf(tile_max, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-      }
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-      const float new_max = fmaxf(row_max[r], tile_max);
-      const float shift = new_max == -INFINITY ? 0.0f : new_max;  // no allowed key yet: keep exp2 at 0
-      const float rescale = exp2f(row_max[r] - shift);
-      row_max[r] = new_max;
-      float tile_sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        s[n][2 * r] = exp2f(s[n][2 * r] - shift);
-        s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - shift);
-        tile_sum += s[n][2 * r] + s[n][2 * r + 1];
-      }
-      row_sum[r] = row_sum[r] * rescale + tile_sum;
-#pragma unroll
-      for (int n = 0; n < NO; ++n) {
-        o[n][2 * r] *= rescale;
-        o[n][2 * r + 1] *= rescale;
-      }
-    }
-
-#pragma unroll
-    for (int kk = 0; kk < kTile / 16; ++kk) {
-      uint32_t a[4];
-      accumulator_to_a<Scalar>(a, s, kk);
-#pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t bf[4];
-        ldmatrix_x4_trans(bf, vs + bt_offset<P>(lane, 16 * kk, 16 * dp));
-        mma<Scalar>(o[2 * dp], a, bf[0], bf[1]);
-        mma<Scalar>(o[2 * dp + 1], a, bf[2], bf[3]);
-      }
-    }
+    query_key_scores<D>(s, q_frag, ks, lane);
+    fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
+    online_softmax(s, o, row_max, row_sum, args.scale_log2);
+    accumulate_pv<D>(o, s, vs, lane);
 
     cp_async_wait_all();
     __syncthreads();

@@ -10,6 +10,7 @@
 #include "core/cuda_check.h"
 #include "ops/cuda/attention_launch.h"
 #include "ops/cuda/attention_tc.cuh"
+#include "ops/cuda/attention_tc_tiles.cuh"
 
 namespace spt::cuda::detail {
 namespace {
@@ -46,9 +47,8 @@ __device__ __forceinline__ float lse_log2(const float* lse, int64_t at, bool in_
 template <int D, typename Scalar>
 __global__ void __launch_bounds__(tc::kThreads) tc_dkdv_kernel(LayoutView layout, TcBackwardArgs<Scalar> args) {
   constexpr int P = pitch<D>();
-  constexpr int KD = D / 16;
   constexpr int NO = D / 8;
-  constexpr int kChunk = D == 128 ? 16 : D == 64 ? 32 : 64;  // queries per step, bounded by registers
+  constexpr int kChunk = dkdv_chunk<D>();
   constexpr int NC = kChunk / 8;
   extern __shared__ __align__(16) unsigned char smem[];
   Scalar* k_s = reinterpret_cast<Scalar*>(smem);             // (64, P)
@@ -117,83 +117,11 @@ __global__ void __launch_bounds__(tc::kThreads) tc_dkdv_kernel(LayoutView layout
 
 #pragma unroll 1
     for (int qc = 0; qc < kTile; qc += kChunk) {
-      // S^T = K Q^T for this warp's 16 keys and kChunk queries.
+      // S^T = K Q^T for this warp's 16 keys and the chunk's queries, then the gradients.
       float s[NC][4];
-#pragma unroll
-      for (int n = 0; n < NC; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-      for (int kk = 0; kk < KD; ++kk) {
-        uint32_t a[4];
-        ldmatrix_x4(a, k_s + a_offset<P>(lane, 16 * warp, 16 * kk));
-#pragma unroll
-        for (int np = 0; np < NC / 2; ++np) {
-          uint32_t b[4];
-          ldmatrix_x4(b, qs + b_offset<P>(lane, qc + 16 * np, 16 * kk));
-          mma<Scalar>(s[2 * np], a, b[0], b[1]);
-          mma<Scalar>(s[2 * np + 1], a, b[2], b[3]);
-        }
-      }
+      key_query_products<D, Scalar>(s, k_s, qs, warp, lane, qc);
       if (masked) apply_mask<false>(s, mask, rows, i0 + qc);
-      // P^T, in place.
-#pragma unroll
-      for (int n = 0; n < NC; ++n)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float l2 = lse2[qc + 8 * n + 2 * t + c];
-          s[n][c] = exp2f(fmaf(s[n][c], args.scale_log2, -l2));
-          s[n][2 + c] = exp2f(fmaf(s[n][2 + c], args.scale_log2, -l2));
-        }
-      // dV += P^T dout.
-#pragma unroll
-      for (int kk = 0; kk < NC / 2; ++kk) {
-        uint32_t a[4];
-        accumulator_to_a<Scalar>(a, s, kk);
-#pragma unroll
-        for (int dp = 0; dp < D / 16; ++dp) {
-          uint32_t b[4];
-          ldmatrix_x4_trans(b, gs + bt_offset<P>(lane, qc + 16 * kk, 16 * dp));
-          mma<Scalar>(dv[2 * dp], a, b[0], b[1]);
-          mma<Scalar>(dv[2 * dp + 1], a, b[2], b[3]);
-        }
-      }
-      // dP^T = V dout^T.
-      float dp_t[NC][4];
-#pragma unroll
-      for (int n = 0; n < NC; ++n) dp_t[n][0] = dp_t[n][1] = dp_t[n][2] = dp_t[n][3] = 0.0f;
-#pragma unroll
-      for (int kk = 0; kk < KD; ++kk) {
-        uint32_t a[4];
-        ldmatrix_x4(a, v_s + a_offset<P>(lane, 16 * warp, 16 * kk));
-#pragma unroll
-        for (int np = 0; np < NC / 2; ++np) {
-          uint32_t b[4];
-          ldmatrix_x4(b, gs + b_offset<P>(lane, qc + 16 * np, 16 * kk));
-          mma<Scalar>(dp_t[2 * np], a, b[0], b[1]);
-          mma<Scalar>(dp_t[2 * np + 1], a, b[2], b[3]);
-        }
-      }
-      // dS^T = P^T (dP^T - delta), in place of dP^T.
-#pragma unroll
-      for (int n = 0; n < NC; ++n)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float d = delta[qc + 8 * n + 2 * t + c];
-          dp_t[n][c] = s[n][c] * (dp_t[n][c] - d);
-          dp_t[n][2 + c] = s[n][2 + c] * (dp_t[n][2 + c] - d);
-        }
-      // dK += dS^T Q (the scale is applied once at the end).
-#pragma unroll
-      for (int kk = 0; kk < NC / 2; ++kk) {
-        uint32_t a[4];
-        accumulator_to_a<Scalar>(a, dp_t, kk);
-#pragma unroll
-        for (int dp = 0; dp < D / 16; ++dp) {
-          uint32_t b[4];
-          ldmatrix_x4_trans(b, qs + bt_offset<P>(lane, qc + 16 * kk, 16 * dp));
-          mma<Scalar>(dk[2 * dp], a, b[0], b[1]);
-          mma<Scalar>(dk[2 * dp + 1], a, b[2], b[3]);
-        }
-      }
+      accumulate_dkdv<D, Scalar>(dk, dv, s, v_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, qc);
     }
 
     cp_async_wait_all();
@@ -221,7 +149,6 @@ __global__ void __launch_bounds__(tc::kThreads) tc_dkdv_kernel(LayoutView layout
 template <int D, typename Scalar>
 __global__ void __launch_bounds__(tc::kThreads) tc_dq_kernel(LayoutView layout, TcBackwardArgs<Scalar> args) {
   constexpr int P = pitch<D>();
-  constexpr int KD = D / 16;
   constexpr int NO = D / 8;
   constexpr int NS = kTile / 8;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -286,50 +213,9 @@ __global__ void __launch_bounds__(tc::kThreads) tc_dq_kernel(LayoutView layout, 
     const Scalar* ks = k_s + stage * tile_elements<D>();
     const Scalar* vs = v_s + stage * tile_elements<D>();
     float s[NS][4], dp[NS][4];
-#pragma unroll
-    for (int n = 0; n < NS; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      uint32_t a[4], ga[4];
-      ldmatrix_x4(a, q_s + a_offset<P>(lane, 16 * warp, 16 * kk));
-      ldmatrix_x4(ga, g_s + a_offset<P>(lane, 16 * warp, 16 * kk));
-#pragma unroll
-      for (int np = 0; np < NS / 2; ++np) {
-        uint32_t b[4];
-        ldmatrix_x4(b, ks + b_offset<P>(lane, 16 * np, 16 * kk));
-        mma<Scalar>(s[2 * np], a, b[0], b[1]);
-        mma<Scalar>(s[2 * np + 1], a, b[2], b[3]);
-        ldmatrix_x4(b, vs + b_offset<P>(lane, 16 * np, 16 * kk));
-        mma<Scalar>(dp[2 * np], ga, b[0], b[1]);
-        mma<Scalar>(dp[2 * np + 1], ga, b[2], b[3]);
-      }
-    }
+    query_scores_and_dp<D>(s, dp, q_s, g_s, ks, vs, warp, lane);
     if (!full || k0 + kTile > T) apply_mask<true>(s, mask, rows, k0);
-    // dS = P (dP - delta), in place of dP.
-#pragma unroll
-    for (int n = 0; n < NS; ++n)
-#pragma unroll
-      for (int r = 0; r < 2; ++r)
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const float p = exp2f(fmaf(s[n][2 * r + c], args.scale_log2, -lse2[r]));
-          dp[n][2 * r + c] = p * (dp[n][2 * r + c] - delta[r]);
-        }
-    // dQ += dS K (the scale is applied once at the end).
-#pragma unroll
-    for (int kk = 0; kk < kTile / 16; ++kk) {
-      uint32_t a[4];
-      accumulator_to_a<Scalar>(a, dp, kk);
-#pragma unroll
-      for (int dpair = 0; dpair < D / 16; ++dpair) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, ks + bt_offset<P>(lane, 16 * kk, 16 * dpair));
-        mma<Scalar>(dq[2 * dpair], a, b[0], b[1]);
-        mma<Scalar>(dq[2 * dpair + 1], a, b[2], b[3]);
-      }
-    }
+    accumulate_dq<D>(dq, dp, s, lse2, delta, args.scale_log2, ks, lane);
 
     cp_async_wait_all();
     __syncthreads();  // the next stage landed; this stage's readers are done before it is refilled

@@ -10,6 +10,7 @@
 #include "core/cuda_check.h"
 #include "ops/cuda/attention_launch.h"
 #include "ops/cuda/attention_tc.cuh"
+#include "ops/cuda/attention_tc_tiles.cuh"
 
 namespace spt::cuda::detail {
 namespace {
@@ -90,64 +91,11 @@ __global__ void __launch_bounds__(tc::kThreads) tc_forward_kernel(LayoutView lay
     const Scalar* ks = k_s + stage * tile_elements<D>();
     const Scalar* vs = v_s + stage * tile_elements<D>();
     float s[NS][4];
-#pragma unroll
-    for (int n = 0; n < NS; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < KD; ++kk)
-#pragma unroll
-      for (int np = 0; np < NS / 2; ++np) {
-        uint32_t b[4];
-        ldmatrix_x4(b, ks + b_offset<P>(lane, 16 * np, 16 * kk));
-        mma<Scalar>(s[2 * np], q_frag[kk], b[0], b[1]);
-        mma<Scalar>(s[2 * np + 1], q_frag[kk], b[2], b[3]);
-      }
+    query_key_scores<D>(s, q_frag, ks, lane);
     // Keys past T exist only in the last tile; its pairs need the predicate even when full.
     if (!full || k0 + kTile > T) apply_mask<true>(s, mask, rows, k0);
-
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float tile_max = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        s[n][2 * r] *= args.scale_log2;
-        s[n][2 * r + 1] *= args.scale_log2;
-        tile_max = fmaxf(tile_max, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-      }
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-      const float new_max = fmaxf(row_max[r], tile_max);
-      // A row that has seen no allowed key has maximum -inf; shifting by 0 keeps
-      // exp2(-inf - max) at 0 instead of NaN.
-      const float shift = new_max == -INFINITY ? 0.0f : new_max;
-      const float rescale = exp2f(row_max[r] - shift);
-      row_max[r] = new_max;
-      float tile_sum = 0.0f;
-#pragma unroll
-      for (int n = 0; n < NS; ++n) {
-        s[n][2 * r] = exp2f(s[n][2 * r] - shift);
-        s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - shift);
-        tile_sum += s[n][2 * r] + s[n][2 * r + 1];
-      }
-      row_sum[r] = row_sum[r] * rescale + tile_sum;
-#pragma unroll
-      for (int n = 0; n < NO; ++n) {
-        o[n][2 * r] *= rescale;
-        o[n][2 * r + 1] *= rescale;
-      }
-    }
-
-#pragma unroll
-    for (int kk = 0; kk < kTile / 16; ++kk) {
-      uint32_t a[4];
-      accumulator_to_a<Scalar>(a, s, kk);
-#pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, vs + bt_offset<P>(lane, 16 * kk, 16 * dp));
-        mma<Scalar>(o[2 * dp], a, b[0], b[1]);
-        mma<Scalar>(o[2 * dp + 1], a, b[2], b[3]);
-      }
-    }
+    online_softmax(s, o, row_max, row_sum, args.scale_log2);
+    accumulate_pv<D>(o, s, vs, lane);
 
     cp_async_wait_all();
     __syncthreads();  // the next stage landed; this stage's readers are done before it is refilled

@@ -1,0 +1,201 @@
+// The per-warp tile steps shared by every tensor-core attention kernel (the block-layout ones
+// in attention_tc_*.cu and the pattern-specific ones in attention_fast_*.cu). A warp owns 16
+// rows of a 64-row tile; shared-memory tiles are (64, D + 8) as in attention_tc.cuh. The
+// kernels differ only in which tiles they visit and how they mask them.
+#pragma once
+
+#include "ops/cuda/attention_tc.cuh"
+
+namespace spt::cuda::detail::tc {
+
+constexpr int kScoreTiles = kTile / 8;  // n-tiles of 8 keys in a 64-key tile
+
+// acc += A X for this warp's 16 rows: A (16 x 8 N) from score-shaped accumulators a_acc, X the
+// rows [row0, row0 + 8 N) of a (64, P) tile, all D columns: P V, dS K, P^T dO or dS^T Q.
+template <int D, typename Scalar, int N>
+__device__ __forceinline__ void accumulate_product(float (&acc)[D / 8][4], const float (&a_acc)[N][4],
+                                                   const Scalar* tile, int lane, int row0) {
+  constexpr int P = pitch<D>();
+#pragma unroll
+  for (int kk = 0; kk < N / 2; ++kk) {
+    uint32_t a[4];
+    accumulator_to_a<Scalar>(a, a_acc, kk);
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, tile + bt_offset<P>(lane, row0 + 16 * kk, 16 * dp));
+      mma<Scalar>(acc[2 * dp], a, b[0], b[1]);
+      mma<Scalar>(acc[2 * dp + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// s = Q K^T for this warp's 16 query rows (A fragments q_frag) and the 64 keys of ks.
+template <int D, typename Scalar>
+__device__ __forceinline__ void query_key_scores(float (&s)[kScoreTiles][4], const uint32_t (&q_frag)[D / 16][4],
+                                                 const Scalar* ks, int lane) {
+  constexpr int P = pitch<D>();
+#pragma unroll
+  for (int n = 0; n < kScoreTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+#pragma unroll
+    for (int np = 0; np < kScoreTiles / 2; ++np) {
+      uint32_t b[4];
+      ldmatrix_x4(b, ks + b_offset<P>(lane, 16 * np, 16 * kk));
+      mma<Scalar>(s[2 * np], q_frag[kk], b[0], b[1]);
+      mma<Scalar>(s[2 * np + 1], q_frag[kk], b[2], b[3]);
+    }
+}
+
+// One tile of the online softmax: scales the scores (masked ones -inf) into the log2 domain,
+// updates each of the thread's two rows' running maximum and sum, rescales the output
+// accumulators, and leaves exp2(score - max) in s. A row that has seen no allowed key keeps
+// maximum -inf; shifting by 0 then keeps exp2(-inf) at 0 instead of NaN.
+template <int NO>
+__device__ __forceinline__ void online_softmax(float (&s)[kScoreTiles][4], float (&o)[NO][4], float (&row_max)[2],
+                                               float (&row_sum)[2], float scale_log2) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kScoreTiles; ++n) {
+      s[n][2 * r] *= scale_log2;
+      s[n][2 * r + 1] *= scale_log2;
+      tile_max = fmaxf(tile_max, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+    }
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+    const float new_max = fmaxf(row_max[r], tile_max);
+    const float shift = new_max == -INFINITY ? 0.0f : new_max;
+    const float rescale = exp2f(row_max[r] - shift);
+    row_max[r] = new_max;
+    float tile_sum = 0.0f;
+#pragma unroll
+    for (int n = 0; n < kScoreTiles; ++n) {
+      s[n][2 * r] = exp2f(s[n][2 * r] - shift);
+      s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - shift);
+      tile_sum += s[n][2 * r] + s[n][2 * r + 1];
+    }
+    row_sum[r] = row_sum[r] * rescale + tile_sum;
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      o[n][2 * r] *= rescale;
+      o[n][2 * r + 1] *= rescale;
+    }
+  }
+}
+
+// o += P V for this warp's rows: P from the score accumulators, vs the 64 values' tile.
+template <int D, typename Scalar>
+__device__ __forceinline__ void accumulate_pv(float (&o)[D / 8][4], const float (&p)[kScoreTiles][4],
+                                              const Scalar* vs, int lane) {
+  accumulate_product<D, Scalar>(o, p, vs, lane, 0);
+}
+
+// dQ pass: s = Q K^T and dp = dO V^T for this warp's 16 query rows of q_s and g_s (dout).
+template <int D, typename Scalar>
+__device__ __forceinline__ void query_scores_and_dp(float (&s)[kScoreTiles][4], float (&dp)[kScoreTiles][4],
+                                                    const Scalar* q_s, const Scalar* g_s, const Scalar* ks,
+                                                    const Scalar* vs, int warp, int lane) {
+  constexpr int P = pitch<D>();
+#pragma unroll
+  for (int n = 0; n < kScoreTiles; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t a[4], ga[4];
+    ldmatrix_x4(a, q_s + a_offset<P>(lane, 16 * warp, 16 * kk));
+    ldmatrix_x4(ga, g_s + a_offset<P>(lane, 16 * warp, 16 * kk));
+#pragma unroll
+    for (int np = 0; np < kScoreTiles / 2; ++np) {
+      uint32_t b[4];
+      ldmatrix_x4(b, ks + b_offset<P>(lane, 16 * np, 16 * kk));
+      mma<Scalar>(s[2 * np], a, b[0], b[1]);
+      mma<Scalar>(s[2 * np + 1], a, b[2], b[3]);
+      ldmatrix_x4(b, vs + b_offset<P>(lane, 16 * np, 16 * kk));
+      mma<Scalar>(dp[2 * np], ga, b[0], b[1]);
+      mma<Scalar>(dp[2 * np + 1], ga, b[2], b[3]);
+    }
+  }
+}
+
+// dQ pass: dS = P (dP - delta) in place of dp, P recomputed from the masked scores s and the
+// rows' lse in the log2 domain; then dq += dS K (the scale is applied once at the end).
+template <int D, typename Scalar>
+__device__ __forceinline__ void accumulate_dq(float (&dq)[D / 8][4], float (&dp)[kScoreTiles][4],
+                                              const float (&s)[kScoreTiles][4], const float (&lse2)[2],
+                                              const float (&delta)[2], float scale_log2, const Scalar* ks, int lane) {
+#pragma unroll
+  for (int n = 0; n < kScoreTiles; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const float p = exp2f(fmaf(s[n][2 * r + c], scale_log2, -lse2[r]));
+        dp[n][2 * r + c] = p * (dp[n][2 * r + c] - delta[r]);
+      }
+  accumulate_product<D, Scalar>(dq, dp, ks, lane, 0);
+}
+
+// dK/dV pass: queries per step, bounded by registers.
+template <int D>
+__host__ __device__ constexpr int dkdv_chunk() {
+  return D == 128 ? 16 : D == 64 ? 32 : 64;
+}
+
+// dK/dV pass: acc = R C^T for this warp's 16 rows of tile `rows` (keys, or values) and the
+// chunk's queries [qc, qc + NC * 8) of tile `cols` (queries, or dout): S^T or dP^T.
+template <int D, typename Scalar, int NC>
+__device__ __forceinline__ void key_query_products(float (&acc)[NC][4], const Scalar* rows, const Scalar* cols,
+                                                   int warp, int lane, int qc) {
+  constexpr int P = pitch<D>();
+#pragma unroll
+  for (int n = 0; n < NC; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t a[4];
+    ldmatrix_x4(a, rows + a_offset<P>(lane, 16 * warp, 16 * kk));
+#pragma unroll
+    for (int np = 0; np < NC / 2; ++np) {
+      uint32_t b[4];
+      ldmatrix_x4(b, cols + b_offset<P>(lane, qc + 16 * np, 16 * kk));
+      mma<Scalar>(acc[2 * np], a, b[0], b[1]);
+      mma<Scalar>(acc[2 * np + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// dK/dV pass, after the scores s = S^T of one chunk are masked: P^T = exp2(s scale - lse2)
+// in place; dv += P^T dO; dP^T = V dO^T; dS^T = P^T (dP^T - delta); dk += dS^T Q (the scale
+// is applied once at the end). lse2 and delta are the tile's 64 query rows in shared memory.
+template <int D, typename Scalar, int NC>
+__device__ __forceinline__ void accumulate_dkdv(float (&dk)[D / 8][4], float (&dv)[D / 8][4], float (&s)[NC][4],
+                                                const Scalar* v_s, const Scalar* qs, const Scalar* gs,
+                                                const float* lse2, const float* delta, float scale_log2, int warp,
+                                                int lane, int qc) {
+  const int t = lane % 4;
+#pragma unroll
+  for (int n = 0; n < NC; ++n)
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      const float l2 = lse2[qc + 8 * n + 2 * t + c];
+      s[n][c] = exp2f(fmaf(s[n][c], scale_log2, -l2));
+      s[n][2 + c] = exp2f(fmaf(s[n][2 + c], scale_log2, -l2));
+    }
+  accumulate_product<D, Scalar>(dv, s, gs, lane, qc);
+  float dp_t[NC][4];
+  key_query_products<D, Scalar>(dp_t, v_s, gs, warp, lane, qc);
+#pragma unroll
+  for (int n = 0; n < NC; ++n)
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      const float d = delta[qc + 8 * n + 2 * t + c];
+      dp_t[n][c] = s[n][c] * (dp_t[n][c] - d);
+      dp_t[n][2 + c] = s[n][2 + c] * (dp_t[n][2 + c] - d);
+    }
+  accumulate_product<D, Scalar>(dk, dp_t, qs, lane, qc);
+}
+
+}  // namespace spt::cuda::detail::tc
