@@ -80,9 +80,7 @@ class DeviceAttentionPlan {
 
   // What the pattern-specific kernels need, read off the head masks at build time.
   struct Parts {
-    int kind = 0;              // PatternKind of every head
-    int stride = 1;            // l
-    int summary = 0;           // fixed: c
+    int stride = 1;            // l, the same for every head
     bool columns = false;      // strided with A2 in some head
     bool summary_part = false; // fixed with A2 in some head
     int summary_keys = 0;      // fixed: the most summary keys before T of any head

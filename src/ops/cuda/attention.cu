@@ -1,5 +1,7 @@
-// Entry points of the CUDA sparse attention: the device plan and input validation.
-// The kernels live in attention_forward.cu and attention_backward.cu.
+// Entry points of the CUDA sparse attention: the device plan, input validation, the choice
+// of kernels and the calls' scratch. The kernels live in attention_forward.cu and
+// attention_backward.cu (SIMT), attention_tc_*.cu (block layout, tensor cores) and
+// attention_fast_*.cu (pattern-specific).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -132,7 +134,7 @@ detail::LaunchGeometry geometry(const DeviceAttentionPlan& plan, const Attention
   return g;
 }
 
-// The device's multiprocessor count, read once per device.
+// The current device's multiprocessor count.
 int multiprocessors() {
   int device = 0, count = 0;
   SPT_CUDA_CHECK(cudaGetDevice(&device));
@@ -144,13 +146,8 @@ detail::FastLaunch fast_launch(const DeviceAttentionPlan& plan, const detail::La
   detail::FastLaunch f;
   f.geometry = g;
   f.masks = static_cast<const detail::DeviceHeadMask*>(plan.head_masks);
-  f.pattern.kind = plan.parts.kind;
-  f.pattern.l = plan.parts.stride;
-  f.pattern.c = plan.parts.summary;
-  f.pattern.columns = plan.parts.columns;
-  f.pattern.summary = plan.parts.summary_part;
-  f.pattern.summary_keys = plan.parts.summary_keys;
-  if (f.pattern.summary) {
+  f.parts = plan.parts;
+  if (f.parts.summary_part) {
     // Enough CTAs for about eight per multiprocessor: the early summary key tiles meet nearly
     // every query, so their query ranges are split.
     const int64_t ctas = f.summary_tiles() * g.shape.B * g.shape.H;
@@ -203,27 +200,26 @@ struct ScratchLayout {
   }
 };
 
-ScratchLayout scratch_layout(const DeviceAttentionPlan& plan, const detail::LaunchGeometry& g, DType dtype,
-                             bool backward) {
-  const AttentionShape& s = g.shape;
+// fast: the call's pattern-specific launch, or null when the call takes another path.
+ScratchLayout scratch_layout(const AttentionShape& s, const detail::FastLaunch* fast, bool backward) {
   const size_t rows = static_cast<size_t>(s.B) * s.H * s.T;  // (B, H, T)
   ScratchLayout layout;
   if (backward) layout.delta = layout.take(rows);
-  if (!use_fast(plan, s, dtype)) return layout;
-  const detail::FastLaunch f = fast_launch(plan, g);
+  if (fast == nullptr) return layout;
+  const DeviceAttentionPlan::Parts& parts = fast->parts;
   if (!backward) {
-    if (f.pattern.columns) {
+    if (parts.columns) {
       layout.part_o = layout.take(rows * s.Dk);
       layout.part_lse = layout.take(rows);
     }
     return layout;
   }
-  if (f.pattern.columns) {
+  if (parts.columns) {
     layout.dq_part = layout.take(rows * s.Dk);
     layout.dk_part = layout.take(rows * s.Dk);
     layout.dv_part = layout.take(rows * s.Dk);
-  } else if (f.pattern.summary) {
-    const size_t part = static_cast<size_t>(f.slices) * s.B * s.H * f.pattern.summary_keys * s.Dk;
+  } else if (parts.summary_part) {
+    const size_t part = static_cast<size_t>(fast->slices) * s.B * s.H * parts.summary_keys * s.Dk;
     layout.dk_part = layout.take(part);
     layout.dv_part = layout.take(part);
   }
@@ -271,14 +267,13 @@ DeviceAttentionPlan make_device_plan(const Pattern& pattern, int layer, int64_t 
   DeviceAttentionPlan::Parts parts;
   for (const HeadMask& m : plan.heads) {
     masks.push_back(device_mask(m));
-    parts.kind = static_cast<int>(m.kind);
     parts.stride = std::max(m.stride, 1);
-    parts.summary = m.summary_hi - m.summary_lo;
     if (m.use_a2 && m.kind == PatternKind::strided) parts.columns = true;
     if (m.use_a2 && m.kind == PatternKind::fixed) {
       parts.summary_part = true;
-      parts.summary_keys = std::max(parts.summary_keys, detail::fast::summary_count(static_cast<int>(T), parts.stride,
-                                                                                     m.summary_lo, parts.summary));
+      const int c = m.summary_hi - m.summary_lo;
+      parts.summary_keys =
+          std::max(parts.summary_keys, detail::fast::summary_count(static_cast<int>(T), parts.stride, m.summary_lo, c));
     }
   }
 
@@ -325,7 +320,9 @@ size_t attention_workspace_bytes(const DeviceAttentionPlan& plan, const Attentio
   // for a batch that the launch limits would refuse, so that it can report what does not fit.
   detail::LaunchGeometry g;
   g.shape = shape.resolved();
-  return sizeof(float) * scratch_layout(plan, g, dtype, backward).floats;
+  if (!use_fast(plan, g.shape, dtype)) return sizeof(float) * scratch_layout(g.shape, nullptr, backward).floats;
+  const detail::FastLaunch f = fast_launch(plan, g);
+  return sizeof(float) * scratch_layout(g.shape, &f, backward).floats;
 }
 
 void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
@@ -342,14 +339,15 @@ void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& sh
     detail::forward(g, layout_view(plan), dtype, q, k, v, out, lse);
     return;
   }
-  const ScratchLayout layout = scratch_layout(plan, g, dtype, false);
+  const detail::FastLaunch f = fast_launch(plan, g);
+  const ScratchLayout layout = scratch_layout(g.shape, &f, false);
   CallScratch scratch(sizeof(float) * layout.floats, workspace, workspace_bytes, stream);
   detail::FastScratch parts;
-  if (plan.parts.columns) {
+  if (f.parts.columns) {
     parts.part_o = scratch.floats() + layout.part_o;
     parts.part_lse = scratch.floats() + layout.part_lse;
   }
-  detail::forward_fast(fast_launch(plan, g), dtype, q, k, v, out, lse, parts);
+  detail::forward_fast(f, dtype, q, k, v, out, lse, parts);
 }
 
 void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
@@ -366,17 +364,19 @@ void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& s
   check_pointer(dq, align, "dq");
   check_pointer(dk, align, "dk");
   check_pointer(dv, align, "dv");
-  const ScratchLayout layout = scratch_layout(plan, g, dtype, true);
-  CallScratch scratch(sizeof(float) * layout.floats, workspace, workspace_bytes, stream);
-  float* delta = scratch.floats() + layout.delta;  // (B, H, T)
   if (!use_fast(plan, g.shape, dtype)) {
-    detail::backward(g, layout_view(plan), dtype, q, k, v, out, lse, dout, delta, dq, dk, dv);
+    CallScratch scratch(sizeof(float) * scratch_layout(g.shape, nullptr, true).floats, workspace, workspace_bytes,
+                        stream);
+    detail::backward(g, layout_view(plan), dtype, q, k, v, out, lse, dout, scratch.floats(), dq, dk, dv);
     return;
   }
   const detail::FastLaunch f = fast_launch(plan, g);
+  const ScratchLayout layout = scratch_layout(g.shape, &f, true);
+  CallScratch scratch(sizeof(float) * layout.floats, workspace, workspace_bytes, stream);
+  float* delta = scratch.floats() + layout.delta;  // (B, H, T)
   detail::FastScratch parts;
-  if (f.pattern.columns) parts.dq_part = scratch.floats() + layout.dq_part;
-  if (f.pattern.columns || f.pattern.summary) {
+  if (f.parts.columns) parts.dq_part = scratch.floats() + layout.dq_part;
+  if (f.parts.columns || f.parts.summary_part) {
     parts.dk_part = scratch.floats() + layout.dk_part;
     parts.dv_part = scratch.floats() + layout.dv_part;
   }

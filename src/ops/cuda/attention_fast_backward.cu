@@ -341,12 +341,12 @@ void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
     kernel<<<fast_grid(g, ranks), tc::kThreads, smem, stream>>>(g.masks, args);
     SPT_CUDA_CHECK(cudaGetLastError());
   };
-  const int64_t column_ranks = int64_t{g.pattern.l} * g.group_tiles();
-  if (g.pattern.columns) {
+  const int64_t column_ranks = int64_t{g.parts.stride} * g.group_tiles();
+  if (g.parts.columns) {
     go(fast_dq_kernel<D, Scalar, true>, dq_smem, column_ranks);
     go(fast_dkdv_kernel<D, Scalar, kPartColumns>, dkdv_smem, column_ranks);
   }
-  if (g.pattern.summary) go(fast_dkdv_kernel<D, Scalar, kPartSummary>, dkdv_smem, g.summary_tiles() * g.slices);
+  if (g.parts.summary_part) go(fast_dkdv_kernel<D, Scalar, kPartSummary>, dkdv_smem, g.summary_tiles() * g.slices);
   go(fast_dq_kernel<D, Scalar, false>, dq_smem, g.natural_tiles());
   go(fast_dkdv_kernel<D, Scalar, kPartMain>, dkdv_smem, g.natural_tiles());
 }
@@ -378,7 +378,7 @@ void run(const FastLaunch& g, const void* q, const void* k, const void* v, const
                                       static_cast<int>(s.T),
                                       static_cast<int>(g.group_tiles()),
                                       g.slices,
-                                      g.pattern.summary_keys,
+                                      g.parts.summary_keys,
                                       rows_vector_aligned({q, k, v, dout, dq, dk, dv},
                                                           {s.q_stride, s.k_stride, s.v_stride, s.out_stride})};
   switch (s.Dk) {

@@ -166,7 +166,7 @@ void launch(const FastLaunch& g, FastForwardArgs<Scalar> args) {
   const auto kernel = fast_forward_kernel<D, Scalar, kColumns>;
   const size_t smem = sizeof(Scalar) * 5 * tile_elements<D>();
   prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
-  const int64_t ranks = kColumns ? int64_t{g.pattern.l} * g.group_tiles() : g.natural_tiles();
+  const int64_t ranks = kColumns ? int64_t{g.parts.stride} * g.group_tiles() : g.natural_tiles();
   if (ranks == 0) return;
   kernel<<<fast_grid(g, ranks), tc::kThreads, smem, g.geometry.stream>>>(g.masks, args);
   SPT_CUDA_CHECK(cudaGetLastError());
@@ -195,7 +195,7 @@ void run(const FastLaunch& g, const void* q, const void* k, const void* v, void*
                                      rows_vector_aligned({q, k, v, out}, {s.q_stride, s.k_stride, s.v_stride, s.out_stride})};
   auto both = [&](auto dim) {
     constexpr int D = decltype(dim)::value;
-    if (g.pattern.columns) launch<D, Scalar, true>(g, args);
+    if (g.parts.columns) launch<D, Scalar, true>(g, args);
     launch<D, Scalar, false>(g, args);
   };
   switch (s.Dk) {

@@ -8,25 +8,15 @@
 
 namespace spt::cuda::detail {
 
-// What the heads of one layer need, read off the host masks.
-struct FastPattern {
-  int kind = kDense;        // DeviceKind, the same for every head
-  int l = 1;                // stride
-  int c = 0;                // fixed: summary width
-  bool columns = false;     // strided with A2 in some head: the transposed column part
-  bool summary = false;     // fixed with A2 in some head: the compacted summary part
-  int summary_keys = 0;     // fixed: the most summary keys before T of any head
-};
-
 struct FastLaunch {
   LaunchGeometry geometry;
   const DeviceHeadMask* masks = nullptr;  // (H) on the device
-  FastPattern pattern;
+  DeviceAttentionPlan::Parts parts;       // which parts the heads have
   int slices = 1;  // fixed dK/dV: query ranges of one summary key tile, each its own CTA
 
   int64_t natural_tiles() const { return (geometry.shape.T + 63) / 64; }
-  int64_t group_tiles() const { return ((geometry.shape.T + pattern.l - 1) / pattern.l + 63) / 64; }
-  int64_t summary_tiles() const { return (pattern.summary_keys + 63) / 64; }
+  int64_t group_tiles() const { return ((geometry.shape.T + parts.stride - 1) / parts.stride + 63) / 64; }
+  int64_t summary_tiles() const { return (parts.summary_keys + 63) / 64; }
 };
 
 // A 1-D grid of ranks * B * H CTAs, the (batch row, head) pair fastest.
