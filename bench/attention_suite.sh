@@ -16,7 +16,7 @@ mkdir -p "$out"
 build="${BUILD:-build}"
 bench=$build/bench/bench_attention_cuda
 if [ ! -x "$bench" ]; then
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPT_CUDA=ON -DSPT_CUDA_ARCH=90 > "$out/configure.log" 2>&1
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPT_CUDA=ON -DSPT_CUDA_ARCH=90a > "$out/configure.log" 2>&1
   cmake --build "$build" -j"$(nproc)" --target bench_attention_cuda > "$out/build.log" 2>&1
 fi
 "$bench" "${max_T[@]}" > "$out/spt.jsonl" 2> "$out/spt.log" || { cat "$out/spt.log" >&2; exit 1; }

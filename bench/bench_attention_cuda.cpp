@@ -2,9 +2,10 @@
 // median of the timed runs) and effective TFLOP/s on attended pairs (forward 4 D pairs B,
 // pairs summed over heads; forward + backward 3.5 times that). Inputs are bf16 unit normals,
 // drawn afresh for every case.
-//   build/bench/bench_attention_cuda [--block 64|128|0] [--runs N] [--max-T N]
+//   build/bench/bench_attention_cuda [--block 64|128|0|fast] [--runs N] [--max-T N]
 // Measures the pattern-specific kernels ("fast", block 0 in the output) and the block-layout
-// tensor-core kernels at BS 64 and 128 (--block picks one of those, and 0, the default, both).
+// tensor-core kernels at BS 64 and 128 (--block picks one of those, 0, the default, both, and
+// fast none).
 // Prints one JSON line per (case, pattern, path) and a table; bench/attention_suite.sh
 // compares the lines with PyTorch's kernels.
 // Patterns: fixed (merged, every head the last c columns of each l-block), strided
@@ -139,13 +140,13 @@ int main(int argc, char** argv) {
   for (int a = 1; a + 1 < argc; a += 2) {
     const std::string flag = argv[a];
     if (flag == "--block")
-      block_choice = std::atoi(argv[a + 1]);
+      block_choice = std::string(argv[a + 1]) == "fast" ? -1 : std::atoi(argv[a + 1]);
     else if (flag == "--runs")
       runs = std::max(20, std::atoi(argv[a + 1]));
     else if (flag == "--max-T")
       max_T = std::atoll(argv[a + 1]);
     else {
-      std::fprintf(stderr, "unknown flag %s: use --block 64|128|0, --runs N (>= 20), --max-T N\n", flag.c_str());
+      std::fprintf(stderr, "unknown flag %s: use --block 64|128|0|fast, --runs N (>= 20), --max-T N\n", flag.c_str());
       return 2;
     }
   }
@@ -156,7 +157,9 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   SPT_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::fprintf(stderr, "device: %s\n", prop.name);
-  std::vector<int> blocks = block_choice == 0 ? std::vector<int>{0, 64, 128} : std::vector<int>{0, block_choice};
+  std::vector<int> blocks = block_choice == 0    ? std::vector<int>{0, 64, 128}
+                            : block_choice < 0 ? std::vector<int>{0}
+                                               : std::vector<int>{0, block_choice};
   std::vector<Result> results;
   uint64_t seed = 7000;
   for (const BenchCase& c : kCases) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a GPU machine: configures a Release build with the CUDA
-# backend (architecture 90 unless SPT_CUDA_ARCH says otherwise), builds it on every core,
+# backend (architecture 90a unless SPT_CUDA_ARCH says otherwise), builds it on every core,
 # runs every ctest test (CUDA ones included), then runs a small CUDA case under
 # compute-sanitizer's memcheck and racecheck where the tool exists. Logs go to $OUT
 # (./out when unset); a short summary is printed last. Exit status: 0 when all passed.
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-./out}"
 mkdir -p "$OUT"
 BUILD="${BUILD:-build-gpu}"
-ARCH="${SPT_CUDA_ARCH:-90}"
+ARCH="${SPT_CUDA_ARCH:-90a}"
 JOBS="$(nproc)"
 status=0
 summary=()

@@ -20,11 +20,39 @@
 #include <cstdint>
 
 #include "ops/cuda/attention_common.cuh"
+#include <type_traits>
+
 #include "ops/cuda/attention_tc.cuh"
+#include "ops/cuda/attention_tc_tiles.cuh"
+#include "ops/cuda/attention_wgmma.cuh"
 
 namespace spt::cuda::detail::fast {
 
 using tc::kTile;
+
+#ifdef SPT_CUDA_WGMMA
+constexpr bool kWgmma = true;
+#else
+constexpr bool kWgmma = false;
+#endif
+
+// The tile steps of head dim D: wgmma where the build targets sm_90a and D = 64, else mma.sync.
+template <int D, typename Scalar>
+using StepsFor = std::conditional_t<kWgmma && D == 64, wg::Steps<Scalar>, tc::Steps<D, Scalar>>;
+
+// Shared memory of a kernel with `tiles` tiles and `extra` bytes after them, with room to align
+// the tiles as the steps need.
+template <typename S, typename Scalar>
+constexpr size_t tiles_bytes(int tiles, size_t extra = 0) {
+  return sizeof(Scalar) * tiles * S::kTileElements + extra + (S::kAlignBytes > 16 ? S::kAlignBytes : 0);
+}
+
+// The first tile in dynamic shared memory, aligned as the steps need.
+template <typename S, typename Scalar>
+__device__ __forceinline__ Scalar* first_tile(unsigned char* smem) {
+  const uint32_t misalign = tc::smem_address(smem) % S::kAlignBytes;
+  return reinterpret_cast<Scalar*>(smem + (misalign == 0 ? 0 : S::kAlignBytes - misalign));
+}
 
 enum Rule : int { kRuleA1 = 0, kRuleSummary = 1, kRuleColumn = 2 };
 enum ViewKind : int { kViewNatural = 0, kViewSummary = 1, kViewGroup = 2 };
@@ -195,10 +223,10 @@ __device__ __forceinline__ void mask_tile(float (&s)[N][4], const Head& h, const
 }
 
 // Starts copying virtual rows [x0, x0 + 64) of a view from a head slice (`base` points at
-// position 0 of this batch row and head; `stride` elements between positions) into a
-// padded (64, D + 8) tile. Rows past the view's end become zero. Visible after
-// cp_async_wait_all() and a barrier, as tc::load_tile.
-template <int D, typename Scalar>
+// position 0 of this batch row and head; `stride` elements between positions) into a tile
+// laid out as the steps S say. Rows past the view's end become zero. Visible after
+// cp_async_wait_all(), S::smem_ready() and a barrier.
+template <int D, typename S, typename Scalar>
 __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base, int64_t stride, const View& view,
                                                int x0, bool vector_io) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
@@ -214,7 +242,7 @@ __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base,
       const int r = r0 + it * kStep;
       const bool valid = x < view.count;
       const Scalar* from = valid ? base + int64_t{position} * stride + col : base;
-      tc::cp_async_16(tile + r * tc::pitch<D>() + col, from, valid ? 16 : 0);
+      tc::cp_async_16(tile + S::offset(r, col), from, valid ? 16 : 0);
       x += kStep;
       if (view.kind == kViewGroup) {
         position += kStep * view.l;
@@ -230,7 +258,7 @@ __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base,
     for (int e = threadIdx.x; e < kTile * D; e += tc::kThreads) {
       const int r = e / D, col = e % D;
       const bool valid = x0 + r < view.count;
-      to[r * tc::pitch<D>() + col] = valid ? from[int64_t{view.position(x0 + r)} * stride + col] : uint16_t{0};
+      to[S::offset(r, col)] = valid ? from[int64_t{view.position(x0 + r)} * stride + col] : uint16_t{0};
     }
   }
 }

@@ -51,14 +51,15 @@ struct FastBackwardArgs {
 template <int D, typename Scalar, bool kColumns>
 __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadMask* masks,
                                                                 FastBackwardArgs<Scalar> args) {
-  constexpr int P = pitch<D>();
+  using S = fast::StepsFor<D, Scalar>;
   constexpr int NO = D / 8;
   constexpr int NS = kTile / 8;
+  constexpr int kTileElements = S::kTileElements;
   extern __shared__ __align__(16) unsigned char smem[];
-  Scalar* q_s = reinterpret_cast<Scalar*>(smem);  // (64, P)
-  Scalar* g_s = q_s + tile_elements<D>();         // (64, P) dout
-  Scalar* k_s = g_s + tile_elements<D>();         // (2, 64, P)
-  Scalar* v_s = k_s + 2 * tile_elements<D>();     // (2, 64, P)
+  Scalar* q_s = fast::first_tile<S, Scalar>(smem);  // (64, D) tile
+  Scalar* g_s = q_s + kTileElements;                // dout tile
+  Scalar* k_s = g_s + kTileElements;                // (2) tiles
+  Scalar* v_s = k_s + 2 * kTileElements;            // (2) tiles
 
   const int T = args.T;
   const fast::QueryTile qt = fast::query_tile<kColumns>(masks, args.B, args.H, T, args.group_tiles);
@@ -76,14 +77,14 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
   const Scalar* k_base = args.k + int64_t{b} * T * args.k_stride + column;
   const Scalar* v_base = args.v + int64_t{b} * T * args.v_stride + column;
 
-  fast::load_view_tile<D>(q_s, args.q + int64_t{b} * T * args.q_stride + column, args.q_stride, queries, xq0,
-                          args.vector_io);
-  fast::load_view_tile<D>(g_s, args.dout + int64_t{b} * T * args.out_stride + column, args.out_stride, queries, xq0,
-                          args.vector_io);
+  fast::load_view_tile<D, S>(q_s, args.q + int64_t{b} * T * args.q_stride + column, args.q_stride, queries, xq0,
+                             args.vector_io);
+  fast::load_view_tile<D, S>(g_s, args.dout + int64_t{b} * T * args.out_stride + column, args.out_stride, queries,
+                             xq0, args.vector_io);
   auto load_kv = [&](int stage, int part, int x0) {
     const View& view = part == 0 ? keys0 : keys1;
-    fast::load_view_tile<D>(k_s + stage * tile_elements<D>(), k_base, args.k_stride, view, x0, args.vector_io);
-    fast::load_view_tile<D>(v_s + stage * tile_elements<D>(), v_base, args.v_stride, view, x0, args.vector_io);
+    fast::load_view_tile<D, S>(k_s + stage * kTileElements, k_base, args.k_stride, view, x0, args.vector_io);
+    fast::load_view_tile<D, S>(v_s + stage * kTileElements, v_base, args.v_stride, view, x0, args.vector_io);
   };
   int part = 0, x0 = 0;
   bool have = parts.tiles.next(part, x0);
@@ -101,6 +102,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
     delta[r] = valid ? args.delta[stats0 + position[r]] : 0.0f;
   }
   cp_async_wait_all();
+  S::smem_ready();
   __syncthreads();
 
   float dq[NO][4];
@@ -114,14 +116,15 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
     if (have_next) load_kv(stage ^ 1, part_next, x0_next);
     cp_async_commit();
 
-    const Scalar* ks = k_s + stage * tile_elements<D>();
-    const Scalar* vs = v_s + stage * tile_elements<D>();
+    const Scalar* ks = k_s + stage * kTileElements;
+    const Scalar* vs = v_s + stage * kTileElements;
     float s[NS][4], dp[NS][4];
-    query_scores_and_dp<D>(s, dp, q_s, g_s, ks, vs, warp, lane);
+    S::scores_and_dp(s, dp, q_s, g_s, ks, vs, warp, lane);
     fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
-    accumulate_dq<D>(dq, dp, s, lse2, delta, args.scale_log2, ks, lane);
+    accumulate_dq<D, Scalar, S>(dq, dp, s, lse2, delta, args.scale_log2, ks, lane);
 
     cp_async_wait_all();
+    S::smem_ready();
     __syncthreads();
     stage ^= 1;
     part = part_next;
@@ -160,19 +163,20 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
 template <int D, typename Scalar, int kPart>
 __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHeadMask* masks,
                                                                   FastBackwardArgs<Scalar> args) {
-  constexpr int P = pitch<D>();
+  using S = fast::StepsFor<D, Scalar>;
   constexpr int NO = D / 8;
   constexpr int kChunk = dkdv_chunk<D>();
   constexpr int NC = kChunk / 8;
   constexpr int kRule = kPart == kPartMain ? fast::kRuleA1 : kPart == kPartSummary ? fast::kRuleSummary
                                                                                     : fast::kRuleColumn;
   extern __shared__ __align__(16) unsigned char smem[];
-  Scalar* k_s = reinterpret_cast<Scalar*>(smem);                          // (64, P)
-  Scalar* v_s = k_s + tile_elements<D>();                                 // (64, P)
-  Scalar* q_s = v_s + tile_elements<D>();                                 // (2, 64, P)
-  Scalar* g_s = q_s + 2 * tile_elements<D>();                             // (2, 64, P) dout
-  float* lse_s = reinterpret_cast<float*>(g_s + 2 * tile_elements<D>());  // (2, 64) log2 domain
-  float* delta_s = lse_s + 2 * kTile;                                     // (2, 64)
+  constexpr int kTileElements = S::kTileElements;
+  Scalar* k_s = fast::first_tile<S, Scalar>(smem);                    // (64, D) tile
+  Scalar* v_s = k_s + kTileElements;                                  // tile
+  Scalar* q_s = v_s + kTileElements;                                  // (2) tiles
+  Scalar* g_s = q_s + 2 * kTileElements;                              // (2) dout tiles
+  float* lse_s = reinterpret_cast<float*>(g_s + 2 * kTileElements);  // (2, 64) log2 domain
+  float* delta_s = lse_s + 2 * kTile;                                 // (2, 64)
 
   const int T = args.T;
   const int bh = blockIdx.x % (args.B * args.H);
@@ -201,10 +205,10 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
   const Scalar* q_base = args.q + int64_t{b} * T * args.q_stride + column;
   const Scalar* g_base = args.dout + int64_t{b} * T * args.out_stride + column;
 
-  fast::load_view_tile<D>(k_s, args.k + int64_t{b} * T * args.k_stride + column, args.k_stride, keys, xk0,
-                          args.vector_io);
-  fast::load_view_tile<D>(v_s, args.v + int64_t{b} * T * args.v_stride + column, args.v_stride, keys, xk0,
-                          args.vector_io);
+  fast::load_view_tile<D, S>(k_s, args.k + int64_t{b} * T * args.k_stride + column, args.k_stride, keys, xk0,
+                             args.vector_io);
+  fast::load_view_tile<D, S>(v_s, args.v + int64_t{b} * T * args.v_stride + column, args.v_stride, keys, xk0,
+                             args.vector_io);
 
   fast::PartTiles tiles{};
   tiles.begin[0] = tiles.end[0] = tiles.begin[1] = tiles.end[1] = 0;
@@ -219,8 +223,8 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
   }
   tiles.start();
   auto load_queries = [&](int stage, int x0) {
-    fast::load_view_tile<D>(q_s + stage * tile_elements<D>(), q_base, args.q_stride, queries, x0, args.vector_io);
-    fast::load_view_tile<D>(g_s + stage * tile_elements<D>(), g_base, args.out_stride, queries, x0, args.vector_io);
+    fast::load_view_tile<D, S>(q_s + stage * kTileElements, q_base, args.q_stride, queries, x0, args.vector_io);
+    fast::load_view_tile<D, S>(g_s + stage * kTileElements, g_base, args.out_stride, queries, x0, args.vector_io);
     if (threadIdx.x < kTile) {
       const int x = x0 + threadIdx.x;
       const bool valid = x < queries.count;
@@ -234,6 +238,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
   if (have) load_queries(0, x0);
   cp_async_commit();
   cp_async_wait_all();
+  S::smem_ready();
   __syncthreads();
 
   float dk[NO][4], dv[NO][4];
@@ -250,8 +255,8 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
     if (have_next) load_queries(stage ^ 1, x0_next);
     cp_async_commit();
 
-    const Scalar* qs = q_s + stage * tile_elements<D>();
-    const Scalar* gs = g_s + stage * tile_elements<D>();
+    const Scalar* qs = q_s + stage * kTileElements;
+    const Scalar* gs = g_s + stage * kTileElements;
     const float* lse2 = lse_s + stage * kTile;
     const float* delta = delta_s + stage * kTile;
     const bool masked = !fast::tile_full<kRule>(head, keys, x0, xk0);
@@ -260,12 +265,13 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
     for (int qc = 0; qc < kTile; qc += kChunk) {
       // S^T = K Q^T for this warp's 16 keys and the chunk's queries, then the gradients.
       float s[NC][4];
-      key_query_products<D, Scalar>(s, k_s, qs, warp, lane, qc);
+      S::template key_query<NC>(s, k_s, qs, warp, lane, qc);
       if (masked) fast::mask_tile<kRule, false>(s, head, keys, xk0 + 16 * warp, x0 + qc);
-      accumulate_dkdv<D, Scalar>(dk, dv, s, v_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, qc);
+      accumulate_dkdv<D, Scalar, NC, S>(dk, dv, s, v_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, qc);
     }
 
     cp_async_wait_all();
+    S::smem_ready();
     __syncthreads();
     stage ^= 1;
     part = part_next;
@@ -332,8 +338,9 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
 
 template <int D, typename Scalar>
 void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
-  const size_t dq_smem = sizeof(Scalar) * 6 * tile_elements<D>();
-  const size_t dkdv_smem = sizeof(Scalar) * 6 * tile_elements<D>() + sizeof(float) * 4 * kTile;
+  using S = fast::StepsFor<D, Scalar>;
+  const size_t dq_smem = fast::tiles_bytes<S, Scalar>(6);
+  const size_t dkdv_smem = fast::tiles_bytes<S, Scalar>(6, sizeof(float) * 4 * kTile);
   const cudaStream_t stream = g.geometry.stream;
   auto go = [&](auto kernel, size_t smem, int64_t ranks) {
     if (ranks == 0) return;  // a part with no rows (a context shorter than its first summary column)

@@ -41,14 +41,14 @@ struct FastForwardArgs {
 template <int D, typename Scalar, bool kColumns>
 __global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const DeviceHeadMask* masks,
                                                                      FastForwardArgs<Scalar> args) {
-  constexpr int P = pitch<D>();
-  constexpr int KD = D / 16;
+  using S = fast::StepsFor<D, Scalar>;
   constexpr int NO = D / 8;
   constexpr int NS = kTile / 8;
+  constexpr int kTileElements = S::kTileElements;
   extern __shared__ __align__(16) unsigned char smem[];
-  Scalar* q_s = reinterpret_cast<Scalar*>(smem);  // (64, P)
-  Scalar* k_s = q_s + tile_elements<D>();         // (2, 64, P)
-  Scalar* v_s = k_s + 2 * tile_elements<D>();     // (2, 64, P)
+  Scalar* q_s = fast::first_tile<S, Scalar>(smem);  // (64, D) tile
+  Scalar* k_s = q_s + kTileElements;                // (2) tiles
+  Scalar* v_s = k_s + 2 * kTileElements;            // (2) tiles
 
   const int T = args.T;
   const fast::QueryTile qt = fast::query_tile<kColumns>(masks, args.B, args.H, T, args.group_tiles);
@@ -66,22 +66,22 @@ __global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const Device
   const Scalar* k_base = args.k + int64_t{b} * T * args.k_stride + column;
   const Scalar* v_base = args.v + int64_t{b} * T * args.v_stride + column;
 
-  fast::load_view_tile<D>(q_s, q_base, args.q_stride, queries, xq0, args.vector_io);
+  fast::load_view_tile<D, S>(q_s, q_base, args.q_stride, queries, xq0, args.vector_io);
   auto load_kv = [&](int stage, int part, int x0) {
     const View& view = part == 0 ? keys0 : keys1;
-    fast::load_view_tile<D>(k_s + stage * tile_elements<D>(), k_base, args.k_stride, view, x0, args.vector_io);
-    fast::load_view_tile<D>(v_s + stage * tile_elements<D>(), v_base, args.v_stride, view, x0, args.vector_io);
+    fast::load_view_tile<D, S>(k_s + stage * kTileElements, k_base, args.k_stride, view, x0, args.vector_io);
+    fast::load_view_tile<D, S>(v_s + stage * kTileElements, v_base, args.v_stride, view, x0, args.vector_io);
   };
   int part = 0, x0 = 0;
   bool have = parts.tiles.next(part, x0);
   if (have) load_kv(0, part, x0);
   cp_async_commit();
   cp_async_wait_all();
+  S::smem_ready();
   __syncthreads();
 
-  uint32_t q_frag[KD][4];
-#pragma unroll
-  for (int kk = 0; kk < KD; ++kk) ldmatrix_x4(q_frag[kk], q_s + a_offset<P>(lane, 16 * warp, 16 * kk));
+  typename S::QueryFragments q_frag;
+  S::load_queries(q_frag, q_s, warp, lane);
 
   float o[NO][4];
 #pragma unroll
@@ -96,15 +96,16 @@ __global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const Device
     if (have_next) load_kv(stage ^ 1, part_next, x0_next);
     cp_async_commit();
 
-    const Scalar* ks = k_s + stage * tile_elements<D>();
-    const Scalar* vs = v_s + stage * tile_elements<D>();
+    const Scalar* ks = k_s + stage * kTileElements;
+    const Scalar* vs = v_s + stage * kTileElements;
     float s[NS][4];
-    query_key_scores<D>(s, q_frag, ks, lane);
+    S::scores(s, q_frag, q_s, ks, lane);
     fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
     online_softmax(s, o, row_max, row_sum, args.scale_log2);
-    accumulate_pv<D>(o, s, vs, lane);
+    S::template product<NS>(o, s, vs, lane, 0);
 
     cp_async_wait_all();
+    S::smem_ready();
     __syncthreads();
     stage ^= 1;
     part = part_next;
@@ -164,7 +165,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const Device
 template <int D, typename Scalar, bool kColumns>
 void launch(const FastLaunch& g, FastForwardArgs<Scalar> args) {
   const auto kernel = fast_forward_kernel<D, Scalar, kColumns>;
-  const size_t smem = sizeof(Scalar) * 5 * tile_elements<D>();
+  const size_t smem = fast::tiles_bytes<fast::StepsFor<D, Scalar>, Scalar>(5);
   prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
   const int64_t ranks = kColumns ? int64_t{g.parts.stride} * g.group_tiles() : g.natural_tiles();
   if (ranks == 0) return;

@@ -121,24 +121,6 @@ __device__ __forceinline__ void query_scores_and_dp(float (&s)[kScoreTiles][4], 
   }
 }
 
-// dQ pass: dS = P (dP - delta) in place of dp, P recomputed from the masked scores s and the
-// rows' lse in the log2 domain; then dq += dS K (the scale is applied once at the end).
-template <int D, typename Scalar>
-__device__ __forceinline__ void accumulate_dq(float (&dq)[D / 8][4], float (&dp)[kScoreTiles][4],
-                                              const float (&s)[kScoreTiles][4], const float (&lse2)[2],
-                                              const float (&delta)[2], float scale_log2, const Scalar* ks, int lane) {
-#pragma unroll
-  for (int n = 0; n < kScoreTiles; ++n)
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const float p = exp2f(fmaf(s[n][2 * r + c], scale_log2, -lse2[r]));
-        dp[n][2 * r + c] = p * (dp[n][2 * r + c] - delta[r]);
-      }
-  accumulate_product<D, Scalar>(dq, dp, ks, lane, 0);
-}
-
 // dK/dV pass: queries per step, bounded by registers.
 template <int D>
 __host__ __device__ constexpr int dkdv_chunk() {
@@ -167,10 +149,66 @@ __device__ __forceinline__ void key_query_products(float (&acc)[NC][4], const Sc
   }
 }
 
+// The tile steps of the padded layout with mma.sync, as a policy: the pattern-specific kernels
+// take either these or wg::Steps (attention_wgmma.cuh), which have the same interface.
+template <int D, typename Scalar>
+struct Steps {
+  static constexpr int kTileElements = tile_elements<D>();
+  static constexpr int kAlignBytes = 16;
+
+  __device__ static int offset(int r, int col) { return r * pitch<D>() + col; }
+  __device__ static void smem_ready() {}
+
+  // The warp's 16 query rows as A fragments, loaded once per query tile.
+  struct QueryFragments {
+    uint32_t a[D / 16][4];
+  };
+  __device__ static void load_queries(QueryFragments& q, const Scalar* q_s, int warp, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) ldmatrix_x4(q.a[kk], q_s + a_offset<pitch<D>()>(lane, 16 * warp, 16 * kk));
+  }
+  __device__ static void scores(float (&s)[kScoreTiles][4], const QueryFragments& q, const Scalar* /*q_s*/,
+                                const Scalar* ks, int lane) {
+    query_key_scores<D, Scalar>(s, q.a, ks, lane);
+  }
+  __device__ static void scores_and_dp(float (&s)[kScoreTiles][4], float (&dp)[kScoreTiles][4], const Scalar* q_s,
+                                       const Scalar* g_s, const Scalar* ks, const Scalar* vs, int warp, int lane) {
+    query_scores_and_dp<D, Scalar>(s, dp, q_s, g_s, ks, vs, warp, lane);
+  }
+  template <int N>
+  __device__ static void product(float (&acc)[D / 8][4], const float (&a_acc)[N][4], const Scalar* tile, int lane,
+                                 int row0) {
+    accumulate_product<D, Scalar, N>(acc, a_acc, tile, lane, row0);
+  }
+  template <int NC>
+  __device__ static void key_query(float (&acc)[NC][4], const Scalar* rows, const Scalar* cols, int warp, int lane,
+                                   int qc) {
+    key_query_products<D, Scalar, NC>(acc, rows, cols, warp, lane, qc);
+  }
+};
+
+// dQ pass: dS = P (dP - delta) in place of dp, P recomputed from the masked scores s and the
+// rows' lse in the log2 domain; then dq += dS K (the scale is applied once at the end).
+template <int D, typename Scalar, typename S = Steps<D, Scalar>>
+__device__ __forceinline__ void accumulate_dq(float (&dq)[D / 8][4], float (&dp)[kScoreTiles][4],
+                                              const float (&s)[kScoreTiles][4], const float (&lse2)[2],
+                                              const float (&delta)[2], float scale_log2, const Scalar* ks, int lane) {
+#pragma unroll
+  for (int n = 0; n < kScoreTiles; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const float p = exp2f(fmaf(s[n][2 * r + c], scale_log2, -lse2[r]));
+        dp[n][2 * r + c] = p * (dp[n][2 * r + c] - delta[r]);
+      }
+  S::template product<kScoreTiles>(dq, dp, ks, lane, 0);
+}
+
 // dK/dV pass, after the scores s = S^T of one chunk are masked: P^T = exp2(s scale - lse2)
 // in place; dv += P^T dO; dP^T = V dO^T; dS^T = P^T (dP^T - delta); dk += dS^T Q (the scale
 // is applied once at the end). lse2 and delta are the tile's 64 query rows in shared memory.
-template <int D, typename Scalar, int NC>
+template <int D, typename Scalar, int NC, typename S = Steps<D, Scalar>>
 __device__ __forceinline__ void accumulate_dkdv(float (&dk)[D / 8][4], float (&dv)[D / 8][4], float (&s)[NC][4],
                                                 const Scalar* v_s, const Scalar* qs, const Scalar* gs,
                                                 const float* lse2, const float* delta, float scale_log2, int warp,
@@ -184,9 +222,9 @@ __device__ __forceinline__ void accumulate_dkdv(float (&dk)[D / 8][4], float (&d
       s[n][c] = exp2f(fmaf(s[n][c], scale_log2, -l2));
       s[n][2 + c] = exp2f(fmaf(s[n][2 + c], scale_log2, -l2));
     }
-  accumulate_product<D, Scalar>(dv, s, gs, lane, qc);
+  S::template product<NC>(dv, s, gs, lane, qc);
   float dp_t[NC][4];
-  key_query_products<D, Scalar>(dp_t, v_s, gs, warp, lane, qc);
+  S::template key_query<NC>(dp_t, v_s, gs, warp, lane, qc);
 #pragma unroll
   for (int n = 0; n < NC; ++n)
 #pragma unroll
@@ -195,7 +233,7 @@ __device__ __forceinline__ void accumulate_dkdv(float (&dk)[D / 8][4], float (&d
       dp_t[n][c] = s[n][c] * (dp_t[n][c] - d);
       dp_t[n][2 + c] = s[n][2 + c] * (dp_t[n][2 + c] - d);
     }
-  accumulate_product<D, Scalar>(dk, dp_t, qs, lane, qc);
+  S::template product<NC>(dk, dp_t, qs, lane, qc);
 }
 
 }  // namespace spt::cuda::detail::tc

@@ -1,0 +1,224 @@
+// Hopper warpgroup MMA (wgmma.mma_async, sm_90a) tile steps for the pattern-specific attention
+// kernels at head dim 64. The kernels' structure is unchanged: a CTA is one warpgroup (4 warps)
+// owning a 64-row tile, every warp 16 rows, and the accumulators keep the mma.sync fragment
+// layout (a 64 x N wgmma accumulator gives each warp exactly the [N / 8][4] fragments of its
+// 16 rows), so masking, softmax and the epilogues are shared with the mma.sync path. What
+// changes is where B comes from: wgmma reads it straight from shared memory through a
+// descriptor, so the tiles are stored unpadded with the 128-byte swizzle (16-byte chunk c of
+// row r at chunk c xor (r mod 8)), 1024-byte aligned.
+//   both from shared memory, K-major:       S = Q K^T, dP = dO V^T, S^T = K Q^T, dP^T = V dO^T
+//   A from registers, B N-major (rows = K): O += P V, dQ += dS K, dV += P^T dO, dK += dS^T Q
+// A operands that live in shared memory are read through descriptors too: with query
+// fragments held in registers across the key loop, ptxas (CUDA 13.0) reused those registers
+// inside the loop and the second key tile met garbage queries.
+// Used only where SPT_CUDA_WGMMA is defined (CMake sets it for the sm_90a target).
+#pragma once
+
+#include "ops/cuda/attention_tc_tiles.cuh"
+
+#if defined(SPT_CUDA_WGMMA) && defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "SPT_CUDA_WGMMA needs device code for sm_90a (CMAKE_CUDA_ARCHITECTURES 90a)"
+#endif
+
+namespace spt::cuda::detail::wg {
+
+using tc::kTile;
+
+constexpr int kRowElements = 64;                       // head dim 64: one 128-byte row per tile row
+constexpr int kTileElements = kTile * kRowElements;    // (64, 64), 8 KiB
+constexpr int kSwizzleBytes = 1024;                    // the swizzle pattern repeats every 8 rows
+
+// Element offset of (row r, column col) in a swizzled tile.
+__host__ __device__ __forceinline__ int offset(int r, int col) {
+  return r * kRowElements + ((((col >> 3) ^ (r & 7))) << 3) + (col & 7);
+}
+
+// Shared-memory matrix descriptor of a 128-byte-swizzled operand starting at p: stride 1024
+// bytes between groups of 8 rows; for N-major operands 8 KiB between 64-column blocks (one
+// block here, so unused), for K-major ones the leading offset is unused.
+__device__ __forceinline__ uint64_t descriptor(const void* p, bool n_major) {
+  const uint32_t address = tc::smem_address(p);
+  uint64_t d = (address & 0x3FFFFu) >> 4;
+  d |= uint64_t{n_major ? (kTileElements * 2u) >> 4 : 1u} << 16;
+  d |= uint64_t{kSwizzleBytes >> 4} << 32;
+  d |= uint64_t{1} << 62;  // 128-byte swizzle
+  return d;
+}
+
+__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+
+// Pins accumulator registers at this point of the program, so the compiler neither reads them
+// before wait_all() nor moves writes past fence().
+template <int N>
+__device__ __forceinline__ void pin(float (&d)[N][4]) {
+#pragma unroll
+  for (int n = 0; n < N; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[n][e])::"memory");
+}
+
+// Makes this thread's cp.async writes to shared memory visible to wgmma's reads (the async
+// proxy); a barrier must follow.
+__device__ __forceinline__ void smem_ready() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// The accumulator operands of a (64 x N) tile: this thread's N / 2 floats in fragment order.
+#define SPT_WGMMA_D64 \
+    "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
+    "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
+    "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
+    "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), \
+    "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), \
+    "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
+    "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
+    "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+#define SPT_WGMMA_D32 \
+    "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
+    "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
+    "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
+    "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
+// One accumulating wgmma (scale-d 1) of element type TYPE, "bf16" or "f16": RS takes A from
+// registers, SS from a descriptor.
+#define SPT_WGMMA_RS_N64(TYPE) \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n" \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE \
+               " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, %37;\n}\n" \
+               : SPT_WGMMA_D64 \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(kTransB), "r"(1))
+#define SPT_WGMMA_SS_N64(TYPE) \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE \
+               " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
+               : SPT_WGMMA_D64 \
+               : "l"(a), "l"(b), "r"(1))
+#define SPT_WGMMA_SS_N32(TYPE) \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n" \
+               "wgmma.mma_async.sync.aligned.m64n32k16.f32." TYPE "." TYPE \
+               " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n" \
+               : SPT_WGMMA_D32 \
+               : "l"(a), "l"(b), "r"(1))
+
+// d += A B on a (64 x 64) tile: A this thread's fragment of its warp's 16 rows x 16, B (16 x 64)
+// through its descriptor; kTransB 1 reads B N-major (the tile's rows are K).
+template <typename Scalar, int kTransB>
+__device__ __forceinline__ void mma_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+  if constexpr (std::is_same_v<Scalar, __nv_bfloat16>)
+    SPT_WGMMA_RS_N64("bf16");
+  else
+    SPT_WGMMA_RS_N64("f16");
+}
+
+// d += A B on a (64 x N) tile, N = 64 or 32, with A (64 x 16) and B (N x 16) both K-major
+// through their descriptors.
+template <typename Scalar, int N>
+__device__ __forceinline__ void mma_ss(float (&d)[N / 8][4], uint64_t a, uint64_t b) {
+  static_assert(N == 64 || N == 32, "wgmma tile steps use N = 64 or 32");
+  constexpr bool kBf16 = std::is_same_v<Scalar, __nv_bfloat16>;
+  if constexpr (N == 64 && kBf16)
+    SPT_WGMMA_SS_N64("bf16");
+  else if constexpr (N == 64)
+    SPT_WGMMA_SS_N64("f16");
+  else if constexpr (kBf16)
+    SPT_WGMMA_SS_N32("bf16");
+  else
+    SPT_WGMMA_SS_N32("f16");
+}
+
+#undef SPT_WGMMA_D64
+#undef SPT_WGMMA_D32
+#undef SPT_WGMMA_RS_N64
+#undef SPT_WGMMA_SS_N64
+#undef SPT_WGMMA_SS_N32
+
+// The tile steps, with the interface of tc::Steps. Operands that stay in shared memory for a
+// whole loop (queries, dout, keys, values) are read through descriptors, never held in
+// registers across iterations; only the probabilities and dS, fresh every step, come from
+// registers.
+template <typename Scalar>
+struct Steps {
+  static constexpr int kTileElements = wg::kTileElements;
+  static constexpr int kAlignBytes = kSwizzleBytes;
+
+  __device__ static int offset(int r, int col) { return wg::offset(r, col); }
+  __device__ static void smem_ready() { wg::smem_ready(); }
+
+  struct QueryFragments {};  // the queries stay in shared memory
+  __device__ static void load_queries(QueryFragments&, const Scalar*, int, int) {}
+
+  // s = Q K^T for the warpgroup's 64 query rows of q_s and the 64 keys of ks.
+  __device__ static void scores(float (&s)[tc::kScoreTiles][4], const QueryFragments&, const Scalar* q_s,
+                                const Scalar* ks, int /*lane*/) {
+#pragma unroll
+    for (int n = 0; n < tc::kScoreTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    pin(s);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+      mma_ss<Scalar, 64>(s, descriptor(q_s + 16 * kk, false), descriptor(ks + 16 * kk, false));
+    commit();
+    wait_all();
+    pin(s);
+  }
+
+  // s = Q K^T and dp = dO V^T for the 64 rows of q_s and g_s and the 64 keys of ks, vs.
+  __device__ static void scores_and_dp(float (&s)[tc::kScoreTiles][4], float (&dp)[tc::kScoreTiles][4],
+                                       const Scalar* q_s, const Scalar* g_s, const Scalar* ks, const Scalar* vs,
+                                       int /*warp*/, int /*lane*/) {
+#pragma unroll
+    for (int n = 0; n < tc::kScoreTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+    pin(s);
+    pin(dp);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      mma_ss<Scalar, 64>(s, descriptor(q_s + 16 * kk, false), descriptor(ks + 16 * kk, false));
+      mma_ss<Scalar, 64>(dp, descriptor(g_s + 16 * kk, false), descriptor(vs + 16 * kk, false));
+    }
+    commit();
+    wait_all();
+    pin(s);
+    pin(dp);
+  }
+
+  // acc += A X: A (16 rows per warp x 8 N) from score-shaped accumulators a_acc, X the rows
+  // [row0, row0 + 8 N) of tile, all 64 columns.
+  template <int N>
+  __device__ static void product(float (&acc)[8][4], const float (&a_acc)[N][4], const Scalar* tile, int /*lane*/,
+                                 int row0) {
+    uint32_t a[N / 2][4];
+#pragma unroll
+    for (int kk = 0; kk < N / 2; ++kk) tc::accumulator_to_a<Scalar>(a[kk], a_acc, kk);
+    pin(acc);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < N / 2; ++kk)
+      mma_n64<Scalar, 1>(acc, a[kk], descriptor(tile + (row0 + 16 * kk) * kRowElements, true));
+    commit();
+    wait_all();
+    pin(acc);
+  }
+
+  // acc = R C^T for the 64 rows of tile `rows` and the queries [qc, qc + 8 NC) of tile `cols`.
+  template <int NC>
+  __device__ static void key_query(float (&acc)[NC][4], const Scalar* rows, const Scalar* cols, int /*warp*/,
+                                   int /*lane*/, int qc) {
+#pragma unroll
+    for (int n = 0; n < NC; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    pin(acc);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+      mma_ss<Scalar, 8 * NC>(acc, descriptor(rows + 16 * kk, false),
+                             descriptor(cols + qc * kRowElements + 16 * kk, false));
+    commit();
+    wait_all();
+    pin(acc);
+  }
+};
+
+}  // namespace spt::cuda::detail::wg
