@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
                                                                   FastBackwardArgs<Scalar> args) {
   using S = fast::StepsFor<D, Scalar>;
   constexpr int NO = D / 8;
-  constexpr int kChunk = dkdv_chunk<D>();
+  constexpr int kChunk = S::kDkdvChunk;
   constexpr int NC = kChunk / 8;
   constexpr int kRule = kPart == kPartMain ? fast::kRuleA1 : kPart == kPartSummary ? fast::kRuleSummary
                                                                                     : fast::kRuleColumn;

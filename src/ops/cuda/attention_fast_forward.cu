@@ -39,8 +39,8 @@ struct FastForwardArgs {
 };
 
 template <int D, typename Scalar, bool kColumns>
-__global__ void __launch_bounds__(tc::kThreads) fast_forward_kernel(const DeviceHeadMask* masks,
-                                                                     FastForwardArgs<Scalar> args) {
+__global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kForwardBlocks)
+    fast_forward_kernel(const DeviceHeadMask* masks, FastForwardArgs<Scalar> args) {
   using S = fast::StepsFor<D, Scalar>;
   constexpr int NO = D / 8;
   constexpr int NS = kTile / 8;

@@ -155,6 +155,9 @@ template <int D, typename Scalar>
 struct Steps {
   static constexpr int kTileElements = tile_elements<D>();
   static constexpr int kAlignBytes = 16;
+  // forward CTAs per multiprocessor to size registers for (1: no bound)
+  static constexpr int kForwardBlocks = 1;
+  static constexpr int kDkdvChunk = dkdv_chunk<D>();
 
   __device__ static int offset(int r, int col) { return r * pitch<D>() + col; }
   __device__ static void smem_ready() {}

@@ -141,6 +141,9 @@ template <typename Scalar>
 struct Steps {
   static constexpr int kTileElements = wg::kTileElements;
   static constexpr int kAlignBytes = kSwizzleBytes;
+  // forward CTAs per multiprocessor to size registers for
+  static constexpr int kForwardBlocks = 4;
+  static constexpr int kDkdvChunk = kTile;  // dK/dV: a whole query tile per step (N = 64)
 
   __device__ static int offset(int r, int col) { return wg::offset(r, col); }
   __device__ static void smem_ready() { wg::smem_ready(); }
