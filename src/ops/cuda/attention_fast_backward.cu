@@ -161,8 +161,8 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
 }
 
 template <int D, typename Scalar, int kPart>
-__global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHeadMask* masks,
-                                                                  FastBackwardArgs<Scalar> args) {
+__global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kDkdvBlocks)
+    fast_dkdv_kernel(const DeviceHeadMask* masks, FastBackwardArgs<Scalar> args) {
   using S = fast::StepsFor<D, Scalar>;
   constexpr int NO = D / 8;
   constexpr int kChunk = S::kDkdvChunk;
@@ -264,10 +264,10 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dkdv_kernel(const DeviceHea
 #pragma unroll 1
     for (int qc = 0; qc < kTile; qc += kChunk) {
       // S^T = K Q^T for this warp's 16 keys and the chunk's queries, then the gradients.
-      float s[NC][4];
-      S::template key_query<NC>(s, k_s, qs, warp, lane, qc);
-      if (masked) fast::mask_tile<kRule, false>(s, head, keys, xk0 + 16 * warp, x0 + qc);
-      accumulate_dkdv<D, Scalar, NC, S>(dk, dv, s, v_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, qc);
+      const auto mask = [&](auto& s) {
+        if (masked) fast::mask_tile<kRule, false>(s, head, keys, xk0 + 16 * warp, x0 + qc);
+      };
+      S::template dkdv_step<NC>(dk, dv, k_s, v_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, qc, mask);
     }
 
     cp_async_wait_all();

@@ -149,6 +149,52 @@ __device__ __forceinline__ void key_query_products(float (&acc)[NC][4], const Sc
   }
 }
 
+// dK/dV pass: P^T = exp2(s scale - lse2) in place, s the masked S^T of the chunk's queries
+// [qc, qc + 8 NC); lse2 holds the tile's 64 query rows (log2 domain) in shared memory.
+template <int NC>
+__device__ __forceinline__ void probabilities_t(float (&s)[NC][4], const float* lse2, float scale_log2, int lane,
+                                                int qc) {
+  const int t = lane % 4;
+#pragma unroll
+  for (int n = 0; n < NC; ++n)
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      const float l2 = lse2[qc + 8 * n + 2 * t + c];
+      s[n][c] = exp2f(fmaf(s[n][c], scale_log2, -l2));
+      s[n][2 + c] = exp2f(fmaf(s[n][2 + c], scale_log2, -l2));
+    }
+}
+
+// dK/dV pass: dS^T = P^T (dP^T - delta) in place of dp_t; delta as lse2.
+template <int NC>
+__device__ __forceinline__ void scores_gradient_t(float (&dp_t)[NC][4], const float (&p)[NC][4], const float* delta,
+                                                  int lane, int qc) {
+  const int t = lane % 4;
+#pragma unroll
+  for (int n = 0; n < NC; ++n)
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      const float d = delta[qc + 8 * n + 2 * t + c];
+      dp_t[n][c] = p[n][c] * (dp_t[n][c] - d);
+      dp_t[n][2 + c] = p[n][2 + c] * (dp_t[n][2 + c] - d);
+    }
+}
+
+// dK/dV pass, after the scores s = S^T of one chunk are masked: P^T in place; dv += P^T dO;
+// dP^T = V dO^T; dS^T; dk += dS^T Q (the scale is applied once at the end).
+template <int D, typename Scalar, int NC>
+__device__ __forceinline__ void accumulate_dkdv(float (&dk)[D / 8][4], float (&dv)[D / 8][4], float (&s)[NC][4],
+                                                const Scalar* v_s, const Scalar* qs, const Scalar* gs,
+                                                const float* lse2, const float* delta, float scale_log2, int warp,
+                                                int lane, int qc) {
+  probabilities_t(s, lse2, scale_log2, lane, qc);
+  accumulate_product<D, Scalar, NC>(dv, s, gs, lane, qc);
+  float dp_t[NC][4];
+  key_query_products<D, Scalar, NC>(dp_t, v_s, gs, warp, lane, qc);
+  scores_gradient_t(dp_t, s, delta, lane, qc);
+  accumulate_product<D, Scalar, NC>(dk, dp_t, qs, lane, qc);
+}
+
 // The tile steps of the padded layout with mma.sync, as a policy: the pattern-specific kernels
 // take either these or wg::Steps (attention_wgmma.cuh), which have the same interface.
 template <int D, typename Scalar>
@@ -157,6 +203,8 @@ struct Steps {
   static constexpr int kAlignBytes = 16;
   // forward CTAs per multiprocessor to size registers for (1: no bound)
   static constexpr int kForwardBlocks = 1;
+  // dK/dV CTAs per multiprocessor to size registers for
+  static constexpr int kDkdvBlocks = 1;
   static constexpr int kDkdvChunk = dkdv_chunk<D>();
 
   __device__ static int offset(int r, int col) { return r * pitch<D>() + col; }
@@ -183,10 +231,17 @@ struct Steps {
                                  int row0) {
     accumulate_product<D, Scalar, N>(acc, a_acc, tile, lane, row0);
   }
-  template <int NC>
-  __device__ static void key_query(float (&acc)[NC][4], const Scalar* rows, const Scalar* cols, int warp, int lane,
-                                   int qc) {
-    key_query_products<D, Scalar, NC>(acc, rows, cols, warp, lane, qc);
+  // One dK/dV step: the chunk [qc, qc + 8 NC) of the query tile qs (dout gs) against the
+  // warp's 16 keys of k_s, v_s; mask(s) refuses pairs of S^T.
+  template <int NC, typename Mask>
+  __device__ static void dkdv_step(float (&dk)[D / 8][4], float (&dv)[D / 8][4], const Scalar* k_s,
+                                    const Scalar* v_s, const Scalar* qs, const Scalar* gs, const float* lse2,
+                                    const float* delta, float scale_log2, int warp, int lane, int qc,
+                                    const Mask& mask) {
+    float s[NC][4];
+    key_query_products<D, Scalar, NC>(s, k_s, qs, warp, lane, qc);
+    mask(s);
+    accumulate_dkdv<D, Scalar, NC>(dk, dv, s, v_s, qs, gs, lse2, delta, scale_log2, warp, lane, qc);
   }
 };
 
@@ -206,37 +261,6 @@ __device__ __forceinline__ void accumulate_dq(float (&dq)[D / 8][4], float (&dp)
         dp[n][2 * r + c] = p * (dp[n][2 * r + c] - delta[r]);
       }
   S::template product<kScoreTiles>(dq, dp, ks, lane, 0);
-}
-
-// dK/dV pass, after the scores s = S^T of one chunk are masked: P^T = exp2(s scale - lse2)
-// in place; dv += P^T dO; dP^T = V dO^T; dS^T = P^T (dP^T - delta); dk += dS^T Q (the scale
-// is applied once at the end). lse2 and delta are the tile's 64 query rows in shared memory.
-template <int D, typename Scalar, int NC, typename S = Steps<D, Scalar>>
-__device__ __forceinline__ void accumulate_dkdv(float (&dk)[D / 8][4], float (&dv)[D / 8][4], float (&s)[NC][4],
-                                                const Scalar* v_s, const Scalar* qs, const Scalar* gs,
-                                                const float* lse2, const float* delta, float scale_log2, int warp,
-                                                int lane, int qc) {
-  const int t = lane % 4;
-#pragma unroll
-  for (int n = 0; n < NC; ++n)
-#pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      const float l2 = lse2[qc + 8 * n + 2 * t + c];
-      s[n][c] = exp2f(fmaf(s[n][c], scale_log2, -l2));
-      s[n][2 + c] = exp2f(fmaf(s[n][2 + c], scale_log2, -l2));
-    }
-  S::template product<NC>(dv, s, gs, lane, qc);
-  float dp_t[NC][4];
-  S::template key_query<NC>(dp_t, v_s, gs, warp, lane, qc);
-#pragma unroll
-  for (int n = 0; n < NC; ++n)
-#pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      const float d = delta[qc + 8 * n + 2 * t + c];
-      dp_t[n][c] = s[n][c] * (dp_t[n][c] - d);
-      dp_t[n][2 + c] = s[n][2 + c] * (dp_t[n][2 + c] - d);
-    }
-  S::template product<NC>(dk, dp_t, qs, lane, qc);
 }
 
 }  // namespace spt::cuda::detail::tc

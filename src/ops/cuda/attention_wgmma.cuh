@@ -7,6 +7,7 @@
 // descriptor, so the tiles are stored unpadded with the 128-byte swizzle (16-byte chunk c of
 // row r at chunk c xor (r mod 8)), 1024-byte aligned.
 //   both from shared memory, K-major:       S = Q K^T, dP = dO V^T, S^T = K Q^T, dP^T = V dO^T
+//                                           (issued in pairs where both are needed)
 //   A from registers, B N-major (rows = K): O += P V, dQ += dS K, dV += P^T dO, dK += dS^T Q
 // A operands that live in shared memory are read through descriptors too: with query
 // fragments held in registers across the key loop, ptxas (CUDA 13.0) reused those registers
@@ -63,7 +64,7 @@ __device__ __forceinline__ void pin(float (&d)[N][4]) {
 // proxy); a barrier must follow.
 __device__ __forceinline__ void smem_ready() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
-// The accumulator operands of a (64 x N) tile: this thread's N / 2 floats in fragment order.
+// The accumulator operands of a (64 x 64) tile: this thread's 32 floats in fragment order.
 #define SPT_WGMMA_D64 \
     "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
     "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
@@ -73,11 +74,6 @@ __device__ __forceinline__ void smem_ready() { asm volatile("fence.proxy.async.s
     "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
     "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
     "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-#define SPT_WGMMA_D32 \
-    "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
-    "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), \
-    "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), \
-    "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3])
 // One accumulating wgmma (scale-d 1) of element type TYPE, "bf16" or "f16": RS takes A from
 // registers, SS from a descriptor.
 #define SPT_WGMMA_RS_N64(TYPE) \
@@ -94,12 +90,6 @@ __device__ __forceinline__ void smem_ready() { asm volatile("fence.proxy.async.s
                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
                : SPT_WGMMA_D64 \
                : "l"(a), "l"(b), "r"(1))
-#define SPT_WGMMA_SS_N32(TYPE) \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n" \
-               "wgmma.mma_async.sync.aligned.m64n32k16.f32." TYPE "." TYPE \
-               " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, 0, 0;\n}\n" \
-               : SPT_WGMMA_D32 \
-               : "l"(a), "l"(b), "r"(1))
 
 // d += A B on a (64 x 64) tile: A this thread's fragment of its warp's 16 rows x 16, B (16 x 64)
 // through its descriptor; kTransB 1 reads B N-major (the tile's rows are K).
@@ -111,27 +101,19 @@ __device__ __forceinline__ void mma_n64(float (&d)[8][4], const uint32_t (&a)[4]
     SPT_WGMMA_RS_N64("f16");
 }
 
-// d += A B on a (64 x N) tile, N = 64 or 32, with A (64 x 16) and B (N x 16) both K-major
-// through their descriptors.
-template <typename Scalar, int N>
-__device__ __forceinline__ void mma_ss(float (&d)[N / 8][4], uint64_t a, uint64_t b) {
-  static_assert(N == 64 || N == 32, "wgmma tile steps use N = 64 or 32");
-  constexpr bool kBf16 = std::is_same_v<Scalar, __nv_bfloat16>;
-  if constexpr (N == 64 && kBf16)
+// d += A B on a (64 x 64) tile with A (64 x 16) and B (64 x 16) both K-major through their
+// descriptors.
+template <typename Scalar>
+__device__ __forceinline__ void mma_ss(float (&d)[8][4], uint64_t a, uint64_t b) {
+  if constexpr (std::is_same_v<Scalar, __nv_bfloat16>)
     SPT_WGMMA_SS_N64("bf16");
-  else if constexpr (N == 64)
-    SPT_WGMMA_SS_N64("f16");
-  else if constexpr (kBf16)
-    SPT_WGMMA_SS_N32("bf16");
   else
-    SPT_WGMMA_SS_N32("f16");
+    SPT_WGMMA_SS_N64("f16");
 }
 
 #undef SPT_WGMMA_D64
-#undef SPT_WGMMA_D32
 #undef SPT_WGMMA_RS_N64
 #undef SPT_WGMMA_SS_N64
-#undef SPT_WGMMA_SS_N32
 
 // The tile steps, with the interface of tc::Steps. Operands that stay in shared memory for a
 // whole loop (queries, dout, keys, values) are read through descriptors, never held in
@@ -143,6 +125,8 @@ struct Steps {
   static constexpr int kAlignBytes = kSwizzleBytes;
   // forward CTAs per multiprocessor to size registers for
   static constexpr int kForwardBlocks = 4;
+  // dK/dV CTAs per multiprocessor to size registers for
+  static constexpr int kDkdvBlocks = 3;
   static constexpr int kDkdvChunk = kTile;  // dK/dV: a whole query tile per step (N = 64)
 
   __device__ static int offset(int r, int col) { return wg::offset(r, col); }
@@ -160,7 +144,7 @@ struct Steps {
     fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk)
-      mma_ss<Scalar, 64>(s, descriptor(q_s + 16 * kk, false), descriptor(ks + 16 * kk, false));
+      mma_ss<Scalar>(s, descriptor(q_s + 16 * kk, false), descriptor(ks + 16 * kk, false));
     commit();
     wait_all();
     pin(s);
@@ -179,8 +163,8 @@ struct Steps {
     fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      mma_ss<Scalar, 64>(s, descriptor(q_s + 16 * kk, false), descriptor(ks + 16 * kk, false));
-      mma_ss<Scalar, 64>(dp, descriptor(g_s + 16 * kk, false), descriptor(vs + 16 * kk, false));
+      mma_ss<Scalar>(s, descriptor(q_s + 16 * kk, false), descriptor(ks + 16 * kk, false));
+      mma_ss<Scalar>(dp, descriptor(g_s + 16 * kk, false), descriptor(vs + 16 * kk, false));
     }
     commit();
     wait_all();
@@ -206,21 +190,51 @@ struct Steps {
     pin(acc);
   }
 
-  // acc = R C^T for the 64 rows of tile `rows` and the queries [qc, qc + 8 NC) of tile `cols`.
-  template <int NC>
-  __device__ static void key_query(float (&acc)[NC][4], const Scalar* rows, const Scalar* cols, int /*warp*/,
-                                   int /*lane*/, int qc) {
+  // One dK/dV step: the queries [qc, qc + 64) of qs (dout gs) against the 64 keys of k_s, v_s;
+  // mask(s) refuses pairs of S^T. S^T and dP^T go out as one batch, dV and dK as another.
+  template <int NC, typename Mask>
+  __device__ static void dkdv_step(float (&dk)[8][4], float (&dv)[8][4], const Scalar* k_s, const Scalar* v_s,
+                                    const Scalar* qs, const Scalar* gs, const float* lse2, const float* delta,
+                                    float scale_log2, int /*warp*/, int lane, int qc, const Mask& mask) {
+    static_assert(NC == 8, "the wgmma dK/dV step takes a whole 64-query tile");
+    float s[NC][4], dp[NC][4];
 #pragma unroll
-    for (int n = 0; n < NC; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-    pin(acc);
+    for (int n = 0; n < NC; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+    pin(s);
+    pin(dp);
     fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
-      mma_ss<Scalar, 8 * NC>(acc, descriptor(rows + 16 * kk, false),
-                             descriptor(cols + qc * kRowElements + 16 * kk, false));
+    for (int kk = 0; kk < 4; ++kk) {
+      mma_ss<Scalar>(s, descriptor(k_s + 16 * kk, false), descriptor(qs + qc * kRowElements + 16 * kk, false));
+      mma_ss<Scalar>(dp, descriptor(v_s + 16 * kk, false), descriptor(gs + qc * kRowElements + 16 * kk, false));
+    }
     commit();
     wait_all();
-    pin(acc);
+    pin(s);
+    pin(dp);
+    mask(s);
+    tc::probabilities_t(s, lse2, scale_log2, lane, qc);
+    tc::scores_gradient_t(dp, s, delta, lane, qc);
+    uint32_t pa[NC / 2][4], da[NC / 2][4];
+#pragma unroll
+    for (int kk = 0; kk < NC / 2; ++kk) {
+      tc::accumulator_to_a<Scalar>(pa[kk], s, kk);
+      tc::accumulator_to_a<Scalar>(da[kk], dp, kk);
+    }
+    pin(dv);
+    pin(dk);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < NC / 2; ++kk) {
+      mma_n64<Scalar, 1>(dv, pa[kk], descriptor(gs + (qc + 16 * kk) * kRowElements, true));
+      mma_n64<Scalar, 1>(dk, da[kk], descriptor(qs + (qc + 16 * kk) * kRowElements, true));
+    }
+    commit();
+    wait_all();
+    pin(dv);
+    pin(dk);
   }
 };
 
