@@ -18,10 +18,9 @@
 #pragma once
 
 #include <cstdint>
-
-#include "ops/cuda/attention_common.cuh"
 #include <type_traits>
 
+#include "ops/cuda/attention_common.cuh"
 #include "ops/cuda/attention_tc.cuh"
 #include "ops/cuda/attention_tc_tiles.cuh"
 #include "ops/cuda/attention_wgmma.cuh"

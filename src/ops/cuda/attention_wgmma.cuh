@@ -154,22 +154,7 @@ struct Steps {
   __device__ static void scores_and_dp(float (&s)[tc::kScoreTiles][4], float (&dp)[tc::kScoreTiles][4],
                                        const Scalar* q_s, const Scalar* g_s, const Scalar* ks, const Scalar* vs,
                                        int /*warp*/, int /*lane*/) {
-#pragma unroll
-    for (int n = 0; n < tc::kScoreTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
-    pin(s);
-    pin(dp);
-    fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      mma_ss<Scalar>(s, descriptor(q_s + 16 * kk, false), descriptor(ks + 16 * kk, false));
-      mma_ss<Scalar>(dp, descriptor(g_s + 16 * kk, false), descriptor(vs + 16 * kk, false));
-    }
-    commit();
-    wait_all();
-    pin(s);
-    pin(dp);
+    score_pair(s, q_s, ks, dp, g_s, vs);
   }
 
   // acc += A X: A (16 rows per warp x 8 N) from score-shaped accumulators a_acc, X the rows
@@ -198,22 +183,7 @@ struct Steps {
                                     float scale_log2, int /*warp*/, int lane, int qc, const Mask& mask) {
     static_assert(NC == 8, "the wgmma dK/dV step takes a whole 64-query tile");
     float s[NC][4], dp[NC][4];
-#pragma unroll
-    for (int n = 0; n < NC; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
-    pin(s);
-    pin(dp);
-    fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      mma_ss<Scalar>(s, descriptor(k_s + 16 * kk, false), descriptor(qs + qc * kRowElements + 16 * kk, false));
-      mma_ss<Scalar>(dp, descriptor(v_s + 16 * kk, false), descriptor(gs + qc * kRowElements + 16 * kk, false));
-    }
-    commit();
-    wait_all();
-    pin(s);
-    pin(dp);
+    score_pair(s, k_s, qs + qc * kRowElements, dp, v_s, gs + qc * kRowElements);
     mask(s);
     tc::probabilities_t(s, lse2, scale_log2, lane, qc);
     tc::scores_gradient_t(dp, s, delta, lane, qc);
@@ -235,6 +205,29 @@ struct Steps {
     wait_all();
     pin(dv);
     pin(dk);
+  }
+
+ private:
+  // s = A1 B1^T and dp = A2 B2^T, all four 64-row K-major tiles in shared memory, issued as one
+  // batch: S and dP of the dQ pass, S^T and dP^T of the dK/dV pass.
+  __device__ static void score_pair(float (&s)[tc::kScoreTiles][4], const Scalar* a1, const Scalar* b1,
+                                    float (&dp)[tc::kScoreTiles][4], const Scalar* a2, const Scalar* b2) {
+#pragma unroll
+    for (int n = 0; n < tc::kScoreTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+    pin(s);
+    pin(dp);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      mma_ss<Scalar>(s, descriptor(a1 + 16 * kk, false), descriptor(b1 + 16 * kk, false));
+      mma_ss<Scalar>(dp, descriptor(a2 + 16 * kk, false), descriptor(b2 + 16 * kk, false));
+    }
+    commit();
+    wait_all();
+    pin(s);
+    pin(dp);
   }
 };
 
