@@ -2,10 +2,11 @@
 // median of the timed runs) and effective TFLOP/s on attended pairs (forward 4 D pairs B,
 // pairs summed over heads; forward + backward 3.5 times that). Inputs are bf16 unit normals,
 // drawn afresh for every case.
-//   build/bench/bench_attention_cuda [--block 64|128|0|fast] [--runs N] [--max-T N]
+//   build/bench/bench_attention_cuda [--block 64|128|0|fast] [--runs N] [--max-T N] [--deterministic 0|1]
 // Measures the pattern-specific kernels ("fast", block 0 in the output) and the block-layout
 // tensor-core kernels at BS 64 and 128 (--block picks one of those, 0, the default, both, and
-// fast none).
+// fast none). --deterministic 1 measures the fast backward with its separate dQ pass (bit for
+// bit repeatable) instead of dQ accumulated in the dK/dV pass.
 // Prints one JSON line per (case, pattern, path) and a table; bench/attention_suite.sh
 // compares the lines with PyTorch's kernels.
 // Patterns: fixed (merged, every head the last c columns of each l-block), strided
@@ -89,7 +90,8 @@ struct Result {
   double density, fwd_ms, fwdbwd_ms, fwd_tflops, fwdbwd_tflops;
 };
 
-Result run_case(const BenchCase& c, const std::string& pattern_name, int block, int runs, uint64_t seed) {
+Result run_case(const BenchCase& c, const std::string& pattern_name, int block, int runs, bool deterministic,
+               uint64_t seed) {
   PatternSpec spec{PatternKind::dense, 1, 1, 1, CombineMode::merged, c.H};
   if (pattern_name == "fixed") spec = {PatternKind::fixed, c.l, c.c, 1, CombineMode::merged, c.H};
   if (pattern_name == "strided") spec = {PatternKind::strided, c.l, 1, 1, CombineMode::merged, c.H};
@@ -97,6 +99,7 @@ Result run_case(const BenchCase& c, const std::string& pattern_name, int block, 
   const BlockLayout layout = build_block_layout(pattern, 0, c.T, block == 0 ? 64 : block);
   cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, c.T, block == 0 ? 64 : block, block != 0);
   plan.fast = block == 0;
+  plan.deterministic = deterministic;
   AttentionShape shape;
   shape.B = c.B;
   shape.T = c.T;
@@ -136,6 +139,7 @@ Result run_case(const BenchCase& c, const std::string& pattern_name, int block, 
 
 int main(int argc, char** argv) {
   int block_choice = 0, runs = 20;
+  bool deterministic = false;
   int64_t max_T = int64_t{1} << 30;
   for (int a = 1; a + 1 < argc; a += 2) {
     const std::string flag = argv[a];
@@ -145,8 +149,12 @@ int main(int argc, char** argv) {
       runs = std::max(20, std::atoi(argv[a + 1]));
     else if (flag == "--max-T")
       max_T = std::atoll(argv[a + 1]);
+    else if (flag == "--deterministic")
+      deterministic = std::atoi(argv[a + 1]) != 0;
     else {
-      std::fprintf(stderr, "unknown flag %s: use --block 64|128|0|fast, --runs N (>= 20), --max-T N\n", flag.c_str());
+      std::fprintf(stderr,
+                   "unknown flag %s: use --block 64|128|0|fast, --runs N (>= 20), --max-T N, --deterministic 0|1\n",
+                   flag.c_str());
       return 2;
     }
   }
@@ -166,13 +174,13 @@ int main(int argc, char** argv) {
     if (c.T > max_T) continue;
     for (const char* pattern : {"fixed", "strided", "dense"})
       for (int block : blocks) {
-        const Result r = run_case(c, pattern, block, runs, ++seed);
+        const Result r = run_case(c, pattern, block, runs, deterministic, ++seed);
         std::printf(
             "{\"impl\": \"spt\", \"pattern\": \"%s\", \"T\": %lld, \"B\": %d, \"H\": %d, \"D\": %d, \"l\": %d, "
-            "\"c\": %d, \"block\": %d, \"dtype\": \"bf16\", \"path\": \"%s\", \"density\": %.5f, \"fwd_ms\": %.4f, "
+            "\"c\": %d, \"block\": %d, \"dtype\": \"bf16\", \"path\": \"%s\", \"deterministic\": %s, \"density\": %.5f, \"fwd_ms\": %.4f, "
             "\"fwdbwd_ms\": %.4f, \"fwd_tflops\": %.2f, \"fwdbwd_tflops\": %.2f}\n",
             r.pattern.c_str(), static_cast<long long>(c.T), c.B, c.H, c.D, c.l, c.c, block, r.path.c_str(),
-            r.density, r.fwd_ms, r.fwdbwd_ms, r.fwd_tflops, r.fwdbwd_tflops);
+            deterministic ? "true" : "false", r.density, r.fwd_ms, r.fwdbwd_ms, r.fwd_tflops, r.fwdbwd_tflops);
         std::fflush(stdout);
         results.push_back(r);
       }

@@ -17,6 +17,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--log-every", run->log_every, "steps between progress lines when not on a terminal");
   cmd->add_option("--device", run->device, "cpu | cuda (one GPU)");
   cmd->add_option("--precision", run->precision, "fp32 | bf16 | fp16 (default: fp32 on the CPU, bf16 on the GPU)");
+  cmd->add_flag("--deterministic", run->deterministic,
+                "cuda: make every step repeat bit for bit (attention backward without atomic additions; slower)");
   cmd->add_option("--stop-at", run->stop_at, "save and stop once this many steps are done (resume later)");
   cmd->footer("Example: spt train --preset kjv-small --data data/kjv.txt --out runs/kjv");
   cmd->callback([cmd, flags, run] {

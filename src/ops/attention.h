@@ -77,6 +77,10 @@ class DeviceAttentionPlan {
   bool tensor_cores = true;
   // false keeps 2-byte calls off the pattern-specific kernels (on the block-layout ones).
   bool fast = true;
+  // true makes the backward repeat bit for bit: at head dim 64 on sm_90a the fast path
+  // otherwise accumulates dQ in its dK/dV pass with fp32 atomic additions in a varying
+  // order (5 tile products instead of 7). The other paths are always deterministic.
+  bool deterministic = false;
 
   // What the pattern-specific kernels need, read off the head masks at build time.
   struct Parts {
@@ -110,7 +114,8 @@ const char* attention_path(const DeviceAttentionPlan& plan, const AttentionShape
 
 // Scratch of one call, in bytes: rowsum(dout * out) (backward), and on the fast path the fp32
 // partial results of a strided (fixed) pattern's column (summary) part: one copy of the head
-// slices in the forward, three (2 x slices) in the backward. Callers that plan their memory
+// slices in the forward, three (2 x slices) in the backward, plus an fp32 dQ in the backward
+// when the fast path accumulates dQ (not deterministic). Callers that plan their memory
 // up front pass this much as `workspace` (16-byte aligned); without a workspace the call
 // takes its scratch from the device's stream-ordered pool.
 size_t attention_workspace_bytes(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype,
@@ -125,7 +130,8 @@ void attention_forward(const DeviceAttentionPlan& plan, const AttentionShape& sh
                        void* workspace = nullptr, size_t workspace_bytes = 0);
 
 // dq, dk, dv: overwritten (only their own columns of a fused buffer are touched).
-// Deterministic: each gradient element is summed in a fixed order by one thread, no atomics.
+// Deterministic unless the fast path accumulates dQ (see DeviceAttentionPlan::deterministic):
+// each gradient element is then summed in a fixed order by one thread, no atomics.
 void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& shape, DType dtype, const void* q,
                         const void* k, const void* v, const void* out, const float* lse, const void* dout, void* dq,
                         void* dk, void* dv, CUstream_st* stream = nullptr, void* workspace = nullptr,

@@ -17,6 +17,9 @@ struct EngineOptions {
   std::string device = "cpu";  // cpu | cuda
   std::string precision;       // fp32 | bf16 | fp16; empty: fp32 on the CPU, bf16 on the GPU
   bool training = true;
+  // cuda: backward passes that repeat bit for bit (the attention backward then runs a
+  // separate dQ pass instead of accumulating dQ with atomic additions: slower).
+  bool deterministic = false;
 };
 
 class Engine {

@@ -124,7 +124,7 @@ int run_training(TrainRun run) {
   } else {
     model.init(run.train.seed);
   }
-  const std::unique_ptr<Engine> engine = make_engine({run.device, run.precision, true}, model, &optimizer);
+  const std::unique_ptr<Engine> engine = make_engine({run.device, run.precision, true, run.deterministic}, model, &optimizer);
   if (!engine->dynamic_loss_scaling()) {
     state.loss_scale = 1.0;
     state.clean_steps = 0;

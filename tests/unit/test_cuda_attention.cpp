@@ -382,7 +382,8 @@ TEST(CudaAttention, RepeatedCallsAreBitwiseIdentical) {
       for (size_t e = 0; e < n; ++e) host[e] = normal01(rng_key(++stream), e);
       a->upload(host);
     }
-    const cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, shape.T, 64);
+    cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, shape.T, 64);
+    plan.deterministic = true;
     std::vector<DeviceArray::Host> runs;
     for (int repeat = 0; repeat < 2; ++repeat) {
       DeviceArray dq(dtype, n), dk(dtype, n), dv(dtype, n);
@@ -420,7 +421,8 @@ TEST(CudaAttention, CallerWorkspaceGivesTheSameBits) {
       for (size_t e = 0; e < n; ++e) host[e] = normal01(rng_key(++stream), e);
       a->upload(host);
     }
-    const cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, shape.T, 64);
+    cuda::DeviceAttentionPlan plan = cuda::make_device_plan(pattern, 0, shape.T, 64);
+    plan.deterministic = true;
     const size_t bytes = std::max(cuda::attention_workspace_bytes(plan, shape, dtype, false),
                                   cuda::attention_workspace_bytes(plan, shape, dtype, true));
     ASSERT_GT(bytes, 0u);
@@ -497,6 +499,7 @@ struct PathSetup {
   bool fast;
   bool tensor_cores;
   const char* path;
+  bool deterministic = false;
 };
 
 void expect_paths_agree(const Agreement& a, DType dtype, PathSetup first, PathSetup second) {
@@ -523,6 +526,8 @@ void expect_paths_agree(const Agreement& a, DType dtype, PathSetup first, PathSe
   plan_a.tensor_cores = first.tensor_cores;
   plan_b.fast = second.fast;
   plan_b.tensor_cores = second.tensor_cores;
+  plan_a.deterministic = first.deterministic;
+  plan_b.deterministic = second.deterministic;
   ASSERT_STREQ(cuda::attention_path(plan_a, shape, dtype), first.path);
   ASSERT_STREQ(cuda::attention_path(plan_b, shape, dtype), second.path);
 
@@ -570,6 +575,7 @@ void expect_paths_agree(const Agreement& a, DType dtype, PathSetup first, PathSe
 }
 
 constexpr PathSetup kFastPath{true, true, "fast"};
+constexpr PathSetup kFastDeterministicPath{true, true, "fast", true};
 constexpr PathSetup kTensorCorePath{false, true, "tensor-core"};
 constexpr PathSetup kSimtPath{false, false, "simt"};
 
@@ -600,6 +606,21 @@ TEST(CudaAttention, FastAndBlockLayoutPathsAgree) {
       {{PatternKind::fixed, 256, 32, 1, CombineMode::interleaved, 2}, 1999, 32, 64}};
   for (DType dtype : {DType::bf16, DType::f16})
     for (const Agreement& a : cases) expect_paths_agree(a, dtype, kFastPath, kTensorCorePath);
+}
+
+// The fast backward with dQ accumulated in the dK/dV pass (head dim 64 on sm_90a) against
+// its deterministic form with a separate dQ pass (the same kernels elsewhere).
+TEST(CudaAttention, AccumulatedAndDeterministicDqAgree) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  const std::vector<Agreement> cases = {
+      {{PatternKind::dense, 1, 1, 1, CombineMode::merged, 2}, 700, 64, 64},
+      {{PatternKind::local, 100, 1, 1, CombineMode::merged, 2}, 777, 64, 64},
+      {{PatternKind::strided, 128, 1, 1, CombineMode::merged, 2}, 2048, 64, 64},
+      {{PatternKind::fixed, 128, 32, 1, CombineMode::merged, 2}, 2048, 64, 64},
+      {{PatternKind::fixed, 100, 24, 4, CombineMode::heads, 4}, 1500, 64, 64},
+      {{PatternKind::fixed, 40, 8, 1, CombineMode::interleaved, 2}, 1, 64, 64}};
+  for (DType dtype : {DType::bf16, DType::f16})
+    for (const Agreement& a : cases) expect_paths_agree(a, dtype, kFastPath, kFastDeterministicPath);
 }
 
 TEST(CudaAttention, RejectsBadInputs) {

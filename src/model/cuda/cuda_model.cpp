@@ -308,7 +308,8 @@ struct CudaModel::State : WeightOffsets {
   }
 };
 
-CudaModel::CudaModel(const Model& host, Precision precision, bool training) : state_(std::make_unique<State>()) {
+CudaModel::CudaModel(const Model& host, Precision precision, bool training, bool deterministic)
+    : state_(std::make_unique<State>()) {
   SPT_CHECK(cuda_available(), "no CUDA device is available: run with --device cpu");
   State& s = *state_;
   s.config = host.config();
@@ -322,7 +323,10 @@ CudaModel::CudaModel(const Model& host, Precision precision, bool training) : st
             kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size());
   static_cast<WeightOffsets&>(s) = weight_offsets(*s.table, c);
   const Pattern pattern = model_pattern(c);
-  for (int r = 0; r < c.layers; ++r) s.plans.push_back(make_device_plan(pattern, r, c.ctx, kAttentionBlock));
+  for (int r = 0; r < c.layers; ++r) {
+    s.plans.push_back(make_device_plan(pattern, r, c.ctx, kAttentionBlock));
+    s.plans.back().deterministic = deterministic;
+  }
   s.blas = std::make_unique<BlasContext>(nullptr);
 
   s.weights = DeviceBuffer<float>(s.P);

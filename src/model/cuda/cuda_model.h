@@ -36,7 +36,8 @@ class CudaModel {
  public:
   // The parameter layout is the host model's (same offsets), so weights and optimizer
   // state copy as whole buffers in either direction.
-  CudaModel(const Model& host, Precision precision, bool training);
+  // deterministic: backward passes that repeat bit for bit (DeviceAttentionPlan::deterministic).
+  CudaModel(const Model& host, Precision precision, bool training, bool deterministic = false);
   ~CudaModel();
   CudaModel(const CudaModel&) = delete;
   CudaModel& operator=(const CudaModel&) = delete;

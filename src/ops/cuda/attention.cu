@@ -42,6 +42,7 @@ DeviceAttentionPlan& DeviceAttentionPlan::operator=(DeviceAttentionPlan&& other)
   head_masks = std::exchange(other.head_masks, nullptr);
   tensor_cores = std::exchange(other.tensor_cores, true);
   fast = std::exchange(other.fast, true);
+  deterministic = std::exchange(other.deterministic, false);
   parts = std::exchange(other.parts, Parts{});
   storage_ = std::exchange(other.storage_, nullptr);
   return *this;
@@ -147,6 +148,7 @@ detail::FastLaunch fast_launch(const DeviceAttentionPlan& plan, const detail::La
   f.geometry = g;
   f.masks = static_cast<const detail::DeviceHeadMask*>(plan.head_masks);
   f.parts = plan.parts;
+  f.accumulate_dq = !plan.deterministic && detail::fast_accumulates_dq(g.shape.Dk);
   if (f.parts.summary_part) {
     // Enough CTAs for about eight per multiprocessor: the early summary key tiles meet nearly
     // every query, so their query ranges are split.
@@ -191,7 +193,7 @@ class CallScratch {
 
 // Where the pieces of a call's scratch lie, in floats; every piece starts 16-byte aligned.
 struct ScratchLayout {
-  size_t delta = 0, part_o = 0, part_lse = 0, dq_part = 0, dk_part = 0, dv_part = 0;
+  size_t delta = 0, part_o = 0, part_lse = 0, dq_part = 0, dk_part = 0, dv_part = 0, dq_accum = 0;
   size_t floats = 0;
   size_t take(size_t count) {
     const size_t at = floats;
@@ -223,6 +225,7 @@ ScratchLayout scratch_layout(const AttentionShape& s, const detail::FastLaunch* 
     layout.dk_part = layout.take(part);
     layout.dv_part = layout.take(part);
   }
+  if (fast->accumulate_dq) layout.dq_accum = layout.take(static_cast<size_t>(fast->natural_tiles()) * 64 * s.B * s.H * s.Dk);
   return layout;
 }
 
@@ -376,6 +379,7 @@ void attention_backward(const DeviceAttentionPlan& plan, const AttentionShape& s
   float* delta = scratch.floats() + layout.delta;  // (B, H, T)
   detail::FastScratch parts;
   if (f.parts.columns) parts.dq_part = scratch.floats() + layout.dq_part;
+  if (f.accumulate_dq) parts.dq_accum = scratch.floats() + layout.dq_accum;
   if (f.parts.columns || f.parts.summary_part) {
     parts.dk_part = scratch.floats() + layout.dk_part;
     parts.dv_part = scratch.floats() + layout.dv_part;

@@ -221,23 +221,24 @@ __device__ __forceinline__ void mask_tile(float (&s)[N][4], const Head& h, const
   }
 }
 
-// Starts copying virtual rows [x0, x0 + 64) of a view from a head slice (`base` points at
-// position 0 of this batch row and head; `stride` elements between positions) into a tile
-// laid out as the steps S say. Rows past the view's end become zero. Visible after
-// cp_async_wait_all(), S::smem_ready() and a barrier.
-template <int D, typename S, typename Scalar>
+// Starts copying virtual rows [x0, x0 + kRows) of a view from a head slice (`base` points at
+// position 0 of this batch row and head; `stride` elements between positions) into kRows / 64
+// consecutive tiles laid out as the steps S say, with the kLoaders threads of the CTA. Rows
+// past the view's end become zero. Visible after cp_async_wait_all(), S::smem_ready() and a
+// barrier.
+template <int D, typename S, int kRows = kTile, int kLoaders = tc::kThreads, typename Scalar>
 __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base, int64_t stride, const View& view,
                                                int x0, bool vector_io) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   if (vector_io) {
     // This thread's rows are r0, r0 + kStep, ...: one division for the first, steps after.
-    constexpr int kStep = tc::kThreads / kChunks;
+    constexpr int kStep = kLoaders / kChunks;
     const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;
     int x = x0 + r0;
     int offset = view.kind == kViewSummary ? x % view.c : 0;  // summary: column within the run of c
     int position = view.position(x);
 #pragma unroll
-    for (int it = 0; it < kTile / kStep; ++it) {
+    for (int it = 0; it < kRows / kStep; ++it) {
       const int r = r0 + it * kStep;
       const bool valid = x < view.count;
       const Scalar* from = valid ? base + int64_t{position} * stride + col : base;
@@ -254,7 +255,7 @@ __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base,
   } else {
     const auto* from = reinterpret_cast<const uint16_t*>(base);
     auto* to = reinterpret_cast<uint16_t*>(tile);
-    for (int e = threadIdx.x; e < kTile * D; e += tc::kThreads) {
+    for (int e = threadIdx.x; e < kRows * D; e += kLoaders) {
       const int r = e / D, col = e % D;
       const bool valid = x0 + r < view.count;
       to[S::offset(r, col)] = valid ? from[int64_t{view.position(x0 + r)} * stride + col] : uint16_t{0};
@@ -286,9 +287,9 @@ struct PartTiles {
 };
 
 // The query tile of a query-major CTA (forward, dQ): blockIdx.x = rank * (B * H) + (b * H + h).
-// Natural tiles are taken from the last (the longest rows of a causal pattern first); the
-// columns part takes residue group rank mod l, its tiles from the last. `active` is false
-// when the CTA has nothing to do.
+// Natural tiles of kRows rows are taken from the last (the longest rows of a causal pattern
+// first); the columns part takes residue group rank mod l, its 64-row tiles from the last.
+// `active` is false when the CTA has nothing to do.
 struct QueryTile {
   int b, h, bh;
   Head head;
@@ -297,8 +298,9 @@ struct QueryTile {
   bool active;
 };
 
-template <bool kColumns>
+template <bool kColumns, int kRows = kTile>
 __device__ __forceinline__ QueryTile query_tile(const DeviceHeadMask* masks, int B, int H, int T, int group_tiles) {
+  static_assert(!kColumns || kRows == kTile, "the columns part takes 64-row query tiles");
   QueryTile q;
   q.bh = blockIdx.x % (B * H);
   const int rank = blockIdx.x / (B * H);
@@ -312,25 +314,25 @@ __device__ __forceinline__ QueryTile query_tile(const DeviceHeadMask* masks, int
     q.active = q.head.a2 && q.xq0 < q.queries.count;
   } else {
     q.queries = natural_view(q.head);
-    q.xq0 = ((T + kTile - 1) / kTile - 1 - rank) * kTile;
+    q.xq0 = ((T + kRows - 1) / kRows - 1 - rank) * kRows;
   }
   return q;
 }
 
-// The key parts a query tile walks: part 0 is A1 over the natural keys (for the columns part,
-// the group's own keys), part 1 fixed's summary keys.
+// The key parts that query rows [q.xq0, q.xq0 + kRows) walk: part 0 is A1 over the natural keys
+// (for the columns part, the group's own keys), part 1 fixed's summary keys.
 struct KeyParts {
   View keys0, keys1;
   PartTiles tiles;
 };
 
-template <bool kColumns>
+template <bool kColumns, int kRows = kTile>
 __device__ __forceinline__ KeyParts key_parts(const QueryTile& q) {
   constexpr int kFirstRule = kColumns ? kRuleColumn : kRuleA1;
   KeyParts k;
   k.keys0 = kColumns ? q.queries : natural_view(q.head);
   k.keys1 = summary_view(q.head);
-  const int xq_last = min(q.xq0 + kTile, q.queries.count) - 1;
+  const int xq_last = min(q.xq0 + kRows, q.queries.count) - 1;
   k.tiles.begin[0] = k.tiles.end[0] = k.tiles.begin[1] = k.tiles.end[1] = 0;
   if (kColumns || q.head.a1) key_range<kFirstRule>(q.head, k.keys0, q.xq0, xq_last, k.tiles.begin[0], k.tiles.end[0]);
   if (!kColumns && q.head.kind == kFixed && q.head.a2)

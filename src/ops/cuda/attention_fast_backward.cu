@@ -6,7 +6,12 @@
 //   dK/dV summary (fixed A2: compacted key tiles, their later queries split into `slices`
 //         CTAs) or columns (strided A2: group key tiles) -> fp32 dk_part / dv_part; then main
 //         (natural key tiles, A1 queries) writes dk, dv = own + the parts of that key.
-// No atomics: each output element is written by one thread and summed in a fixed order.
+// Deterministic (plan.deterministic, or steps without kFusedDq): no atomics, each output
+// element is written by one thread and summed in a fixed order. Otherwise (wgmma, D 64) the
+// summary and main dK/dV kernels also produce dQ: each key tile's share of a query tile's dQ
+// goes into the fp32 dq_accum through a bulk reduction (TMA), so the dQ pass of the natural
+// queries is skipped (5 products per tile pair instead of 7); a last kernel writes
+// dq = dq_accum + dq_part. The order of those fp32 additions varies from run to run.
 // The loop bodies are those of attention_tc_backward.cu.
 #include <cmath>
 
@@ -36,6 +41,7 @@ struct FastBackwardArgs {
   Scalar* dk;          // (B, T, k_stride)
   Scalar* dv;          // (B, T, v_stride)
   float* dq_part;      // (B, H, T, D)
+  float* dq_accum;     // (B, H, query tiles, 64 * D) fused dQ, scaled, each tile in accumulator order
   float* dk_part;      // columns (B, H, T, D); summary (slices, B, H, summary_keys, D)
   float* dv_part;
   int64_t q_stride, k_stride, v_stride, out_stride;
@@ -45,6 +51,7 @@ struct FastBackwardArgs {
   int group_tiles;
   int slices;
   int summary_keys;
+  int query_tiles;  // natural query tiles: ceil(T / 64)
   bool vector_io;
 };
 
@@ -160,10 +167,12 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
   }
 }
 
-template <int D, typename Scalar, int kPart>
-__global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kDkdvBlocks)
+template <int D, typename Scalar, int kPart, bool kFusedDq>
+__global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Scalar>::kFusedBlocks
+                                                          : fast::StepsFor<D, Scalar>::kDkdvBlocks)
     fast_dkdv_kernel(const DeviceHeadMask* masks, FastBackwardArgs<Scalar> args) {
   using S = fast::StepsFor<D, Scalar>;
+  static_assert(!kFusedDq || (S::kFusedDq && kPart != kPartColumns), "dQ fuses only over natural query tiles");
   constexpr int NO = D / 8;
   constexpr int kChunk = S::kDkdvChunk;
   constexpr int NC = kChunk / 8;
@@ -175,7 +184,9 @@ __global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kDkdv
   Scalar* v_s = k_s + kTileElements;                                  // tile
   Scalar* q_s = v_s + kTileElements;                                  // (2) tiles
   Scalar* g_s = q_s + 2 * kTileElements;                              // (2) dout tiles
-  float* lse_s = reinterpret_cast<float*>(g_s + 2 * kTileElements);  // (2, 64) log2 domain
+  Scalar* ds_s = g_s + 2 * kTileElements;                             // fused: dS^T tile (keys x queries)
+  float* dq_s = reinterpret_cast<float*>(ds_s + (kFusedDq ? kTileElements : 0));  // fused: (64 * D) dQ share
+  float* lse_s = dq_s + (kFusedDq ? kTile * D : 0);                   // (2, 64) log2 domain
   float* delta_s = lse_s + 2 * kTile;                                 // (2, 64)
 
   const int T = args.T;
@@ -233,6 +244,13 @@ __global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kDkdv
       delta_s[stage * kTile + threadIdx.x] = valid ? args.delta[stats0 + i] : 0.0f;
     }
   };
+  float dk[NO][4], dv[NO][4];
+#pragma unroll
+  for (int n = 0; n < NO; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.0f;
+  const int t = lane % 4;
+
   int part = 0, x0 = 0;
   bool have = tiles.next(part, x0);
   if (have) load_queries(0, x0);
@@ -240,13 +258,6 @@ __global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kDkdv
   cp_async_wait_all();
   S::smem_ready();
   __syncthreads();
-
-  float dk[NO][4], dv[NO][4];
-#pragma unroll
-  for (int n = 0; n < NO; ++n)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) dk[n][e] = dv[n][e] = 0.0f;
-  const int t = lane % 4;
 
   int stage = 0;
   while (have) {
@@ -260,23 +271,47 @@ __global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kDkdv
     const float* lse2 = lse_s + stage * kTile;
     const float* delta = delta_s + stage * kTile;
     const bool masked = !fast::tile_full<kRule>(head, keys, x0, xk0);
-
-#pragma unroll 1
-    for (int qc = 0; qc < kTile; qc += kChunk) {
-      // S^T = K Q^T for this warp's 16 keys and the chunk's queries, then the gradients.
-      const auto mask = [&](auto& s) {
-        if (masked) fast::mask_tile<kRule, false>(s, head, keys, xk0 + 16 * warp, x0 + qc);
+    if constexpr (kFusedDq) {
+      const auto mask = [&](auto& scores) {
+        if (masked) fast::mask_tile<kRule, false>(scores, head, keys, xk0 + 16 * warp, x0);
       };
-      S::template dkdv_step<NC>(dk, dv, k_s, v_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, qc, mask);
+      float s[8][4], dp[8][4], dq[NO][4];
+      S::issue_score_pair(s, k_s, qs, dp, v_s, gs);
+      S::template wait<0>(s, dp);
+      S::dkdv_dq_issue(dk, dv, dq, s, dp, ds_s, k_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, mask);
+      S::template wait<0>(dq);
+      if (threadIdx.x == 0) wg::bulk_wait_read();  // the previous tile's share has left dq_s
+      __syncthreads();
+      float4* dq4 = reinterpret_cast<float4*>(dq_s);  // accumulator order: conflict-free, undone at the end
+#pragma unroll
+      for (int n = 0; n < NO; ++n)
+        dq4[n * tc::kThreads + threadIdx.x] =
+            make_float4(args.scale * dq[n][0], args.scale * dq[n][1], args.scale * dq[n][2], args.scale * dq[n][3]);
+      S::smem_ready();
+      __syncthreads();
+      if (threadIdx.x == 0)
+        wg::bulk_reduce_add(args.dq_accum + (int64_t{bh} * args.query_tiles + x0 / kTile) * kTile * D, dq_s,
+                            sizeof(float) * kTile * D);
+    } else {
+#pragma unroll 1
+      for (int qc = 0; qc < kTile; qc += kChunk) {
+        // S^T = K Q^T for this warp's 16 keys and the chunk's queries, then the gradients.
+        const auto mask = [&](auto& scores) {
+          if (masked) fast::mask_tile<kRule, false>(scores, head, keys, xk0 + 16 * warp, x0 + qc);
+        };
+        S::template dkdv_step<NC>(dk, dv, k_s, v_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, qc, mask);
+      }
     }
 
     cp_async_wait_all();
     S::smem_ready();
     __syncthreads();
     stage ^= 1;
-    part = part_next;
     x0 = x0_next;
     have = have_next;
+  }
+  if constexpr (kFusedDq) {
+    if (threadIdx.x == 0) wg::bulk_wait();
   }
 
   const int64_t bhs = int64_t{args.B} * args.H;
@@ -336,11 +371,44 @@ __global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kDkdv
   }
 }
 
+// Fused dQ: dq = dq_accum (+ dq_part for strided heads with A2). One thread per float4 of
+// dq_accum, whose tiles hold thread u's fragment n at float4 n * 128 + u (rows 16 (u / 32) +
+// (u % 32) / 4 and 8 more, columns 8 n + 2 (u % 4) and the next).
+template <int D, typename Scalar>
+__global__ void fast_dq_finish_kernel(const DeviceHeadMask* masks, FastBackwardArgs<Scalar> args) {
+  constexpr int NO = D / 8;
+  const int64_t index = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (index >= int64_t{args.B} * args.H * args.query_tiles * NO * tc::kThreads) return;
+  const int u = static_cast<int>(index % tc::kThreads);
+  const int n = static_cast<int>(index / tc::kThreads % NO);
+  const int64_t tile = index / (int64_t{tc::kThreads} * NO);  // bh * query_tiles + query tile
+  const int bh = static_cast<int>(tile / args.query_tiles);
+  const int b = bh / args.H, h = bh % args.H;
+  const DeviceHeadMask& m = masks[h];
+  const bool add_part = m.kind == kStrided && m.use_a2;
+  const float4 sum = reinterpret_cast<const float4*>(args.dq_accum)[index];
+  const int row = static_cast<int>(tile % args.query_tiles) * kTile + 16 * (u / 32) + (u % 32) / 4;
+  const int col = 8 * n + 2 * (u % 4);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = row + 8 * r;
+    if (i >= args.T) continue;
+    float y0 = r == 0 ? sum.x : sum.z, y1 = r == 0 ? sum.y : sum.w;
+    if (add_part) {
+      const float2 p = *reinterpret_cast<const float2*>(args.dq_part + (int64_t{bh} * args.T + i) * D + col);
+      y0 += p.x;
+      y1 += p.y;
+    }
+    store_pair(args.dq + (int64_t{b} * args.T + i) * args.q_stride + int64_t{h} * D + col, y0, y1, args.vector_io);
+  }
+}
+
 template <int D, typename Scalar>
 void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
   using S = fast::StepsFor<D, Scalar>;
   const size_t dq_smem = fast::tiles_bytes<S, Scalar>(6);
   const size_t dkdv_smem = fast::tiles_bytes<S, Scalar>(6, sizeof(float) * 4 * kTile);
+  const size_t fused_smem = fast::tiles_bytes<S, Scalar>(7, sizeof(float) * (4 * kTile + kTile * D));
   const cudaStream_t stream = g.geometry.stream;
   auto go = [&](auto kernel, size_t smem, int64_t ranks) {
     if (ranks == 0) return;  // a part with no rows (a context shorter than its first summary column)
@@ -351,11 +419,25 @@ void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
   const int64_t column_ranks = int64_t{g.parts.stride} * g.group_tiles();
   if (g.parts.columns) {
     go(fast_dq_kernel<D, Scalar, true>, dq_smem, column_ranks);
-    go(fast_dkdv_kernel<D, Scalar, kPartColumns>, dkdv_smem, column_ranks);
+    go(fast_dkdv_kernel<D, Scalar, kPartColumns, false>, dkdv_smem, column_ranks);
   }
-  if (g.parts.summary_part) go(fast_dkdv_kernel<D, Scalar, kPartSummary>, dkdv_smem, g.summary_tiles() * g.slices);
+  if constexpr (S::kFusedDq) {
+    if (g.accumulate_dq) {
+      const int64_t floats = int64_t{args.B} * args.H * args.query_tiles * kTile * D;
+      SPT_CUDA_CHECK(cudaMemsetAsync(args.dq_accum, 0, sizeof(float) * floats, stream));
+      if (g.parts.summary_part)
+        go(fast_dkdv_kernel<D, Scalar, kPartSummary, true>, fused_smem, g.summary_tiles() * g.slices);
+      go(fast_dkdv_kernel<D, Scalar, kPartMain, true>, fused_smem, g.natural_tiles());
+      const int64_t threads = floats / 4;
+      fast_dq_finish_kernel<D, Scalar><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(g.masks, args);
+      SPT_CUDA_CHECK(cudaGetLastError());
+      return;
+    }
+  }
+  if (g.parts.summary_part)
+    go(fast_dkdv_kernel<D, Scalar, kPartSummary, false>, dkdv_smem, g.summary_tiles() * g.slices);
   go(fast_dq_kernel<D, Scalar, false>, dq_smem, g.natural_tiles());
-  go(fast_dkdv_kernel<D, Scalar, kPartMain>, dkdv_smem, g.natural_tiles());
+  go(fast_dkdv_kernel<D, Scalar, kPartMain, false>, dkdv_smem, g.natural_tiles());
 }
 
 template <typename Scalar>
@@ -372,6 +454,7 @@ void run(const FastLaunch& g, const void* q, const void* k, const void* v, const
                                       static_cast<Scalar*>(dk),
                                       static_cast<Scalar*>(dv),
                                       scratch.dq_part,
+                                      scratch.dq_accum,
                                       scratch.dk_part,
                                       scratch.dv_part,
                                       s.q_stride,
@@ -386,6 +469,7 @@ void run(const FastLaunch& g, const void* q, const void* k, const void* v, const
                                       static_cast<int>(g.group_tiles()),
                                       g.slices,
                                       g.parts.summary_keys,
+                                      static_cast<int>(g.natural_tiles()),
                                       rows_vector_aligned({q, k, v, dout, dq, dk, dv},
                                                           {s.q_stride, s.k_stride, s.v_stride, s.out_stride})};
   switch (s.Dk) {
@@ -396,6 +480,8 @@ void run(const FastLaunch& g, const void* q, const void* k, const void* v, const
 }
 
 }  // namespace
+
+bool fast_accumulates_dq(int D) { return fast::StepsFor<64, __nv_bfloat16>::kFusedDq && D == 64; }
 
 void backward_fast(const FastLaunch& g, DType dtype, const void* q, const void* k, const void* v, const float* lse,
                    const void* dout, const float* delta, void* dq, void* dk, void* dv, const FastScratch& scratch) {

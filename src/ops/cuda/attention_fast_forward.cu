@@ -7,7 +7,9 @@
 //            row, head): the group's earlier keys, written as an fp32 partial result
 //            (normalized output and log2-sum-exp) at the queries' positions.
 // The loop body is the one of attention_tc_forward.cu: 4 warps of 16 query rows,
-// double-buffered key/value tiles through cp.async, exp2 softmax.
+// double-buffered key/value tiles through cp.async, exp2 softmax. The main kernel runs
+// S::kForwardGroups such warpgroups per CTA on consecutive 64-row query tiles, sharing each
+// key/value tile; a warpgroup skips the key tiles that none of its rows meets.
 #include <cmath>
 
 #include "core/cuda_check.h"
@@ -38,39 +40,55 @@ struct FastForwardArgs {
   bool vector_io;
 };
 
-template <int D, typename Scalar, bool kColumns>
-__global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kForwardBlocks)
+template <int D, typename Scalar, bool kColumns, int kGroups>
+__global__ void __launch_bounds__(tc::kThreads * kGroups,
+                                  fast::StepsFor<D, Scalar>::kForwardBlocks / kGroups > 1
+                                      ? fast::StepsFor<D, Scalar>::kForwardBlocks / kGroups
+                                      : 1)
     fast_forward_kernel(const DeviceHeadMask* masks, FastForwardArgs<Scalar> args) {
   using S = fast::StepsFor<D, Scalar>;
   constexpr int NO = D / 8;
   constexpr int NS = kTile / 8;
   constexpr int kTileElements = S::kTileElements;
+  constexpr int kRows = kTile * kGroups;            // query rows per CTA
+  constexpr int kLoaders = tc::kThreads * kGroups;  // every thread loads
   extern __shared__ __align__(16) unsigned char smem[];
-  Scalar* q_s = fast::first_tile<S, Scalar>(smem);  // (64, D) tile
-  Scalar* k_s = q_s + kTileElements;                // (2) tiles
+  Scalar* q_s = fast::first_tile<S, Scalar>(smem);  // (kGroups) tiles: (kRows, D)
+  Scalar* k_s = q_s + kGroups * kTileElements;      // (2) tiles
   Scalar* v_s = k_s + 2 * kTileElements;            // (2) tiles
 
   const int T = args.T;
-  const fast::QueryTile qt = fast::query_tile<kColumns>(masks, args.B, args.H, T, args.group_tiles);
-  if (!qt.active) return;
-  const int b = qt.b, h = qt.h, bh = qt.bh, xq0 = qt.xq0;
-  const Head& head = qt.head;
-  const View& queries = qt.queries;
-  fast::KeyParts parts = fast::key_parts<kColumns>(qt);
+  const fast::QueryTile cta = fast::query_tile<kColumns, kRows>(masks, args.B, args.H, T, args.group_tiles);
+  if (!cta.active) return;
+  const int b = cta.b, h = cta.h, bh = cta.bh;
+  const Head& head = cta.head;
+  const View& queries = cta.queries;
+  fast::KeyParts parts = fast::key_parts<kColumns, kRows>(cta);
   const View& keys0 = parts.keys0;
   const View& keys1 = parts.keys1;
 
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // This warpgroup's 64 rows and the key tiles they meet.
+  const int group = threadIdx.x / tc::kThreads;
+  fast::QueryTile qt = cta;
+  qt.xq0 = cta.xq0 + kTile * group;
+  const int xq0 = qt.xq0;
+  const bool rows_valid = xq0 < queries.count;
+  const fast::PartTiles own = fast::key_parts<kColumns>(qt).tiles;
+
+  const int warp = threadIdx.x % tc::kThreads / 32, lane = threadIdx.x % 32;
   const int64_t column = int64_t{h} * D;
   const Scalar* q_base = args.q + int64_t{b} * T * args.q_stride + column;
   const Scalar* k_base = args.k + int64_t{b} * T * args.k_stride + column;
   const Scalar* v_base = args.v + int64_t{b} * T * args.v_stride + column;
 
-  fast::load_view_tile<D, S>(q_s, q_base, args.q_stride, queries, xq0, args.vector_io);
+  fast::load_view_tile<D, S, kRows, kLoaders>(q_s, q_base, args.q_stride, queries, cta.xq0, args.vector_io);
+  Scalar* const my_q = q_s + group * kTileElements;
   auto load_kv = [&](int stage, int part, int x0) {
     const View& view = part == 0 ? keys0 : keys1;
-    fast::load_view_tile<D, S>(k_s + stage * kTileElements, k_base, args.k_stride, view, x0, args.vector_io);
-    fast::load_view_tile<D, S>(v_s + stage * kTileElements, v_base, args.v_stride, view, x0, args.vector_io);
+    fast::load_view_tile<D, S, kTile, kLoaders>(k_s + stage * kTileElements, k_base, args.k_stride, view, x0,
+                                                args.vector_io);
+    fast::load_view_tile<D, S, kTile, kLoaders>(v_s + stage * kTileElements, v_base, args.v_stride, view, x0,
+                                                args.vector_io);
   };
   int part = 0, x0 = 0;
   bool have = parts.tiles.next(part, x0);
@@ -81,7 +99,7 @@ __global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kForw
   __syncthreads();
 
   typename S::QueryFragments q_frag;
-  S::load_queries(q_frag, q_s, warp, lane);
+  S::load_queries(q_frag, my_q, warp, lane);
 
   float o[NO][4];
 #pragma unroll
@@ -96,13 +114,16 @@ __global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kForw
     if (have_next) load_kv(stage ^ 1, part_next, x0_next);
     cp_async_commit();
 
-    const Scalar* ks = k_s + stage * kTileElements;
-    const Scalar* vs = v_s + stage * kTileElements;
-    float s[NS][4];
-    S::scores(s, q_frag, q_s, ks, lane);
-    fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
-    online_softmax(s, o, row_max, row_sum, args.scale_log2);
-    S::template product<NS>(o, s, vs, lane, 0);
+    const bool mine = part == 0 ? x0 >= own.begin[0] && x0 < own.end[0] : x0 >= own.begin[1] && x0 < own.end[1];
+    if (rows_valid && mine) {
+      const Scalar* ks = k_s + stage * kTileElements;
+      const Scalar* vs = v_s + stage * kTileElements;
+      float s[NS][4];
+      S::scores(s, q_frag, my_q, ks, lane);
+      fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
+      online_softmax(s, o, row_max, row_sum, args.scale_log2);
+      S::template product<NS>(o, s, vs, lane, 0);
+    }
 
     cp_async_wait_all();
     S::smem_ready();
@@ -164,12 +185,14 @@ __global__ void __launch_bounds__(tc::kThreads, fast::StepsFor<D, Scalar>::kForw
 
 template <int D, typename Scalar, bool kColumns>
 void launch(const FastLaunch& g, FastForwardArgs<Scalar> args) {
-  const auto kernel = fast_forward_kernel<D, Scalar, kColumns>;
-  const size_t smem = fast::tiles_bytes<fast::StepsFor<D, Scalar>, Scalar>(5);
+  constexpr int kGroups = kColumns ? 1 : fast::StepsFor<D, Scalar>::kForwardGroups;
+  const auto kernel = fast_forward_kernel<D, Scalar, kColumns, kGroups>;
+  const size_t smem = fast::tiles_bytes<fast::StepsFor<D, Scalar>, Scalar>(kGroups + 4);
   prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
-  const int64_t ranks = kColumns ? int64_t{g.parts.stride} * g.group_tiles() : g.natural_tiles();
+  const int64_t rows = int64_t{kTile} * kGroups;
+  const int64_t ranks = kColumns ? int64_t{g.parts.stride} * g.group_tiles() : (g.geometry.shape.T + rows - 1) / rows;
   if (ranks == 0) return;
-  kernel<<<fast_grid(g, ranks), tc::kThreads, smem, g.geometry.stream>>>(g.masks, args);
+  kernel<<<fast_grid(g, ranks), tc::kThreads * kGroups, smem, g.geometry.stream>>>(g.masks, args);
   SPT_CUDA_CHECK(cudaGetLastError());
 }
 

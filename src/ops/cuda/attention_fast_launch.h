@@ -13,6 +13,9 @@ struct FastLaunch {
   const DeviceHeadMask* masks = nullptr;  // (H) on the device
   DeviceAttentionPlan::Parts parts;       // which parts the heads have
   int slices = 1;  // fixed dK/dV: query ranges of one summary key tile, each its own CTA
+  // The dK/dV kernels also accumulate dQ (fp32 additions in a varying order); false keeps
+  // the backward deterministic with a separate dQ pass.
+  bool accumulate_dq = false;
 
   int64_t natural_tiles() const { return (geometry.shape.T + 63) / 64; }
   int64_t group_tiles() const { return ((geometry.shape.T + parts.stride - 1) / parts.stride + 63) / 64; }
@@ -34,7 +37,11 @@ struct FastScratch {
   float* dq_part = nullptr;   // (B, H, T, D) backward: the column part's dQ
   float* dk_part = nullptr;   // columns: (B, H, T, D); summary: (slices, B, H, summary_keys, D)
   float* dv_part = nullptr;   // same shape as dk_part
+  float* dq_accum = nullptr;  // (B, H, ceil(T / 64), 64 * D) backward with accumulate_dq: dQ
 };
+
+// Whether the backward kernels of head dim D can accumulate dQ in the dK/dV pass (wgmma builds).
+bool fast_accumulates_dq(int D);
 
 void forward_fast(const FastLaunch& g, DType dtype, const void* q, const void* k, const void* v, void* out,
                   float* lse, const FastScratch& scratch);

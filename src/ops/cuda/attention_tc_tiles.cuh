@@ -201,11 +201,14 @@ template <int D, typename Scalar>
 struct Steps {
   static constexpr int kTileElements = tile_elements<D>();
   static constexpr int kAlignBytes = 16;
-  // forward CTAs per multiprocessor to size registers for (1: no bound)
+  // forward warpgroups per multiprocessor to size registers for (1: no bound)
   static constexpr int kForwardBlocks = 1;
+  static constexpr int kForwardGroups = 1;  // forward warpgroups per CTA
   // dK/dV CTAs per multiprocessor to size registers for
   static constexpr int kDkdvBlocks = 1;
   static constexpr int kDkdvChunk = dkdv_chunk<D>();
+  static constexpr bool kFusedDq = false;  // dQ comes from its own pass
+  static constexpr int kFusedBlocks = 1;
 
   __device__ static int offset(int r, int col) { return r * pitch<D>() + col; }
   __device__ static void smem_ready() {}

@@ -1,6 +1,6 @@
 // Hopper warpgroup MMA (wgmma.mma_async, sm_90a) tile steps for the pattern-specific attention
-// kernels at head dim 64. The kernels' structure is unchanged: a CTA is one warpgroup (4 warps)
-// owning a 64-row tile, every warp 16 rows, and the accumulators keep the mma.sync fragment
+// kernels at head dim 64. The kernels' structure is the mma.sync one: a warpgroup (4 warps)
+// owns a 64-row tile, every warp 16 rows, and the accumulators keep the mma.sync fragment
 // layout (a 64 x N wgmma accumulator gives each warp exactly the [N / 8][4] fragments of its
 // 16 rows), so masking, softmax and the epilogues are shared with the mma.sync path. What
 // changes is where B comes from: wgmma reads it straight from shared memory through a
@@ -9,6 +9,9 @@
 //   both from shared memory, K-major:       S = Q K^T, dP = dO V^T, S^T = K Q^T, dP^T = V dO^T
 //                                           (issued in pairs where both are needed)
 //   A from registers, B N-major (rows = K): O += P V, dQ += dS K, dV += P^T dO, dK += dS^T Q
+//   A M-major from dS^T staged in shared memory, B N-major: dQ share = dS K in the dK/dV pass
+// The forward runs two warpgroups per CTA (128 query rows sharing each key/value tile); the
+// dK/dV pass also produces dQ (kFusedDq), its shares added into fp32 by bulk reductions.
 // A operands that live in shared memory are read through descriptors too: with query
 // fragments held in registers across the key loop, ptxas (CUDA 13.0) reused those registers
 // inside the loop and the second key tile met garbage queries.
@@ -64,6 +67,21 @@ __device__ __forceinline__ void pin(float (&d)[N][4]) {
 // proxy); a barrier must follow.
 __device__ __forceinline__ void smem_ready() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
+// Bulk asynchronous reduction (TMA engine): adds `bytes` bytes of fp32 from shared memory
+// into global memory; both 16-byte aligned, bytes a multiple of 16. The shared source must
+// be made visible with smem_ready() and a barrier first, and stay untouched until
+// bulk_wait_read().
+__device__ __forceinline__ void bulk_reduce_add(float* global, const float* shared, uint32_t bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(global),
+               "r"(tc::smem_address(shared)), "r"(bytes)
+               : "memory");
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+// This thread's bulk reductions have read their shared source.
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+// This thread's bulk reductions are complete.
+__device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
 // The accumulator operands of a (64 x 64) tile: this thread's 32 floats in fragment order.
 #define SPT_WGMMA_D64 \
     "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), \
@@ -87,9 +105,9 @@ __device__ __forceinline__ void smem_ready() { asm volatile("fence.proxy.async.s
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
                "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE \
                " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n" \
                : SPT_WGMMA_D64 \
-               : "l"(a), "l"(b), "r"(1))
+               : "l"(a), "l"(b), "r"(1), "n"(kTransA), "n"(kTransB))
 
 // d += A B on a (64 x 64) tile: A this thread's fragment of its warp's 16 rows x 16, B (16 x 64)
 // through its descriptor; kTransB 1 reads B N-major (the tile's rows are K).
@@ -101,9 +119,9 @@ __device__ __forceinline__ void mma_n64(float (&d)[8][4], const uint32_t (&a)[4]
     SPT_WGMMA_RS_N64("f16");
 }
 
-// d += A B on a (64 x 64) tile with A (64 x 16) and B (64 x 16) both K-major through their
-// descriptors.
-template <typename Scalar>
+// d += A B on a (64 x 64) tile with A (64 x 16) and B (16 x 64) through their descriptors:
+// K-major by default, kTransA 1 reads A M-major (the tile's rows are K), kTransB 1 B N-major.
+template <typename Scalar, int kTransA = 0, int kTransB = 0>
 __device__ __forceinline__ void mma_ss(float (&d)[8][4], uint64_t a, uint64_t b) {
   if constexpr (std::is_same_v<Scalar, __nv_bfloat16>)
     SPT_WGMMA_SS_N64("bf16");
@@ -123,11 +141,18 @@ template <typename Scalar>
 struct Steps {
   static constexpr int kTileElements = wg::kTileElements;
   static constexpr int kAlignBytes = kSwizzleBytes;
-  // forward CTAs per multiprocessor to size registers for
+  // forward warpgroups per multiprocessor to size registers for
   static constexpr int kForwardBlocks = 4;
+  // forward warpgroups per CTA, each on its own 64 query rows, sharing the key/value tiles
+  static constexpr int kForwardGroups = 2;
   // dK/dV CTAs per multiprocessor to size registers for
   static constexpr int kDkdvBlocks = 3;
   static constexpr int kDkdvChunk = kTile;  // dK/dV: a whole query tile per step (N = 64)
+  // The dK/dV pass can also produce dQ (dkdv_dq_issue), so no separate dQ pass recomputes S, dP.
+  static constexpr bool kFusedDq = true;
+  // dK/dV CTAs per multiprocessor with dQ fused (3 spill the dK and dV accumulators and run
+  // slower)
+  static constexpr int kFusedBlocks = 2;
 
   __device__ static int offset(int r, int col) { return wg::offset(r, col); }
   __device__ static void smem_ready() { wg::smem_ready(); }
@@ -207,11 +232,60 @@ struct Steps {
     pin(dk);
   }
 
- private:
-  // s = A1 B1^T and dp = A2 B2^T, all four 64-row K-major tiles in shared memory, issued as one
-  // batch: S and dP of the dQ pass, S^T and dP^T of the dK/dV pass.
-  __device__ static void score_pair(float (&s)[tc::kScoreTiles][4], const Scalar* a1, const Scalar* b1,
-                                    float (&dp)[tc::kScoreTiles][4], const Scalar* a2, const Scalar* b2) {
+  // One step of the fused dK/dV + dQ pass (kFusedDq), once S^T and dP^T of a whole query tile
+  // are complete (issue_score_pair, wait<0>): P^T and dS^T; dV += P^T dO, dK += dS^T Q; dS^T
+  // staged in ds_s (64 keys x 64 queries, swizzled); then, with dV and dK done (which frees the
+  // P^T and dS^T fragments), dq = dS K (unscaled, rows = queries in the accumulator layout)
+  // issued and left in flight: 5 products per key-query tile pair instead of the 7 of separate
+  // passes.
+  template <typename Mask>
+  __device__ static void dkdv_dq_issue(float (&dk)[8][4], float (&dv)[8][4], float (&dq)[8][4], float (&s)[8][4],
+                                       float (&dp)[8][4], Scalar* ds_s, const Scalar* k_s, const Scalar* qs,
+                                       const Scalar* gs, const float* lse2, const float* delta, float scale_log2,
+                                       int warp, int lane, const Mask& mask) {
+    mask(s);
+    tc::probabilities_t(s, lse2, scale_log2, lane, 0);
+    tc::scores_gradient_t(dp, s, delta, lane, 0);
+    uint32_t pa[4][4], da[4][4];
+    const int key = 16 * warp + lane / 4, query = 2 * (lane % 4);
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      tc::accumulator_to_a<Scalar>(pa[kk], s, kk);
+      tc::accumulator_to_a<Scalar>(da[kk], dp, kk);
+      // A-fragment order: (key, query), (key + 8, query), (key, query + 8), (key + 8, query + 8)
+      const int q0 = 16 * kk + query;
+      *reinterpret_cast<uint32_t*>(ds_s + offset(key, q0)) = da[kk][0];
+      *reinterpret_cast<uint32_t*>(ds_s + offset(key + 8, q0)) = da[kk][1];
+      *reinterpret_cast<uint32_t*>(ds_s + offset(key, q0 + 8)) = da[kk][2];
+      *reinterpret_cast<uint32_t*>(ds_s + offset(key + 8, q0 + 8)) = da[kk][3];
+    }
+    smem_ready();
+    pin(dv);
+    pin(dk);
+    fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      mma_n64<Scalar, 1>(dv, pa[kk], descriptor(gs + 16 * kk * kRowElements, true));
+      mma_n64<Scalar, 1>(dk, da[kk], descriptor(qs + 16 * kk * kRowElements, true));
+    }
+    commit();
+    __syncthreads();  // every warp's keys of dS^T are in ds_s
+    wait<0>(dv, dk);
+#pragma unroll
+    for (int n = 0; n < 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+    pin(dq);
+    fence();
+    // dQ = dS K: A = dS read M-major from dS^T (rows = keys = K), B = K read N-major.
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+      mma_ss<Scalar, 1, 1>(dq, descriptor(ds_s + 16 * kk * kRowElements, true),
+                           descriptor(k_s + 16 * kk * kRowElements, true));
+    commit();
+  }
+
+  // s = A1 B1^T and dp = A2 B2^T as one group, not waited for (see score_pair).
+  __device__ static void issue_score_pair(float (&s)[tc::kScoreTiles][4], const Scalar* a1, const Scalar* b1,
+                                          float (&dp)[tc::kScoreTiles][4], const Scalar* a2, const Scalar* b2) {
 #pragma unroll
     for (int n = 0; n < tc::kScoreTiles; ++n)
 #pragma unroll
@@ -225,6 +299,22 @@ struct Steps {
       mma_ss<Scalar>(dp, descriptor(a2 + 16 * kk, false), descriptor(b2 + 16 * kk, false));
     }
     commit();
+  }
+
+  // Waits until at most N of this warpgroup's groups are in flight, then pins the accumulators
+  // of the groups that are done.
+  template <int N, typename... Accumulators>
+  __device__ static void wait(Accumulators&... done) {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+    (pin(done), ...);
+  }
+
+ private:
+  // s = A1 B1^T and dp = A2 B2^T, all four 64-row K-major tiles in shared memory, issued as one
+  // batch: S and dP of the dQ pass, S^T and dP^T of the dK/dV pass.
+  __device__ static void score_pair(float (&s)[tc::kScoreTiles][4], const Scalar* a1, const Scalar* b1,
+                                    float (&dp)[tc::kScoreTiles][4], const Scalar* a2, const Scalar* b2) {
+    issue_score_pair(s, a1, b1, dp, a2, b2);
     wait_all();
     pin(s);
     pin(dp);

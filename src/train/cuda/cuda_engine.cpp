@@ -26,13 +26,14 @@ class CudaEngine final : public Engine {
       : host_(model),
         optimizer_(optimizer),
         gpu_(model, cuda::parse_precision(options.precision.empty() ? "bf16" : options.precision),
-             options.training && optimizer != nullptr) {
+             options.training && optimizer != nullptr, options.deterministic),
+        deterministic_(options.deterministic) {
     gpu_.recompute = model.recompute;
     if (optimizer_ != nullptr) gpu_.upload_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq, optimizer_->step);
   }
   std::string describe() const override {
     return "cuda " + cuda::to_string(gpu_.precision()) + " on " + device_name() + ", attention kernels: " +
-           gpu_.attention_path();
+           gpu_.attention_path() + (deterministic_ ? ", deterministic" : "");
   }
   bool dynamic_loss_scaling() const override { return gpu_.precision() == cuda::Precision::fp16; }
   void zero_grads() override { gpu_.zero_grads(); }
@@ -61,6 +62,7 @@ class CudaEngine final : public Engine {
   Model& host_;
   OptimizerState* optimizer_;
   cuda::CudaModel gpu_;
+  bool deterministic_;
 };
 
 }  // namespace
