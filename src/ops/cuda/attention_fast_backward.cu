@@ -41,7 +41,7 @@ struct FastBackwardArgs {
   Scalar* dk;          // (B, T, k_stride)
   Scalar* dv;          // (B, T, v_stride)
   float* dq_part;      // (B, H, T, D)
-  float* dq_accum;     // (B, H, query tiles, 64 * D) fused dQ, scaled, each tile in accumulator order
+  float* dq_accum;     // (B, H, query tiles, 64 * D) fused dQ before the scale, each tile in accumulator order
   float* dk_part;      // columns (B, H, T, D); summary (slices, B, H, summary_keys, D)
   float* dv_part;
   int64_t q_stride, k_stride, v_stride, out_stride;
@@ -185,8 +185,8 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
   Scalar* q_s = v_s + kTileElements;                                  // (2) tiles
   Scalar* g_s = q_s + 2 * kTileElements;                              // (2) dout tiles
   Scalar* ds_s = g_s + 2 * kTileElements;                             // fused: dS^T tile (keys x queries)
-  float* dq_s = reinterpret_cast<float*>(ds_s + (kFusedDq ? kTileElements : 0));  // fused: (64 * D) dQ share
-  float* lse_s = dq_s + (kFusedDq ? kTile * D : 0);                   // (2, 64) log2 domain
+  float* dq_s = reinterpret_cast<float*>(ds_s + (kFusedDq ? kTileElements : 0));  // fused: (2, 64 * D) dQ shares
+  float* lse_s = dq_s + (kFusedDq ? 2 * kTile * D : 0);               // (2, 64) log2 domain
   float* delta_s = lse_s + 2 * kTile;                                 // (2, 64)
 
   const int T = args.T;
@@ -275,23 +275,18 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
       const auto mask = [&](auto& scores) {
         if (masked) fast::mask_tile<kRule, false>(scores, head, keys, xk0 + 16 * warp, x0);
       };
+      // dq_s buffer `stage` was last sent two tiles ago; the barrier in dkdv_dq_issue tells
+      // every thread that it has been read.
+      if (threadIdx.x == 0) wg::bulk_wait_read<1>();
       float s[8][4], dp[8][4], dq[NO][4];
       S::issue_score_pair(s, k_s, qs, dp, v_s, gs);
       S::template wait<0>(s, dp);
       S::dkdv_dq_issue(dk, dv, dq, s, dp, ds_s, k_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, mask);
       S::template wait<0>(dq);
-      if (threadIdx.x == 0) wg::bulk_wait_read();  // the previous tile's share has left dq_s
-      __syncthreads();
-      float4* dq4 = reinterpret_cast<float4*>(dq_s);  // accumulator order: conflict-free, undone at the end
+      // Accumulator order: conflict-free, undone by fast_dq_finish_kernel; sent after the barrier below.
+      float4* dq4 = reinterpret_cast<float4*>(dq_s + stage * kTile * D);
 #pragma unroll
-      for (int n = 0; n < NO; ++n)
-        dq4[n * tc::kThreads + threadIdx.x] =
-            make_float4(args.scale * dq[n][0], args.scale * dq[n][1], args.scale * dq[n][2], args.scale * dq[n][3]);
-      S::smem_ready();
-      __syncthreads();
-      if (threadIdx.x == 0)
-        wg::bulk_reduce_add(args.dq_accum + (int64_t{bh} * args.query_tiles + x0 / kTile) * kTile * D, dq_s,
-                            sizeof(float) * kTile * D);
+      for (int n = 0; n < NO; ++n) dq4[n * tc::kThreads + threadIdx.x] = make_float4(dq[n][0], dq[n][1], dq[n][2], dq[n][3]);
     } else {
 #pragma unroll 1
       for (int qc = 0; qc < kTile; qc += kChunk) {
@@ -306,6 +301,11 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
     cp_async_wait_all();
     S::smem_ready();
     __syncthreads();
+    if constexpr (kFusedDq) {
+      if (threadIdx.x == 0)
+        wg::bulk_reduce_add(args.dq_accum + (int64_t{bh} * args.query_tiles + x0 / kTile) * kTile * D,
+                            dq_s + stage * kTile * D, sizeof(float) * kTile * D);
+    }
     stage ^= 1;
     x0 = x0_next;
     have = have_next;
@@ -371,7 +371,7 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
   }
 }
 
-// Fused dQ: dq = dq_accum (+ dq_part for strided heads with A2). One thread per float4 of
+// Fused dQ: dq = scale dq_accum (+ dq_part for strided heads with A2). One thread per float4 of
 // dq_accum, whose tiles hold thread u's fragment n at float4 n * 128 + u (rows 16 (u / 32) +
 // (u % 32) / 4 and 8 more, columns 8 n + 2 (u % 4) and the next).
 template <int D, typename Scalar>
@@ -393,7 +393,7 @@ __global__ void fast_dq_finish_kernel(const DeviceHeadMask* masks, FastBackwardA
   for (int r = 0; r < 2; ++r) {
     const int i = row + 8 * r;
     if (i >= args.T) continue;
-    float y0 = r == 0 ? sum.x : sum.z, y1 = r == 0 ? sum.y : sum.w;
+    float y0 = args.scale * (r == 0 ? sum.x : sum.z), y1 = args.scale * (r == 0 ? sum.y : sum.w);
     if (add_part) {
       const float2 p = *reinterpret_cast<const float2*>(args.dq_part + (int64_t{bh} * args.T + i) * D + col);
       y0 += p.x;
@@ -408,7 +408,7 @@ void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
   using S = fast::StepsFor<D, Scalar>;
   const size_t dq_smem = fast::tiles_bytes<S, Scalar>(6);
   const size_t dkdv_smem = fast::tiles_bytes<S, Scalar>(6, sizeof(float) * 4 * kTile);
-  const size_t fused_smem = fast::tiles_bytes<S, Scalar>(7, sizeof(float) * (4 * kTile + kTile * D));
+  const size_t fused_smem = fast::tiles_bytes<S, Scalar>(7, sizeof(float) * (4 * kTile + 2 * kTile * D));
   const cudaStream_t stream = g.geometry.stream;
   auto go = [&](auto kernel, size_t smem, int64_t ranks) {
     if (ranks == 0) return;  // a part with no rows (a context shorter than its first summary column)

@@ -57,24 +57,22 @@ __device__ __forceinline__ void online_softmax(float (&s)[kScoreTiles][4], float
                                                float (&row_sum)[2], float scale_log2) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
+    // The maximum of the raw scores (scale_log2 > 0), scaled once: each entry then takes one
+    // fused multiply-add before exp2.
     float tile_max = -INFINITY;
 #pragma unroll
-    for (int n = 0; n < kScoreTiles; ++n) {
-      s[n][2 * r] *= scale_log2;
-      s[n][2 * r + 1] *= scale_log2;
-      tile_max = fmaxf(tile_max, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-    }
+    for (int n = 0; n < kScoreTiles; ++n) tile_max = fmaxf(tile_max, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-    const float new_max = fmaxf(row_max[r], tile_max);
+    const float new_max = fmaxf(row_max[r], tile_max * scale_log2);
     const float shift = new_max == -INFINITY ? 0.0f : new_max;
     const float rescale = exp2f(row_max[r] - shift);
     row_max[r] = new_max;
     float tile_sum = 0.0f;
 #pragma unroll
     for (int n = 0; n < kScoreTiles; ++n) {
-      s[n][2 * r] = exp2f(s[n][2 * r] - shift);
-      s[n][2 * r + 1] = exp2f(s[n][2 * r + 1] - shift);
+      s[n][2 * r] = exp2f(fmaf(s[n][2 * r], scale_log2, -shift));
+      s[n][2 * r + 1] = exp2f(fmaf(s[n][2 * r + 1], scale_log2, -shift));
       tile_sum += s[n][2 * r] + s[n][2 * r + 1];
     }
     row_sum[r] = row_sum[r] * rescale + tile_sum;

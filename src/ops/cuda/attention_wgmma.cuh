@@ -49,6 +49,10 @@ __device__ __forceinline__ uint64_t descriptor(const void* p, bool n_major) {
   return d;
 }
 
+// Descriptor steps: 16 columns of a K-major tile (32 bytes), 16 rows of an N-major one (2 KiB).
+constexpr uint64_t kStepK = 32 >> 4;
+constexpr uint64_t kStepRows = (16 * kRowElements * 2) >> 4;
+
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
@@ -70,15 +74,18 @@ __device__ __forceinline__ void smem_ready() { asm volatile("fence.proxy.async.s
 // Bulk asynchronous reduction (TMA engine): adds `bytes` bytes of fp32 from shared memory
 // into global memory; both 16-byte aligned, bytes a multiple of 16. The shared source must
 // be made visible with smem_ready() and a barrier first, and stay untouched until
-// bulk_wait_read().
+// bulk_wait_read() says it has been read.
 __device__ __forceinline__ void bulk_reduce_add(float* global, const float* shared, uint32_t bytes) {
   asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(global),
                "r"(tc::smem_address(shared)), "r"(bytes)
                : "memory");
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 }
-// This thread's bulk reductions have read their shared source.
-__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+// All but the N most recent of this thread's bulk reductions have read their shared source.
+template <int N>
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+}
 // This thread's bulk reductions are complete.
 __device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
@@ -92,37 +99,38 @@ __device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_g
     "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
     "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
     "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-// One accumulating wgmma (scale-d 1) of element type TYPE, "bf16" or "f16": RS takes A from
-// registers, SS from a descriptor.
+// One wgmma of element type TYPE, "bf16" or "f16", adding to d (scale-d 1) when `accumulate`
+// is non-zero, else overwriting it: RS takes A from registers, SS from a descriptor.
 #define SPT_WGMMA_RS_N64(TYPE) \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n" \
                "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE \
                " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, %37;\n}\n" \
                : SPT_WGMMA_D64 \
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(kTransB), "r"(1))
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(kTransB), "r"(accumulate))
 #define SPT_WGMMA_SS_N64(TYPE) \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
                "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE \
                " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n" \
                : SPT_WGMMA_D64 \
-               : "l"(a), "l"(b), "r"(1), "n"(kTransA), "n"(kTransB))
+               : "l"(a), "l"(b), "r"(accumulate), "n"(kTransA), "n"(kTransB))
 
 // d += A B on a (64 x 64) tile: A this thread's fragment of its warp's 16 rows x 16, B (16 x 64)
 // through its descriptor; kTransB 1 reads B N-major (the tile's rows are K).
 template <typename Scalar, int kTransB>
-__device__ __forceinline__ void mma_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+__device__ __forceinline__ void mma_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b, int accumulate = 1) {
   if constexpr (std::is_same_v<Scalar, __nv_bfloat16>)
     SPT_WGMMA_RS_N64("bf16");
   else
     SPT_WGMMA_RS_N64("f16");
 }
 
-// d += A B on a (64 x 64) tile with A (64 x 16) and B (16 x 64) through their descriptors:
-// K-major by default, kTransA 1 reads A M-major (the tile's rows are K), kTransB 1 B N-major.
+// d += A B (d = A B with accumulate 0) on a (64 x 64) tile with A (64 x 16) and B (16 x 64)
+// through their descriptors: K-major by default, kTransA 1 reads A M-major (the tile's rows
+// are K), kTransB 1 B N-major.
 template <typename Scalar, int kTransA = 0, int kTransB = 0>
-__device__ __forceinline__ void mma_ss(float (&d)[8][4], uint64_t a, uint64_t b) {
+__device__ __forceinline__ void mma_ss(float (&d)[8][4], uint64_t a, uint64_t b, int accumulate = 1) {
   if constexpr (std::is_same_v<Scalar, __nv_bfloat16>)
     SPT_WGMMA_SS_N64("bf16");
   else
@@ -163,13 +171,11 @@ struct Steps {
   // s = Q K^T for the warpgroup's 64 query rows of q_s and the 64 keys of ks.
   __device__ static void scores(float (&s)[tc::kScoreTiles][4], const QueryFragments&, const Scalar* q_s,
                                 const Scalar* ks, int /*lane*/) {
-#pragma unroll
-    for (int n = 0; n < tc::kScoreTiles; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    const uint64_t a = descriptor(q_s, false), b = descriptor(ks, false);
     pin(s);
     fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
-      mma_ss<Scalar>(s, descriptor(q_s + 16 * kk, false), descriptor(ks + 16 * kk, false));
+    for (int kk = 0; kk < 4; ++kk) mma_ss<Scalar>(s, a + kk * kStepK, b + kk * kStepK, kk > 0);
     commit();
     wait_all();
     pin(s);
@@ -190,11 +196,11 @@ struct Steps {
     uint32_t a[N / 2][4];
 #pragma unroll
     for (int kk = 0; kk < N / 2; ++kk) tc::accumulator_to_a<Scalar>(a[kk], a_acc, kk);
+    const uint64_t b = descriptor(tile + row0 * kRowElements, true);
     pin(acc);
     fence();
 #pragma unroll
-    for (int kk = 0; kk < N / 2; ++kk)
-      mma_n64<Scalar, 1>(acc, a[kk], descriptor(tile + (row0 + 16 * kk) * kRowElements, true));
+    for (int kk = 0; kk < N / 2; ++kk) mma_n64<Scalar, 1>(acc, a[kk], b + kk * kStepRows);
     commit();
     wait_all();
     pin(acc);
@@ -218,13 +224,14 @@ struct Steps {
       tc::accumulator_to_a<Scalar>(pa[kk], s, kk);
       tc::accumulator_to_a<Scalar>(da[kk], dp, kk);
     }
+    const uint64_t g = descriptor(gs + qc * kRowElements, true), q = descriptor(qs + qc * kRowElements, true);
     pin(dv);
     pin(dk);
     fence();
 #pragma unroll
     for (int kk = 0; kk < NC / 2; ++kk) {
-      mma_n64<Scalar, 1>(dv, pa[kk], descriptor(gs + (qc + 16 * kk) * kRowElements, true));
-      mma_n64<Scalar, 1>(dk, da[kk], descriptor(qs + (qc + 16 * kk) * kRowElements, true));
+      mma_n64<Scalar, 1>(dv, pa[kk], g + kk * kStepRows);
+      mma_n64<Scalar, 1>(dk, da[kk], q + kk * kStepRows);
     }
     commit();
     wait_all();
@@ -247,56 +254,50 @@ struct Steps {
     tc::probabilities_t(s, lse2, scale_log2, lane, 0);
     tc::scores_gradient_t(dp, s, delta, lane, 0);
     uint32_t pa[4][4], da[4][4];
-    const int key = 16 * warp + lane / 4, query = 2 * (lane % 4);
+    // The A fragment's registers are the 8 x 8 blocks (keys, queries) (0-7, 0-7), (8-15, 0-7),
+    // (0-7, 8-15), (8-15, 8-15) of the warp's 16 keys and 16 queries: one stmatrix each kk.
+    const int block = lane / 8;
+    const int key = 16 * warp + lane % 8 + 8 * (block & 1), query = 8 * (block >> 1);
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
       tc::accumulator_to_a<Scalar>(pa[kk], s, kk);
       tc::accumulator_to_a<Scalar>(da[kk], dp, kk);
-      // A-fragment order: (key, query), (key + 8, query), (key, query + 8), (key + 8, query + 8)
-      const int q0 = 16 * kk + query;
-      *reinterpret_cast<uint32_t*>(ds_s + offset(key, q0)) = da[kk][0];
-      *reinterpret_cast<uint32_t*>(ds_s + offset(key + 8, q0)) = da[kk][1];
-      *reinterpret_cast<uint32_t*>(ds_s + offset(key, q0 + 8)) = da[kk][2];
-      *reinterpret_cast<uint32_t*>(ds_s + offset(key + 8, q0 + 8)) = da[kk][3];
+      tc::stmatrix_x4(ds_s + offset(key, 16 * kk + query), da[kk]);
     }
     smem_ready();
+    const uint64_t g = descriptor(gs, true), q = descriptor(qs, true);
     pin(dv);
     pin(dk);
     fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      mma_n64<Scalar, 1>(dv, pa[kk], descriptor(gs + 16 * kk * kRowElements, true));
-      mma_n64<Scalar, 1>(dk, da[kk], descriptor(qs + 16 * kk * kRowElements, true));
+      mma_n64<Scalar, 1>(dv, pa[kk], g + kk * kStepRows);
+      mma_n64<Scalar, 1>(dk, da[kk], q + kk * kStepRows);
     }
     commit();
     __syncthreads();  // every warp's keys of dS^T are in ds_s
     wait<0>(dv, dk);
-#pragma unroll
-    for (int n = 0; n < 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
+    // dQ = dS K: A = dS read M-major from dS^T (rows = keys = K), B = K read N-major.
+    const uint64_t ds = descriptor(ds_s, true), k = descriptor(k_s, true);
     pin(dq);
     fence();
-    // dQ = dS K: A = dS read M-major from dS^T (rows = keys = K), B = K read N-major.
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk)
-      mma_ss<Scalar, 1, 1>(dq, descriptor(ds_s + 16 * kk * kRowElements, true),
-                           descriptor(k_s + 16 * kk * kRowElements, true));
+    for (int kk = 0; kk < 4; ++kk) mma_ss<Scalar, 1, 1>(dq, ds + kk * kStepRows, k + kk * kStepRows, kk > 0);
     commit();
   }
 
   // s = A1 B1^T and dp = A2 B2^T as one group, not waited for (see score_pair).
   __device__ static void issue_score_pair(float (&s)[tc::kScoreTiles][4], const Scalar* a1, const Scalar* b1,
                                           float (&dp)[tc::kScoreTiles][4], const Scalar* a2, const Scalar* b2) {
-#pragma unroll
-    for (int n = 0; n < tc::kScoreTiles; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.0f;
+    const uint64_t d1 = descriptor(a1, false), e1 = descriptor(b1, false);
+    const uint64_t d2 = descriptor(a2, false), e2 = descriptor(b2, false);
     pin(s);
     pin(dp);
     fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      mma_ss<Scalar>(s, descriptor(a1 + 16 * kk, false), descriptor(b1 + 16 * kk, false));
-      mma_ss<Scalar>(dp, descriptor(a2 + 16 * kk, false), descriptor(b2 + 16 * kk, false));
+      mma_ss<Scalar>(s, d1 + kk * kStepK, e1 + kk * kStepK, kk > 0);
+      mma_ss<Scalar>(dp, d2 + kk * kStepK, e2 + kk * kStepK, kk > 0);
     }
     commit();
   }
