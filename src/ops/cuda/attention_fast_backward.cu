@@ -185,8 +185,8 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
   Scalar* q_s = v_s + kTileElements;                                  // (2) tiles
   Scalar* g_s = q_s + 2 * kTileElements;                              // (2) dout tiles
   Scalar* ds_s = g_s + 2 * kTileElements;                             // fused: dS^T tile (keys x queries)
-  float* dq_s = reinterpret_cast<float*>(ds_s + (kFusedDq ? kTileElements : 0));  // fused: (2, 64 * D) dQ shares
-  float* lse_s = dq_s + (kFusedDq ? 2 * kTile * D : 0);               // (2, 64) log2 domain
+  float* dq_s = reinterpret_cast<float*>(ds_s + (kFusedDq ? kTileElements : 0));  // fused: (64 * D) dQ share
+  float* lse_s = dq_s + (kFusedDq ? kTile * D : 0);                   // (2, 64) log2 domain
   float* delta_s = lse_s + 2 * kTile;                                 // (2, 64)
 
   const int T = args.T;
@@ -275,16 +275,16 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
       const auto mask = [&](auto& scores) {
         if (masked) fast::mask_tile<kRule, false>(scores, head, keys, xk0 + 16 * warp, x0);
       };
-      // dq_s buffer `stage` was last sent two tiles ago; the barrier in dkdv_dq_issue tells
-      // every thread that it has been read.
-      if (threadIdx.x == 0) wg::bulk_wait_read<1>();
+      // dq_s was sent at the end of the last tile; the barrier in dkdv_dq_issue tells every
+      // thread that it has been read.
+      if (threadIdx.x == 0) wg::bulk_wait_read<0>();
       float s[8][4], dp[8][4], dq[NO][4];
       S::issue_score_pair(s, k_s, qs, dp, v_s, gs);
       S::template wait<0>(s, dp);
       S::dkdv_dq_issue(dk, dv, dq, s, dp, ds_s, k_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, mask);
       S::template wait<0>(dq);
       // Accumulator order: conflict-free, undone by fast_dq_finish_kernel; sent after the barrier below.
-      float4* dq4 = reinterpret_cast<float4*>(dq_s + stage * kTile * D);
+      float4* dq4 = reinterpret_cast<float4*>(dq_s);
 #pragma unroll
       for (int n = 0; n < NO; ++n) dq4[n * tc::kThreads + threadIdx.x] = make_float4(dq[n][0], dq[n][1], dq[n][2], dq[n][3]);
     } else {
@@ -304,7 +304,7 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
     if constexpr (kFusedDq) {
       if (threadIdx.x == 0)
         wg::bulk_reduce_add(args.dq_accum + (int64_t{bh} * args.query_tiles + x0 / kTile) * kTile * D,
-                            dq_s + stage * kTile * D, sizeof(float) * kTile * D);
+                            dq_s, sizeof(float) * kTile * D);
     }
     stage ^= 1;
     x0 = x0_next;
@@ -408,7 +408,7 @@ void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
   using S = fast::StepsFor<D, Scalar>;
   const size_t dq_smem = fast::tiles_bytes<S, Scalar>(6);
   const size_t dkdv_smem = fast::tiles_bytes<S, Scalar>(6, sizeof(float) * 4 * kTile);
-  const size_t fused_smem = fast::tiles_bytes<S, Scalar>(7, sizeof(float) * (4 * kTile + 2 * kTile * D));
+  const size_t fused_smem = fast::tiles_bytes<S, Scalar>(7, sizeof(float) * (4 * kTile + kTile * D));
   const cudaStream_t stream = g.geometry.stream;
   auto go = [&](auto kernel, size_t smem, int64_t ranks) {
     if (ranks == 0) return;  // a part with no rows (a context shorter than its first summary column)
