@@ -97,6 +97,13 @@ struct View {
   }
 };
 
+// first ? a : b, field by field: a conditional choice between two views' addresses would
+// put both in local memory.
+__device__ __forceinline__ View pick(bool first, const View& a, const View& b) {
+  return {first ? a.kind : b.kind,   first ? a.l : b.l,         first ? a.c : b.c,
+          first ? a.lo : b.lo,       first ? a.residue : b.residue, first ? a.count : b.count};
+}
+
 __device__ __forceinline__ View natural_view(const Head& h) { return {kViewNatural, 1, 1, 0, 0, h.T}; }
 __device__ __forceinline__ View summary_view(const Head& h) {
   return {kViewSummary, h.l, h.c, h.lo, 0, summary_count(h.T, h.l, h.lo, h.c)};
@@ -272,17 +279,24 @@ struct PartTiles {
     part = 0;
     x = begin[0];
   }
+  // Constant indices only, so that the arrays stay in registers.
   __device__ bool next(int& part_out, int& x0) {
-    while (part < 2) {
-      if (x < end[part]) {
-        part_out = part;
-        x0 = x;
-        x += kTile;
-        return true;
-      }
-      if (++part < 2) x = begin[part];
+    if (part == 0) {
+      if (x < end[0]) return take(0, part_out, x0);
+      part = 1;
+      x = begin[1];
     }
+    if (part == 1 && x < end[1]) return take(1, part_out, x0);
+    part = 2;
     return false;
+  }
+
+ private:
+  __device__ bool take(int p, int& part_out, int& x0) {
+    part_out = p;
+    x0 = x;
+    x += kTile;
+    return true;
   }
 };
 

@@ -11,7 +11,7 @@
 // summary and main dK/dV kernels also produce dQ: each key tile's share of a query tile's dQ
 // goes into the fp32 dq_accum through a bulk reduction (TMA), so the dQ pass of the natural
 // queries is skipped (5 products per tile pair instead of 7); a last kernel writes
-// dq = dq_accum + dq_part. The order of those fp32 additions varies from run to run.
+// dq = scale dq_accum + dq_part. The order of those fp32 additions varies from run to run.
 // The loop bodies are those of attention_tc_backward.cu.
 #include <cmath>
 
@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
   fast::load_view_tile<D, S>(g_s, args.dout + int64_t{b} * T * args.out_stride + column, args.out_stride, queries,
                              xq0, args.vector_io);
   auto load_kv = [&](int stage, int part, int x0) {
-    const View& view = part == 0 ? keys0 : keys1;
+    const View view = fast::pick(part == 0, keys0, keys1);
     fast::load_view_tile<D, S>(k_s + stage * kTileElements, k_base, args.k_stride, view, x0, args.vector_io);
     fast::load_view_tile<D, S>(v_s + stage * kTileElements, v_base, args.v_stride, view, x0, args.vector_io);
   };
@@ -286,7 +286,8 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
       // Accumulator order: conflict-free, undone by fast_dq_finish_kernel; sent after the barrier below.
       float4* dq4 = reinterpret_cast<float4*>(dq_s);
 #pragma unroll
-      for (int n = 0; n < NO; ++n) dq4[n * tc::kThreads + threadIdx.x] = make_float4(dq[n][0], dq[n][1], dq[n][2], dq[n][3]);
+      for (int n = 0; n < NO; ++n)
+        dq4[n * tc::kThreads + threadIdx.x] = make_float4(dq[n][0], dq[n][1], dq[n][2], dq[n][3]);
     } else {
 #pragma unroll 1
       for (int qc = 0; qc < kTile; qc += kChunk) {

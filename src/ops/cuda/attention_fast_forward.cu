@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
   fast::load_view_tile<D, S, kRows, kLoaders>(q_s, q_base, args.q_stride, queries, cta.xq0, args.vector_io);
   Scalar* const my_q = q_s + group * kTileElements;
   auto load_kv = [&](int stage, int part, int x0) {
-    const View& view = part == 0 ? keys0 : keys1;
+    const View view = fast::pick(part == 0, keys0, keys1);
     fast::load_view_tile<D, S, kTile, kLoaders>(k_s + stage * kTileElements, k_base, args.k_stride, view, x0,
                                                 args.vector_io);
     fast::load_view_tile<D, S, kTile, kLoaders>(v_s + stage * kTileElements, v_base, args.v_stride, view, x0,
