@@ -369,8 +369,4 @@ __device__ __forceinline__ void mask_part(float (&s)[N][4], const QueryTile& q, 
   }
 }
 
-// lse in the log2 domain for the exp2 recomputation. A row with no allowed key (lse = -inf)
-// only meets masked pairs; 0 keeps its masked entries at exp2(-inf) = 0 instead of NaN.
-__device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ? 0.0f : lse * tc::kLog2e; }
-
 }  // namespace spt::cuda::detail::fast

@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
     const int x = xq0 + 16 * warp + lane / 4 + 8 * r;
     const bool valid = x < queries.count;
     position[r] = valid ? queries.position(x) : -1;
-    lse2[r] = valid ? fast::lse_log2(args.lse[stats0 + position[r]]) : 0.0f;
+    lse2[r] = valid ? tc::lse_log2(args.lse[stats0 + position[r]]) : 0.0f;
     delta[r] = valid ? args.delta[stats0 + position[r]] : 0.0f;
   }
   cp_async_wait_all();
@@ -240,7 +240,7 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
       const int x = x0 + threadIdx.x;
       const bool valid = x < queries.count;
       const int i = valid ? queries.position(x) : 0;
-      lse_s[stage * kTile + threadIdx.x] = valid ? fast::lse_log2(args.lse[stats0 + i]) : 0.0f;
+      lse_s[stage * kTile + threadIdx.x] = valid ? tc::lse_log2(args.lse[stats0 + i]) : 0.0f;
       delta_s[stage * kTile + threadIdx.x] = valid ? args.delta[stats0 + i] : 0.0f;
     }
   };

@@ -35,13 +35,10 @@ struct TcBackwardArgs {
   bool vector_io;  // every row 16-byte aligned: cp.async loads and paired stores
 };
 
-// lse in the log2 domain for the exp2 recomputation. A row with no allowed key (lse = -inf)
-// only meets masked pairs; 0 keeps its masked entries at exp2(-inf) = 0 instead of NaN.
-// Rows past T (zero q and dout) take 0 for both, so they add nothing.
+// lse[at] in the log2 domain (tc::lse_log2); rows past T (zero q and dout) take 0 for both
+// lse and delta, so they add nothing.
 __device__ __forceinline__ float lse_log2(const float* lse, int64_t at, bool in_range) {
-  if (!in_range) return 0.0f;
-  const float x = lse[at];
-  return x == -INFINITY ? 0.0f : x * kLog2e;
+  return in_range ? tc::lse_log2(lse[at]) : 0.0f;
 }
 
 template <int D, typename Scalar>

@@ -48,6 +48,10 @@ __device__ __forceinline__ void query_key_scores(float (&s)[kScoreTiles][4], con
     }
 }
 
+// lse in the log2 domain for the exp2 recomputation. A row with no allowed key (lse = -inf)
+// only meets masked pairs; 0 keeps its masked entries at exp2(-inf) = 0 instead of NaN.
+__device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ? 0.0f : lse * kLog2e; }
+
 // One tile of the online softmax: scales the scores (masked ones -inf) into the log2 domain,
 // updates each of the thread's two rows' running maximum and sum, rescales the output
 // accumulators, and leaves exp2(score - max) in s. A row that has seen no allowed key keeps
