@@ -277,12 +277,12 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
       };
       // dq_s was sent at the end of the last tile; the barrier in dkdv_dq_issue tells every
       // thread that it has been read.
-      if (threadIdx.x == 0) wg::bulk_wait_read<0>();
+      if (threadIdx.x == 0) wg::bulk_wait_read();
       float s[8][4], dp[8][4], dq[NO][4];
       S::issue_score_pair(s, k_s, qs, dp, v_s, gs);
-      S::template wait<0>(s, dp);
+      S::complete(s, dp);
       S::dkdv_dq_issue(dk, dv, dq, s, dp, ds_s, k_s, qs, gs, lse2, delta, args.scale_log2, warp, lane, mask);
-      S::template wait<0>(dq);
+      S::complete(dq);
       // Accumulator order: conflict-free, undone by fast_dq_finish_kernel; sent after the barrier below.
       float4* dq4 = reinterpret_cast<float4*>(dq_s);
 #pragma unroll

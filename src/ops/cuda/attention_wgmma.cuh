@@ -81,11 +81,8 @@ __device__ __forceinline__ void bulk_reduce_add(float* global, const float* shar
                : "memory");
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 }
-// All but the N most recent of this thread's bulk reductions have read their shared source.
-template <int N>
-__device__ __forceinline__ void bulk_wait_read() {
-  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
-}
+// This thread's bulk reductions have read their shared source.
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
 // This thread's bulk reductions are complete.
 __device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 
@@ -176,8 +173,7 @@ struct Steps {
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) mma_ss<Scalar>(s, a + kk * kStepK, b + kk * kStepK, kk > 0);
     commit();
-    wait_all();
-    pin(s);
+    complete(s);
   }
 
   // s = Q K^T and dp = dO V^T for the 64 rows of q_s and g_s and the 64 keys of ks, vs.
@@ -201,8 +197,7 @@ struct Steps {
 #pragma unroll
     for (int kk = 0; kk < N / 2; ++kk) mma_n64<Scalar, 1>(acc, a[kk], b + kk * kStepRows);
     commit();
-    wait_all();
-    pin(acc);
+    complete(acc);
   }
 
   // One dK/dV step: the queries [qc, qc + 64) of qs (dout gs) against the 64 keys of k_s, v_s;
@@ -233,13 +228,11 @@ struct Steps {
       mma_n64<Scalar, 1>(dk, da[kk], q + kk * kStepRows);
     }
     commit();
-    wait_all();
-    pin(dv);
-    pin(dk);
+    complete(dv, dk);
   }
 
   // One step of the fused dK/dV + dQ pass (kFusedDq), once S^T and dP^T of a whole query tile
-  // are complete (issue_score_pair, wait<0>): P^T and dS^T; dV += P^T dO, dK += dS^T Q; dS^T
+  // are complete (issue_score_pair, complete): P^T and dS^T; dV += P^T dO, dK += dS^T Q; dS^T
   // staged in ds_s (64 keys x 64 queries, swizzled); then, with dV and dK done (which frees the
   // P^T and dS^T fragments), dq = dS K (unscaled, rows = queries in the accumulator layout)
   // issued and left in flight: 5 products per key-query tile pair instead of the 7 of separate
@@ -275,7 +268,7 @@ struct Steps {
     }
     commit();
     __syncthreads();  // every warp's keys of dS^T are in ds_s
-    wait<0>(dv, dk);
+    complete(dv, dk);
     // dQ = dS K: A = dS read M-major from dS^T (rows = keys = K), B = K read N-major.
     const uint64_t ds = descriptor(ds_s, true), k = descriptor(k_s, true);
     pin(dq);
@@ -301,11 +294,10 @@ struct Steps {
     commit();
   }
 
-  // Waits until at most N of this warpgroup's groups are in flight, then pins the accumulators
-  // of the groups that are done.
-  template <int N, typename... Accumulators>
-  __device__ static void wait(Accumulators&... done) {
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+  // Waits for this warpgroup's products in flight, then pins their accumulators.
+  template <typename... Accumulators>
+  __device__ static void complete(Accumulators&... done) {
+    wait_all();
     (pin(done), ...);
   }
 
@@ -315,9 +307,7 @@ struct Steps {
   __device__ static void score_pair(float (&s)[tc::kScoreTiles][4], const Scalar* a1, const Scalar* b1,
                                     float (&dp)[tc::kScoreTiles][4], const Scalar* a2, const Scalar* b2) {
     issue_score_pair(s, a1, b1, dp, a2, b2);
-    wait_all();
-    pin(s);
-    pin(dp);
+    complete(s, dp);
   }
 };
 
