@@ -52,7 +52,7 @@ struct TrainConfig {
   int64_t eval_every = 200;   // steps between validation passes (0: only at the end)
   int64_t eval_batches = 0;   // 0: the whole validation split
   int64_t save_every = 200;   // steps between checkpoints (0: only at the end)
-  bool recompute = true;      // keep only the residual stream per layer
+  bool recompute = true;      // keep only the residual stream per layer (CUDA: and the attention output)
 };
 
 // Validate a config; throw spt::Error naming the bad value and the fix.

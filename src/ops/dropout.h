@@ -30,6 +30,10 @@ void dropout_add(uint64_t key, float p, const float* x, const float* residual, i
 namespace cuda {
 // x (n) of dtype *= mask(key, e) / (1 - p), in place (also for gradients).
 void dropout_apply(uint64_t key, float p, int64_t n, DType dtype, void* x, CUstream_st* stream = nullptr);
+// out (n) of dtype = x (n) fp32 rounded to dtype, then masked as dropout_apply would: the
+// same bits as convert_from_f32 followed by dropout_apply, in one pass.
+void dropout_convert(uint64_t key, float p, const float* x, int64_t n, DType dtype, void* out,
+                     CUstream_st* stream = nullptr);
 // out (n) fp32 = residual (n) fp32 + x (n) dtype * mask(key, e) / (1 - p); out may alias residual.
 void dropout_add(uint64_t key, float p, const void* x, DType dtype, const float* residual, int64_t n, float* out,
                  CUstream_st* stream = nullptr);

@@ -355,6 +355,18 @@ TEST(CudaOps, DropoutApplyAndAdd) {
             return 2 * kU * (std::fabs(sum_ref[e]) + std::fabs(x[e] * keep_scale));
           });
           EXPECT_TRUE(res_in_place.download().raw == got_sum.raw) << "dropout_add in place (" << context << ") differs";
+
+          // Convert and mask in one pass: the bits of convert_from_f32 then dropout_apply.
+          const std::vector<float> wide = random_values(count, DType::f32);
+          DeviceArray source(DType::f32, count, offset), fused(dtype, count, offset), stepwise(dtype, count, offset);
+          source.upload(wide);
+          cuda::dropout_convert(key, p, source.floats(), n, dtype, fused.data());
+          cuda::convert_from_f32(source.floats(), n, dtype, stepwise.data());
+          cuda::dropout_apply(key, p, n, dtype, stepwise.data());
+          sync();
+          const auto got_fused = fused.download();
+          expect_same_bits(got_fused, stepwise.download(), "dropout_convert", context);
+          EXPECT_EQ(got_fused.touched, 0) << context << ": dropout_convert wrote its guard";
         }
 }
 

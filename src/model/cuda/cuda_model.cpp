@@ -63,6 +63,9 @@ struct Slots {
   int64_t dh = -1, dbranch = -1, dln = -1, datt = -1, dqkv = -1, dff = -1, dlogits = -1;  // training
   int64_t attention = -1, attention_bytes = 0;  // the attention calls' scratch (attention_workspace_bytes)
   std::vector<LayerSlots> layers;  // (L) without recomputation, else (1)
+  // With recomputation in training, each layer's attention output and lse are still kept
+  // (L): O(T C) per layer, and the attention forward is the costliest op to recompute.
+  std::vector<int64_t> kept_att, kept_lse;
 
   int64_t take(int64_t bytes) {
     const int64_t offset = (size + 255) / 256 * 256;
@@ -123,6 +126,11 @@ struct CudaModel::State : WeightOffsets {
       l.act = s.take(N * F * e());
       s.layers.push_back(l);
     }
+    if (train && recompute)
+      for (int r = 0; r < c.layers; ++r) {
+        s.kept_att.push_back(s.take(N * C * e()));
+        s.kept_lse.push_back(s.take(int64_t{B} * c.heads * c.ctx * f));
+      }
     s.branch = s.take(N * C * e());
     s.lnf = s.take(N * C * e());
     s.meanf = s.take(N * f);
@@ -216,7 +224,9 @@ struct CudaModel::State : WeightOffsets {
   }
   AttentionShape attention_shape() const { return attention_shape_for(batch); }
 
-  void layer_forward(int r, const float* h_in, float* h_out, const LayerSlots& a, const DropoutContext& d) {
+  // With attention_kept, a.att and a.lse already hold this layer's attention (a recomputation).
+  void layer_forward(int r, const float* h_in, float* h_out, const LayerSlots& a, const DropoutContext& d,
+                     bool attention_kept = false) {
     const LayerOffsets& p = layers[r];
     const int64_t N = rows();
     const int C = config.width, F = config.ff_width(), QKV = config.qkv_width(), H = config.heads;
@@ -224,9 +234,10 @@ struct CudaModel::State : WeightOffsets {
     layernorm_forward(h_in, w32(p.ln1_w), w32(p.ln1_b), N, C, dtype, at(a.ln1), at<float>(a.mean1), at<float>(a.rstd1));
     linear_forward(*blas, at(a.ln1), w(p.qkv_w), w32(p.qkv_b), N, C, QKV, dtype, dtype, at(a.qkv));
     void* qkv = at(a.qkv);
-    attention_forward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
-                      element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), nullptr, at(slots.attention),
-                      static_cast<size_t>(slots.attention_bytes));
+    if (!attention_kept)
+      attention_forward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
+                        element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), nullptr, at(slots.attention),
+                        static_cast<size_t>(slots.attention_bytes));
     linear_forward(*blas, at(a.att), w(p.proj_w), w32(p.proj_b), N, C, C, dtype, dtype, at(slots.branch));
     dropout_add(dropout_key(d.seed, d.micro_step, r, 0), rate(d), at(slots.branch), dtype, h_in, N * C,
                 at<float>(a.h_mid));
@@ -240,7 +251,14 @@ struct CudaModel::State : WeightOffsets {
                 h_out);
   }
 
-  const LayerSlots& layer_slots(int r) const { return slots.layers[slots.layers.size() == 1 ? 0 : r]; }
+  LayerSlots layer_slots(int r) const {
+    LayerSlots a = slots.layers[slots.layers.size() == 1 ? 0 : r];
+    if (!slots.kept_att.empty()) {
+      a.att = slots.kept_att[r];
+      a.lse = slots.kept_lse[r];
+    }
+    return a;
+  }
 
   const float* forward_blocks(const DropoutContext& d, bool keep_residuals) {
     const int L = config.layers;
@@ -266,8 +284,7 @@ struct CudaModel::State : WeightOffsets {
     const int64_t n = rows() * config.width;
     float* dh = at<float>(slots.dh);
     if (dtype == DType::f32 && rate(d) == 0.0f) return dh;
-    convert_from_f32(dh, n, dtype, at(slots.dbranch));
-    if (rate(d) > 0.0f) dropout_apply(dropout_key(d.seed, d.micro_step, r, branch), rate(d), n, dtype, at(slots.dbranch));
+    dropout_convert(dropout_key(d.seed, d.micro_step, r, branch), rate(d), dh, n, dtype, at(slots.dbranch));
     return at(slots.dbranch);
   }
 
@@ -415,7 +432,7 @@ double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutCo
                      s.at(s.slots.dln), N, C, s.dtype, s.at<float>(s.slots.dh), false, s.g(s.lnf_w), s.g(s.lnf_b));
   const bool shared = s.slots.layers.size() == 1;
   for (int r = L - 1; r >= 0; --r) {
-    if (shared && r != L - 1) s.layer_forward(r, s.residual(r), nullptr, s.layer_slots(r), dropout);
+    if (shared && r != L - 1) s.layer_forward(r, s.residual(r), nullptr, s.layer_slots(r), dropout, true);
     s.layer_backward(r, s.residual(r), s.layer_slots(r), dropout);
   }
   PositionTables dtables;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -234,8 +236,16 @@ ScratchLayout scratch_layout(const AttentionShape& s, const detail::FastLaunch* 
 namespace detail {
 
 void prepare_kernel(const void* kernel, size_t bytes) {
-  int device = 0, limit = 0;
+  // The attributes stay set for the process, so each (device, kernel) is set up once, and
+  // again only for a larger size: no driver calls on the hot path.
+  static std::mutex mutex;
+  static std::map<std::pair<int, const void*>, size_t> prepared;  // bytes already allowed
+  int device = 0;
   SPT_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  size_t& allowed = prepared[{device, kernel}];
+  if (bytes <= allowed && allowed > 0) return;
+  int limit = 0;
   SPT_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   SPT_CHECK(bytes <= static_cast<size_t>(limit), "attention kernel needs ", bytes,
             " bytes of shared memory per block but device ", device, " offers ", limit,
@@ -245,6 +255,7 @@ void prepare_kernel(const void* kernel, size_t bytes) {
   // registers allow (three fused dK/dV CTAs of 74 KiB each).
   SPT_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+  allowed = std::max<size_t>(bytes, 1);
 }
 
 }  // namespace detail

@@ -1,12 +1,13 @@
 // Sparse causal attention backward (SIMT, fp32 math; the fp32 path and the fallback of the
 // tensor-core kernels in attention_tc_backward.cu), in three deterministic kernels:
-//   delta  rowsum(dout * out) per (b, h, t), one warp per row;
+//   delta  rowsum(dout * out) per (b, h, t), eight threads per row;
 //   dK/dV  one thread block per (b, h, key tile) walks the query blocks that its key block
 //          lists (transposed layout) and owns its dK, dV rows: no atomics;
 //   dQ     one thread block per (b, h, query tile) walks the key blocks of its row list.
 // Both gradient kernels recompute P = exp(scale * q.k - lse) tile by tile; nothing of
 // size T x T is stored.
 #include <cmath>
+#include <cstdint>
 
 #include "core/cuda_check.h"
 #include "ops/cuda/attention_common.cuh"
@@ -30,24 +31,39 @@ struct BackwardArgs {
   float scale;
 };
 
+constexpr int kDeltaLanes = 8;   // threads per (b, t, h) row
+constexpr int kDeltaRows = 32;   // rows of one head per block: consecutive t
+
+// delta (B, H, T) = rowsum(dout * out) per (b, h, t). Block (kDeltaLanes, kDeltaRows) takes
+// kDeltaRows positions of one (b, h) (blockIdx.y); each lane reads 16 bytes at a time when
+// `vector` (row start and D aligned to them), the lanes' sums meet by shuffles in a fixed order.
 template <typename Scalar>
 __global__ void attention_delta_kernel(const Scalar* out, const Scalar* dout, int64_t out_stride, int T, int H, int D,
-                                       int64_t rows, float* delta) {
-  const int64_t row = int64_t{blockIdx.x} * (blockDim.x / 32) + threadIdx.x / 32;  // (b * T + t) * H + h
-  if (row >= rows) return;  // uniform over the warp
-  const int lane = threadIdx.x % 32;
-  const int64_t position = row / H;  // b * T + t
-  const int h = static_cast<int>(row % H);
-  const Scalar* o = out + position * out_stride + int64_t{h} * D;
-  const Scalar* g = dout + position * out_stride + int64_t{h} * D;
+                                       bool vector, float* delta) {
+  constexpr int kVector = 16 / sizeof(Scalar);
+  const int lane = threadIdx.x, bh = blockIdx.y;
+  const int t = blockIdx.x * kDeltaRows + threadIdx.y;
+  const int b = bh / H, h = bh % H;
+  const int64_t at = (int64_t{b} * T + t) * out_stride + int64_t{h} * D;
+  const Scalar* o = out + at;
+  const Scalar* g = dout + at;
+  const int columns = t < T ? D : 0;  // rows past the end add nothing but still shuffle
   float sum = 0.0f;
-  for (int c = lane; c < D; c += 32) sum = fmaf(to_float(o[c]), to_float(g[c]), sum);
+  if (vector) {
+    for (int c = lane * kVector; c < columns; c += kDeltaLanes * kVector) {
+      alignas(16) Scalar ov[kVector];
+      alignas(16) Scalar gv[kVector];
+      *reinterpret_cast<uint4*>(ov) = *reinterpret_cast<const uint4*>(o + c);
+      *reinterpret_cast<uint4*>(gv) = *reinterpret_cast<const uint4*>(g + c);
 #pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-  if (lane == 0) {
-    const int64_t b = position / T, t = position % T;
-    delta[(b * H + h) * T + t] = sum;
+      for (int j = 0; j < kVector; ++j) sum = fmaf(to_float(ov[j]), to_float(gv[j]), sum);
+    }
+  } else {
+    for (int c = lane; c < columns; c += kDeltaLanes) sum = fmaf(to_float(o[c]), to_float(g[c]), sum);
   }
+#pragma unroll
+  for (int offset = kDeltaLanes / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  if (lane == 0 && t < T) delta[int64_t{bh} * T + t] = sum;
 }
 
 // Copies lse and delta of rows [0, rows) of a tile; rows past the end get 0 (their
@@ -331,12 +347,16 @@ void launch_gradients(const LaunchGeometry& g, const LayoutView& layout, const B
 template <typename Scalar>
 void launch_delta(const LaunchGeometry& g, const void* out, const void* dout, float* delta) {
   const AttentionShape& s = g.shape;
-  const int64_t rows = int64_t{s.B} * s.T * s.H;
-  constexpr int kWarpsPerBlock = 8;
-  const auto blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  attention_delta_kernel<Scalar><<<blocks, 32 * kWarpsPerBlock, 0, g.stream>>>(
+  SPT_CHECK(int64_t{s.B} * s.H <= 65535, "attention backward: B * H = ", int64_t{s.B} * s.H,
+            " exceeds 65,535: split the batch");
+  constexpr size_t kVectorBytes = 16;
+  const bool vector = (s.Dv * sizeof(Scalar)) % kVectorBytes == 0 && (s.out_stride * sizeof(Scalar)) % kVectorBytes == 0 &&
+                      reinterpret_cast<uintptr_t>(out) % kVectorBytes == 0 &&
+                      reinterpret_cast<uintptr_t>(dout) % kVectorBytes == 0;
+  const dim3 grid(static_cast<unsigned>((s.T + kDeltaRows - 1) / kDeltaRows), static_cast<unsigned>(s.B * s.H));
+  attention_delta_kernel<Scalar><<<grid, dim3(kDeltaLanes, kDeltaRows), 0, g.stream>>>(
       static_cast<const Scalar*>(out), static_cast<const Scalar*>(dout), s.out_stride, static_cast<int>(s.T), s.H,
-      s.Dv, rows, delta);
+      s.Dv, vector, delta);
   SPT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -141,6 +141,23 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
 
   const int t = lane % 4;
   const bool add_part = !kColumns && head.kind == kStrided && head.a2;
+  // dq = scale dq (+ the column part): every load before the first store (see fast_dkdv_kernel).
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int i = position[r];
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      dq[n][2 * r] *= args.scale;
+      dq[n][2 * r + 1] *= args.scale;
+    }
+    if (i < 0 || !add_part) continue;
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      const float2 p = *reinterpret_cast<const float2*>(args.dq_part + (stats0 + i) * D + 8 * n + 2 * t);
+      dq[n][2 * r] += p.x;
+      dq[n][2 * r + 1] += p.y;
+    }
+  }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int i = position[r];
@@ -149,20 +166,11 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
       float* part = args.dq_part + (stats0 + i) * D;
 #pragma unroll
       for (int n = 0; n < NO; ++n)
-        *reinterpret_cast<float2*>(part + 8 * n + 2 * t) =
-            make_float2(args.scale * dq[n][2 * r], args.scale * dq[n][2 * r + 1]);
+        *reinterpret_cast<float2*>(part + 8 * n + 2 * t) = make_float2(dq[n][2 * r], dq[n][2 * r + 1]);
     } else {
       Scalar* dq_row = args.dq + (int64_t{b} * T + i) * args.q_stride + column;
 #pragma unroll
-      for (int n = 0; n < NO; ++n) {
-        float y0 = args.scale * dq[n][2 * r], y1 = args.scale * dq[n][2 * r + 1];
-        if (add_part) {
-          const float2 p = *reinterpret_cast<const float2*>(args.dq_part + (stats0 + i) * D + 8 * n + 2 * t);
-          y0 += p.x;
-          y1 += p.y;
-        }
-        store_pair(dq_row + 8 * n + 2 * t, y0, y1, args.vector_io);
-      }
+      for (int n = 0; n < NO; ++n) store_pair(dq_row + 8 * n + 2 * t, dq[n][2 * r], dq[n][2 * r + 1], args.vector_io);
     }
   }
 }
@@ -233,16 +241,23 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
     }
   }
   tiles.start();
+  // A query tile's rows and row statistics start copying into shared memory (no warp waits
+  // for them before the step's products); after the copy, finish_stats turns each lse into
+  // the log2 domain (rows past the view's end arrive as 0, which stays 0).
   auto load_queries = [&](int stage, int x0) {
     fast::load_view_tile<D, S>(q_s + stage * kTileElements, q_base, args.q_stride, queries, x0, args.vector_io);
     fast::load_view_tile<D, S>(g_s + stage * kTileElements, g_base, args.out_stride, queries, x0, args.vector_io);
     if (threadIdx.x < kTile) {
       const int x = x0 + threadIdx.x;
       const bool valid = x < queries.count;
-      const int i = valid ? queries.position(x) : 0;
-      lse_s[stage * kTile + threadIdx.x] = valid ? tc::lse_log2(args.lse[stats0 + i]) : 0.0f;
-      delta_s[stage * kTile + threadIdx.x] = valid ? args.delta[stats0 + i] : 0.0f;
+      const int64_t at = stats0 + (valid ? queries.position(x) : 0);
+      tc::cp_async_4(lse_s + stage * kTile + threadIdx.x, args.lse + at, valid ? 4 : 0);
+      tc::cp_async_4(delta_s + stage * kTile + threadIdx.x, args.delta + at, valid ? 4 : 0);
     }
+  };
+  // After cp_async_wait_all(), by the threads that copied; visible after the next barrier.
+  auto finish_stats = [&](int stage) {
+    if (threadIdx.x < kTile) lse_s[stage * kTile + threadIdx.x] = tc::lse_log2(lse_s[stage * kTile + threadIdx.x]);
   };
   float dk[NO][4], dv[NO][4];
 #pragma unroll
@@ -256,6 +271,7 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
   if (have) load_queries(0, x0);
   cp_async_commit();
   cp_async_wait_all();
+  if (have) finish_stats(0);
   S::smem_ready();
   __syncthreads();
 
@@ -300,6 +316,7 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
     }
 
     cp_async_wait_all();
+    if (have_next) finish_stats(stage ^ 1);
     S::smem_ready();
     __syncthreads();
     if constexpr (kFusedDq) {
@@ -316,52 +333,82 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
   }
 
   const int64_t bhs = int64_t{args.B} * args.H;
+  if constexpr (kPart == kPartMain) {
+    // dk = scale dk + the other part's share of the key, dv likewise: each goes through shared
+    // memory (the free query tiles) as an fp32 tile, then whole rows are read back, the parts
+    // added and the rows written with 16-byte stores.
+    constexpr int kPitch = D + 8;  // floats per staged row: a half warp's float2 writes hit distinct banks
+    static_assert(sizeof(float) * kTile * kPitch <= sizeof(Scalar) * 4 * kTileElements, "staging tile too large");
+    float* tile_s = reinterpret_cast<float*>(q_s);  // (kTile, kPitch)
+    constexpr int kGroups = D / 8;                  // 8 columns per thread and step
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int x = xk0 + 16 * warp + lane / 4 + 8 * r;
-    if (x > xk_last) continue;
-    if constexpr (kPart == kPartMain) {
-      // The other part's share of this key, if it has one.
-      const float* dk_add = nullptr;
-      const float* dv_add = nullptr;
-      int count = 1;
-      int64_t step = 0;
-      if (head.a2 && head.kind == kStrided) {
-        dk_add = args.dk_part + (stats0 + x) * D;
-        dv_add = args.dv_part + (stats0 + x) * D;
-      } else if (head.a2 && head.kind == kFixed) {
-        const int xm = x % head.l;
-        if (xm >= head.lo && xm < head.lo + head.c) {
-          const int64_t at = (int64_t{bh} * args.summary_keys + (x / head.l) * head.c + xm - head.lo) * D;
-          dk_add = args.dk_part + at;
-          dv_add = args.dv_part + at;
-          count = args.slices;
-          step = bhs * args.summary_keys * D;
+    for (int pass = 0; pass < 2; ++pass) {
+      const float mul = pass == 0 ? args.scale : 1.0f;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float* row = tile_s + (16 * warp + lane / 4 + 8 * r) * kPitch + 2 * t;
+#pragma unroll
+        for (int n = 0; n < NO; ++n) {
+          const float y0 = pass == 0 ? dk[n][2 * r] : dv[n][2 * r];
+          const float y1 = pass == 0 ? dk[n][2 * r + 1] : dv[n][2 * r + 1];
+          *reinterpret_cast<float2*>(row + 8 * n) = make_float2(y0 * mul, y1 * mul);
         }
       }
-      Scalar* dk_row = args.dk + (int64_t{b} * T + x) * args.k_stride + column;
-      Scalar* dv_row = args.dv + (int64_t{b} * T + x) * args.v_stride + column;
-#pragma unroll
-      for (int n = 0; n < NO; ++n) {
-        float k0v = args.scale * dk[n][2 * r], k1v = args.scale * dk[n][2 * r + 1];
-        float v0v = dv[n][2 * r], v1v = dv[n][2 * r + 1];
-        if (dk_add != nullptr) {
-          for (int sl = 0; sl < count; ++sl) {
-            const float2 pk = *reinterpret_cast<const float2*>(dk_add + sl * step + 8 * n + 2 * t);
-            const float2 pv = *reinterpret_cast<const float2*>(dv_add + sl * step + 8 * n + 2 * t);
-            k0v += pk.x;
-            k1v += pk.y;
-            v0v += pv.x;
-            v1v += pv.y;
+      __syncthreads();
+      const float* part_base = pass == 0 ? args.dk_part : args.dv_part;
+      Scalar* out_base = pass == 0 ? args.dk : args.dv;
+      const int64_t out_stride = pass == 0 ? args.k_stride : args.v_stride;
+      for (int e = threadIdx.x; e < kTile * kGroups; e += tc::kThreads) {
+        const int rr = e / kGroups, col = 8 * (e % kGroups);
+        const int x = xk0 + rr;
+        if (x > xk_last) continue;
+        const float4 lo = *reinterpret_cast<const float4*>(tile_s + rr * kPitch + col);
+        const float4 hi = *reinterpret_cast<const float4*>(tile_s + rr * kPitch + col + 4);
+        float y[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+        const float* add = nullptr;
+        int count = 0;
+        int64_t step = 0;
+        if (head.a2 && head.kind == kStrided) {
+          add = part_base + (stats0 + x) * D + col;
+          count = 1;
+        } else if (head.a2 && head.kind == kFixed) {
+          const int xm = x % head.l;
+          if (xm >= head.lo && xm < head.lo + head.c) {
+            add = part_base + (int64_t{bh} * args.summary_keys + (x / head.l) * head.c + xm - head.lo) * D + col;
+            count = args.slices;
+            step = bhs * args.summary_keys * D;
           }
         }
-        store_pair(dk_row + 8 * n + 2 * t, k0v, k1v, args.vector_io);
-        store_pair(dv_row + 8 * n + 2 * t, v0v, v1v, args.vector_io);
+        for (int sl = 0; sl < count; ++sl) {
+          const float4 p0 = *reinterpret_cast<const float4*>(add + sl * step);
+          const float4 p1 = *reinterpret_cast<const float4*>(add + sl * step + 4);
+          y[0] += p0.x;
+          y[1] += p0.y;
+          y[2] += p0.z;
+          y[3] += p0.w;
+          y[4] += p1.x;
+          y[5] += p1.y;
+          y[6] += p1.z;
+          y[7] += p1.w;
+        }
+        Scalar* out = out_base + (int64_t{b} * T + x) * out_stride + column + col;
+        if (args.vector_io) {
+          *reinterpret_cast<uint4*>(out) = make_uint4(tc::pack<Scalar>(y[0], y[1]), tc::pack<Scalar>(y[2], y[3]),
+                                                      tc::pack<Scalar>(y[4], y[5]), tc::pack<Scalar>(y[6], y[7]));
+        } else {
+#pragma unroll
+          for (int j = 0; j < 8; j += 2) store_pair(out + j, y[j], y[j + 1], false);
+        }
       }
-    } else {
-      const int64_t at = kPart == kPartSummary
-                             ? ((slice * bhs + bh) * args.summary_keys + x) * D
-                             : (stats0 + keys.position(x)) * D;
+      __syncthreads();
+    }
+  } else {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int x = xk0 + 16 * warp + lane / 4 + 8 * r;
+      if (x > xk_last) continue;
+      const int64_t at = kPart == kPartSummary ? ((slice * bhs + bh) * args.summary_keys + x) * D
+                                               : (stats0 + keys.position(x)) * D;
 #pragma unroll
       for (int n = 0; n < NO; ++n) {
         *reinterpret_cast<float2*>(args.dk_part + at + 8 * n + 2 * t) =
@@ -372,35 +419,58 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
   }
 }
 
-// Fused dQ: dq = scale dq_accum (+ dq_part for strided heads with A2). One thread per float4 of
-// dq_accum, whose tiles hold thread u's fragment n at float4 n * 128 + u (rows 16 (u / 32) +
-// (u % 32) / 4 and 8 more, columns 8 n + 2 (u % 4) and the next).
+// Fused dQ: dq = scale dq_accum (+ dq_part for strided heads with A2), one block per 64-row
+// query tile. A tile of dq_accum holds thread u's fragment n at float4 n * 128 + u (rows
+// 16 (u / 32) + (u % 32) / 4 and 8 more, columns 8 n + 2 (u % 4) and the next): the block reads
+// it in that order into a row-major tile in shared memory, then writes whole rows of dq.
+constexpr int kFinishThreads = 256;
+
 template <int D, typename Scalar>
-__global__ void fast_dq_finish_kernel(const DeviceHeadMask* masks, FastBackwardArgs<Scalar> args) {
+__global__ void __launch_bounds__(kFinishThreads)
+    fast_dq_finish_kernel(const DeviceHeadMask* masks, FastBackwardArgs<Scalar> args) {
   constexpr int NO = D / 8;
-  const int64_t index = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  if (index >= int64_t{args.B} * args.H * args.query_tiles * NO * tc::kThreads) return;
-  const int u = static_cast<int>(index % tc::kThreads);
-  const int n = static_cast<int>(index / tc::kThreads % NO);
-  const int64_t tile = index / (int64_t{tc::kThreads} * NO);  // bh * query_tiles + query tile
+  constexpr int kPitch = D + 8;  // floats per staged row: a half warp's float2 writes (4 rows) hit distinct banks
+  __shared__ __align__(16) float tile_s[kTile * kPitch];  // (kTile, kPitch)
+  const int64_t tile = blockIdx.x;  // bh * query_tiles + query tile
   const int bh = static_cast<int>(tile / args.query_tiles);
   const int b = bh / args.H, h = bh % args.H;
-  const DeviceHeadMask& m = masks[h];
-  const bool add_part = m.kind == kStrided && m.use_a2;
-  const float4 sum = reinterpret_cast<const float4*>(args.dq_accum)[index];
-  const int row = static_cast<int>(tile % args.query_tiles) * kTile + 16 * (u / 32) + (u % 32) / 4;
-  const int col = 8 * n + 2 * (u % 4);
+  const int row0 = static_cast<int>(tile % args.query_tiles) * kTile;
+  const float4* accum = reinterpret_cast<const float4*>(args.dq_accum) + tile * (NO * tc::kThreads);
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int i = row + 8 * r;
+  for (int i = threadIdx.x; i < NO * tc::kThreads; i += kFinishThreads) {
+    const float4 sum = accum[i];
+    const int u = i % tc::kThreads, n = i / tc::kThreads;
+    float* at = tile_s + (16 * (u / 32) + (u % 32) / 4) * kPitch + 8 * n + 2 * (u % 4);
+    *reinterpret_cast<float2*>(at) = make_float2(sum.x, sum.y);
+    *reinterpret_cast<float2*>(at + 8 * kPitch) = make_float2(sum.z, sum.w);
+  }
+  __syncthreads();
+  const bool add_part = masks[h].kind == kStrided && masks[h].use_a2;
+  constexpr int kGroups = D / 8;  // 8 columns per thread and step
+#pragma unroll
+  for (int e = threadIdx.x; e < kTile * kGroups; e += kFinishThreads) {
+    const int r = e / kGroups, col = 8 * (e % kGroups);
+    const int i = row0 + r;
     if (i >= args.T) continue;
-    float y0 = args.scale * (r == 0 ? sum.x : sum.z), y1 = args.scale * (r == 0 ? sum.y : sum.w);
+    const float4 lo = *reinterpret_cast<const float4*>(tile_s + r * kPitch + col);
+    const float4 hi = *reinterpret_cast<const float4*>(tile_s + r * kPitch + col + 4);
+    float y[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) y[j] *= args.scale;
     if (add_part) {
-      const float2 p = *reinterpret_cast<const float2*>(args.dq_part + (int64_t{bh} * args.T + i) * D + col);
-      y0 += p.x;
-      y1 += p.y;
+      const float* part = args.dq_part + (int64_t{bh} * args.T + i) * D + col;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) y[j] += part[j];
     }
-    store_pair(args.dq + (int64_t{b} * args.T + i) * args.q_stride + int64_t{h} * D + col, y0, y1, args.vector_io);
+    Scalar* out = args.dq + (int64_t{b} * args.T + i) * args.q_stride + int64_t{h} * D + col;
+    if (args.vector_io) {
+      const uint4 bits = make_uint4(tc::pack<Scalar>(y[0], y[1]), tc::pack<Scalar>(y[2], y[3]),
+                                    tc::pack<Scalar>(y[4], y[5]), tc::pack<Scalar>(y[6], y[7]));
+      *reinterpret_cast<uint4*>(out) = bits;
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; j += 2) store_pair(out + j, y[j], y[j + 1], false);
+    }
   }
 }
 
@@ -429,8 +499,8 @@ void launch_all(const FastLaunch& g, const FastBackwardArgs<Scalar>& args) {
       if (g.parts.summary_part)
         go(fast_dkdv_kernel<D, Scalar, kPartSummary, true>, fused_smem, g.summary_tiles() * g.slices);
       go(fast_dkdv_kernel<D, Scalar, kPartMain, true>, fused_smem, g.natural_tiles());
-      const int64_t threads = floats / 4;
-      fast_dq_finish_kernel<D, Scalar><<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(g.masks, args);
+      const int64_t tiles = int64_t{args.B} * args.H * args.query_tiles;
+      fast_dq_finish_kernel<D, Scalar><<<static_cast<unsigned>(tiles), kFinishThreads, 0, stream>>>(g.masks, args);
       SPT_CUDA_CHECK(cudaGetLastError());
       return;
     }

@@ -137,6 +137,10 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
   const int t = lane % 4;
   const int64_t stats0 = int64_t{bh} * T;
   const bool merge = !kColumns && head.kind == kStrided && head.a2;
+  // Natural queries: the output rows are merged in registers first and stored after, so that
+  // no load of the other part waits behind a store that could alias it.
+  int position[2] = {-1, -1};
+  float lse_total[2] = {0.0f, 0.0f};
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     float sum = row_sum[r];
@@ -167,18 +171,48 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
           other = args.part_o + (stats0 + i) * D;
         }
       }
-      Scalar* out_row = args.out + (int64_t{b} * T + i) * args.out_stride + column;
 #pragma unroll
       for (int n = 0; n < NO; ++n) {
-        float y0 = o[n][2 * r] * own_weight, y1 = o[n][2 * r + 1] * own_weight;
+        o[n][2 * r] *= own_weight;
+        o[n][2 * r + 1] *= own_weight;
         if (other != nullptr) {
           const float2 p = *reinterpret_cast<const float2*>(other + 8 * n + 2 * t);
-          y0 = fmaf(p.x, other_weight, y0);
-          y1 = fmaf(p.y, other_weight, y1);
+          o[n][2 * r] = fmaf(p.x, other_weight, o[n][2 * r]);
+          o[n][2 * r + 1] = fmaf(p.y, other_weight, o[n][2 * r + 1]);
         }
-        store_pair(out_row + 8 * n + 2 * t, y0, y1, args.vector_io);
       }
-      if (t == 0) args.lse[stats0 + i] = total == -INFINITY ? -INFINITY : total * kLn2;
+      position[r] = i;
+      lse_total[r] = total;
+    }
+  }
+  if constexpr (!kColumns) {
+    // The rows go through shared memory (the key/value tiles, free after the loop's last
+    // barrier), each warpgroup its own (64, kPitch) tile, and out as whole rows of 16-byte stores.
+    constexpr int kPitch = D + 8;  // elements per staged row: a warp's 4-byte writes hit distinct banks
+    static_assert(kRows * kPitch <= 4 * kTileElements, "staging tile too large");
+    Scalar* tile_s = k_s + group * kTile * kPitch;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      uint32_t* row = reinterpret_cast<uint32_t*>(tile_s + (16 * warp + lane / 4 + 8 * r) * kPitch + 2 * t);
+#pragma unroll
+      for (int n = 0; n < NO; ++n) row[4 * n] = tc::pack<Scalar>(o[n][2 * r], o[n][2 * r + 1]);
+      if (position[r] >= 0 && t == 0)
+        args.lse[stats0 + position[r]] = lse_total[r] == -INFINITY ? -INFINITY : lse_total[r] * kLn2;
+    }
+    __syncthreads();
+    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    for (int e = threadIdx.x % tc::kThreads; e < kTile * kChunks; e += tc::kThreads) {
+      const int rr = e / kChunks, col = 8 * (e % kChunks);
+      const int x = xq0 + rr;
+      if (x >= queries.count) continue;
+      const Scalar* from = tile_s + rr * kPitch + col;
+      Scalar* out = args.out + (int64_t{b} * T + queries.position(x)) * args.out_stride + column + col;
+      if (args.vector_io) {
+        *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(from);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) out[j] = from[j];
+      }
     }
   }
 }

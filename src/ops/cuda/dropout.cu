@@ -3,6 +3,7 @@
 #include "core/rng.h"
 #include "ops/cuda/op_common.cuh"
 #include "ops/dropout.h"
+#include "ops/optimizer_cuda.h"
 
 namespace spt::cuda {
 namespace {
@@ -13,9 +14,18 @@ __device__ __forceinline__ float mask_scale(const PhiloxWords& words, int lane, 
   return u >= p ? keep_scale : 0.0f;
 }
 
-// x: (n), scaled in place.
+// The value that storing v as T keeps.
 template <typename T>
-__global__ void dropout_apply_kernel(uint64_t key, float p, float keep_scale, int64_t n, bool vector, T* x) {
+__device__ __forceinline__ float rounded(float v) {
+  T stored;
+  ops::store_f32(&stored, v);
+  return ops::load_f32(&stored);
+}
+
+// out (n) of T = x (n) of From, rounded to T, times the mask; out may alias x (From == T).
+template <typename From, typename T>
+__global__ void dropout_apply_kernel(uint64_t key, float p, float keep_scale, int64_t n, bool vector, const From* x,
+                                     T* out) {
   const int64_t groups = (n + 3) / 4;
   for (int64_t g = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; g < groups; g += int64_t{gridDim.x} * blockDim.x) {
     const PhiloxWords words = Philox::block(key, static_cast<uint64_t>(g));
@@ -24,11 +34,12 @@ __global__ void dropout_apply_kernel(uint64_t key, float p, float keep_scale, in
       float v[4];
       ops::load4(x + e, v);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = __fmul_rn(v[i], mask_scale(words, i, p, keep_scale));
-      ops::store4(x + e, v);
+      for (int i = 0; i < 4; ++i) v[i] = __fmul_rn(rounded<T>(v[i]), mask_scale(words, i, p, keep_scale));
+      ops::store4(out + e, v);
     } else {
       for (int i = 0; i < 4 && e + i < n; ++i)
-        ops::store_f32(x + e + i, __fmul_rn(ops::load_f32(x + e + i), mask_scale(words, i, p, keep_scale)));
+        ops::store_f32(out + e + i,
+                       __fmul_rn(rounded<T>(ops::load_f32(x + e + i)), mask_scale(words, i, p, keep_scale)));
     }
   }
 }
@@ -78,8 +89,24 @@ void dropout_apply(uint64_t key, float p, int64_t n, DType dtype, void* x, CUstr
   ops::dispatch_dtype(dtype, "dropout_apply", [&](auto tag) {
     using T = decltype(tag);
     const bool vector = ops::aligned_to(x, 4 * sizeof(T));
-    dropout_apply_kernel<T><<<ops::grid_for(n, 4), ops::kBlockThreads, 0, stream>>>(key, p, keep_scale, n, vector,
-                                                                                      static_cast<T*>(x));
+    dropout_apply_kernel<T, T><<<ops::grid_for(n, 4), ops::kBlockThreads, 0, stream>>>(
+        key, p, keep_scale, n, vector, static_cast<const T*>(x), static_cast<T*>(x));
+    SPT_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void dropout_convert(uint64_t key, float p, const float* x, int64_t n, DType dtype, void* out, CUstream_st* stream) {
+  check_rate("dropout_convert", p);
+  SPT_CHECK(n >= 0, "dropout_convert: element count n=", n, " must not be negative");
+  if (n == 0) return;
+  SPT_CHECK(x != nullptr && out != nullptr, "dropout_convert: null device pointer (x or out) for n=", n);
+  if (p == 0.0f) return convert_from_f32(x, n, dtype, out, stream);
+  const float keep_scale = 1.0f / (1.0f - p);
+  ops::dispatch_dtype(dtype, "dropout_convert", [&](auto tag) {
+    using T = decltype(tag);
+    const bool vector = ops::aligned_to(x, 16) && ops::aligned_to(out, 4 * sizeof(T));
+    dropout_apply_kernel<float, T><<<ops::grid_for(n, 4), ops::kBlockThreads, 0, stream>>>(
+        key, p, keep_scale, n, vector, x, static_cast<T*>(out));
     SPT_CUDA_CHECK_LAUNCH();
   });
 }

@@ -92,15 +92,31 @@ __global__ void layernorm_param_partial_kernel(const float* __restrict__ x, cons
   partial[(chunk * 2 + 1) * C + c] = db;
 }
 
-// dweight, dbias: (C) += the chunk sums of partial (chunks, 2, C), added in chunk order.
+constexpr int kFinishColumns = 32;  // columns per finishing block: a warp reads 32 adjacent values
+constexpr int kFinishLanes = 16;    // chunk lanes per column: lane y adds chunks y, y + 16, ...
+
+// dweight, dbias: (C) += the chunk sums of partial (chunks, 2, C). Block (kFinishColumns,
+// kFinishLanes) owns 32 columns; each lane adds its chunks in order, then the lane sums are
+// added in lane order, so the result depends only on N and C.
 __global__ void layernorm_param_finish_kernel(const double* __restrict__ partial, int64_t chunks, int C,
                                               float* __restrict__ dweight, float* __restrict__ dbias) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
+  __shared__ double lane_sums[2][kFinishLanes][kFinishColumns];
+  const int c = blockIdx.x * kFinishColumns + threadIdx.x;
   double dw = 0.0, db = 0.0;
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    dw += partial[(chunk * 2) * C + c];
-    db += partial[(chunk * 2 + 1) * C + c];
+  if (c < C)
+    for (int64_t chunk = threadIdx.y; chunk < chunks; chunk += kFinishLanes) {
+      dw += partial[(chunk * 2) * C + c];
+      db += partial[(chunk * 2 + 1) * C + c];
+    }
+  lane_sums[0][threadIdx.y][threadIdx.x] = dw;
+  lane_sums[1][threadIdx.y][threadIdx.x] = db;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= C) return;
+  dw = 0.0;
+  db = 0.0;
+  for (int lane = 0; lane < kFinishLanes; ++lane) {
+    dw += lane_sums[0][lane][threadIdx.x];
+    db += lane_sums[1][lane][threadIdx.x];
   }
   dweight[c] = static_cast<float>(dweight[c] + dw);
   dbias[c] = static_cast<float>(dbias[c] + db);
@@ -155,8 +171,9 @@ void layernorm_backward(const float* x, const float* weight, const float* mean, 
     layernorm_param_partial_kernel<T><<<dim3(column_blocks, static_cast<unsigned>(chunks)), ops::kBlockThreads, 0,
                                         stream>>>(x, mean, rstd, dy_typed, N, C, rows_per_chunk, partial);
     SPT_CUDA_CHECK_LAUNCH();
-    layernorm_param_finish_kernel<<<column_blocks, ops::kBlockThreads, 0, stream>>>(partial, chunks, C, dweight,
-                                                                                    dbias);
+    layernorm_param_finish_kernel<<<static_cast<unsigned>((C + kFinishColumns - 1) / kFinishColumns),
+                                    dim3(kFinishColumns, kFinishLanes), 0, stream>>>(partial, chunks, C, dweight,
+                                                                                     dbias);
     SPT_CUDA_CHECK_LAUNCH();
     SPT_CUDA_CHECK(cudaFreeAsync(partial, stream));
   });
