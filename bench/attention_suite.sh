@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # spt's CUDA sparse attention against FlexAttention and dense causal cuDNN SDPA on the same
 # cases (bench_attention_cuda.cpp, attention_peers.py), on the GPU machine.
-#   bench/attention_suite.sh [--max-T N]
+#   bench/attention_suite.sh [--max-T N]      (BLOCKS=fast: spt's pattern-specific kernels only)
 # Builds $BUILD/bench/bench_attention_cuda (BUILD defaults to build) if it is missing (CUDA, Hopper by default), writes
 # the raw JSON lines and logs to $OUT (default: a new temporary directory) and prints one
 # table: milliseconds of forward and forward + backward, and the peers' times divided by
@@ -19,7 +19,9 @@ if [ ! -x "$bench" ]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPT_CUDA=ON -DSPT_CUDA_ARCH=90a > "$out/configure.log" 2>&1
   cmake --build "$build" -j"$(nproc)" --target bench_attention_cuda > "$out/build.log" 2>&1
 fi
-"$bench" "${max_T[@]}" > "$out/spt.jsonl" 2> "$out/spt.log" || { cat "$out/spt.log" >&2; exit 1; }
+blocks=()
+if [ "${BLOCKS:-}" = fast ]; then blocks=(--block fast); fi
+"$bench" "${max_T[@]}" "${blocks[@]}" > "$out/spt.jsonl" 2> "$out/spt.log" || { cat "$out/spt.log" >&2; exit 1; }
 python3 bench/attention_peers.py "${max_T[@]}" > "$out/peers.jsonl" 2> "$out/peers.log" ||
   { tail -20 "$out/peers.log" >&2; echo "attention_peers.py failed; spt results in $out/spt.jsonl" >&2; }
 python3 - "$out" <<'PY' | tee "$out/table.txt"

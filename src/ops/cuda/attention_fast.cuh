@@ -238,15 +238,18 @@ __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base,
                                                int x0, bool vector_io) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   if (vector_io) {
-    // This thread's rows are r0, r0 + kStep, ...: one division for the first, steps after.
+    // This thread's rows are r0, r0 + kStep, ...: one division for the first, steps after;
+    // kStep need not divide kRows (three warpgroups load 64-row tiles 48 rows at a time).
     constexpr int kStep = kLoaders / kChunks;
+    constexpr int kPasses = (kRows + kStep - 1) / kStep;
     const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;
     int x = x0 + r0;
     int offset = view.kind == kViewSummary ? x % view.c : 0;  // summary: column within the run of c
     int position = view.position(x);
 #pragma unroll
-    for (int it = 0; it < kRows / kStep; ++it) {
+    for (int it = 0; it < kPasses; ++it) {
       const int r = r0 + it * kStep;
+      if (kRows % kStep != 0 && r >= kRows) break;
       const bool valid = x < view.count;
       const Scalar* from = valid ? base + int64_t{position} * stride + col : base;
       tc::cp_async_16(tile + S::offset(r, col), from, valid ? 16 : 0);

@@ -82,6 +82,7 @@ __global__ void layernorm_param_partial_kernel(const float* __restrict__ x, cons
   const int64_t row_begin = chunk * rows_per_chunk;
   const int64_t row_end = row_begin + rows_per_chunk < N ? row_begin + rows_per_chunk : N;
   double dw = 0.0, db = 0.0;
+#pragma unroll 8
   for (int64_t row = row_begin; row < row_end; ++row) {
     const float xhat = (x[row * C + c] - mean[row]) * rstd[row];
     const float g = ops::load_f32(dy + row * C + c);

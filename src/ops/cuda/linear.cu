@@ -41,9 +41,11 @@ __global__ void column_partial_sums_kernel(const T* dy, int64_t N, int out, int6
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
   const int64_t end = begin + chunk_rows < N ? begin + chunk_rows : N;
   double sum = 0.0;
-  if (column < out)
-    for (int64_t row = begin + threadIdx.y; row < end; row += kSumRowLanes)
-      sum += to_double(dy[row * out + column]);
+  if (column < out) {
+    // Unrolled so that several loads are in flight; the additions keep their order.
+#pragma unroll 8
+    for (int64_t row = begin + threadIdx.y; row < end; row += kSumRowLanes) sum += to_double(dy[row * out + column]);
+  }
   lane_sums[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
   if (threadIdx.y != 0 || column >= out) return;
@@ -57,6 +59,7 @@ __global__ void add_partial_sums_kernel(const double* partials, int chunks, int 
   const int column = blockIdx.x * blockDim.x + threadIdx.x;
   if (column >= out) return;
   double total = 0.0;
+#pragma unroll 8
   for (int c = 0; c < chunks; ++c) total += partials[static_cast<int64_t>(c) * out + column];
   dbias[column] = static_cast<float>(static_cast<double>(dbias[column]) + total);
 }
