@@ -362,9 +362,8 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
         const int rr = e / kGroups, col = 8 * (e % kGroups);
         const int x = xk0 + rr;
         if (x > xk_last) continue;
-        const float4 lo = *reinterpret_cast<const float4*>(tile_s + rr * kPitch + col);
-        const float4 hi = *reinterpret_cast<const float4*>(tile_s + rr * kPitch + col + 4);
-        float y[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+        float y[8];
+        load_eight(tile_s + rr * kPitch + col, y);
         const float* add = nullptr;
         int count = 0;
         int64_t step = 0;
@@ -391,14 +390,7 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
           y[6] += p1.z;
           y[7] += p1.w;
         }
-        Scalar* out = out_base + (int64_t{b} * T + x) * out_stride + column + col;
-        if (args.vector_io) {
-          *reinterpret_cast<uint4*>(out) = make_uint4(tc::pack<Scalar>(y[0], y[1]), tc::pack<Scalar>(y[2], y[3]),
-                                                      tc::pack<Scalar>(y[4], y[5]), tc::pack<Scalar>(y[6], y[7]));
-        } else {
-#pragma unroll
-          for (int j = 0; j < 8; j += 2) store_pair(out + j, y[j], y[j + 1], false);
-        }
+        store_eight(out_base + (int64_t{b} * T + x) * out_stride + column + col, y, args.vector_io);
       }
       __syncthreads();
     }
@@ -452,9 +444,8 @@ __global__ void __launch_bounds__(kFinishThreads)
     const int r = e / kGroups, col = 8 * (e % kGroups);
     const int i = row0 + r;
     if (i >= args.T) continue;
-    const float4 lo = *reinterpret_cast<const float4*>(tile_s + r * kPitch + col);
-    const float4 hi = *reinterpret_cast<const float4*>(tile_s + r * kPitch + col + 4);
-    float y[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+    float y[8];
+    load_eight(tile_s + r * kPitch + col, y);
 #pragma unroll
     for (int j = 0; j < 8; ++j) y[j] *= args.scale;
     if (add_part) {
@@ -462,15 +453,7 @@ __global__ void __launch_bounds__(kFinishThreads)
 #pragma unroll
       for (int j = 0; j < 8; ++j) y[j] += part[j];
     }
-    Scalar* out = args.dq + (int64_t{b} * args.T + i) * args.q_stride + int64_t{h} * D + col;
-    if (args.vector_io) {
-      const uint4 bits = make_uint4(tc::pack<Scalar>(y[0], y[1]), tc::pack<Scalar>(y[2], y[3]),
-                                    tc::pack<Scalar>(y[4], y[5]), tc::pack<Scalar>(y[6], y[7]));
-      *reinterpret_cast<uint4*>(out) = bits;
-    } else {
-#pragma unroll
-      for (int j = 0; j < 8; j += 2) store_pair(out + j, y[j], y[j + 1], false);
-    }
+    store_eight(args.dq + (int64_t{b} * args.T + i) * args.q_stride + int64_t{h} * D + col, y, args.vector_io);
   }
 }
 

@@ -119,6 +119,12 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
     uint32_t pa[kTile / 16][4];
     bool pending = false;
     int stage = 0, pending_stage = 0;
+    // Waits for the products in flight (P V last), then pins what they wrote and read.
+    const auto finish_product = [&] {
+      S::template wait<0>();
+      wg::pin(o);
+      wg::pin(pa);
+    };
     while (have) {
       int part_next = 0, x0_next = 0;
       const bool have_next = parts.tiles.next(part_next, x0_next);
@@ -147,9 +153,7 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
         fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
         float rescale[2];
         softmax_scores(s, row_max, row_sum, args.scale_log2, rescale);
-        S::template wait<0>();
-        wg::pin(o);
-        wg::pin(pa);
+        finish_product();
         rescale_rows(o, rescale);
 #pragma unroll
         for (int kk = 0; kk < kTile / 16; ++kk) accumulator_to_a<Scalar>(pa[kk], s, kk);
@@ -157,9 +161,7 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
         pending_stage = stage;
       } else if (pending) {  // the next tile's load would overwrite these values
         S::issue_product(o, pa, v_s + pending_stage * kTileElements);
-        S::template wait<0>();
-        wg::pin(o);
-        wg::pin(pa);
+        finish_product();
         pending = false;
       }
       stage = stage_next;
@@ -169,9 +171,7 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
     }
     if (pending) {
       S::issue_product(o, pa, v_s + pending_stage * kTileElements);
-      S::template wait<0>();
-      wg::pin(o);
-      wg::pin(pa);
+      finish_product();
     }
     __syncthreads();  // no warpgroup reads a key/value tile any more (the epilogue reuses them)
   } else {

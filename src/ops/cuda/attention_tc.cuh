@@ -174,6 +174,32 @@ __device__ __forceinline__ void store_pair(Scalar* p, float x0, float x1, bool v
   }
 }
 
+// Eight adjacent fp32 values (16-byte aligned) of a staged row.
+__device__ __forceinline__ void load_eight(const float* p, float (&y)[8]) {
+  const float4 lo = *reinterpret_cast<const float4*>(p);
+  const float4 hi = *reinterpret_cast<const float4*>(p + 4);
+  y[0] = lo.x;
+  y[1] = lo.y;
+  y[2] = lo.z;
+  y[3] = lo.w;
+  y[4] = hi.x;
+  y[5] = hi.y;
+  y[6] = hi.z;
+  y[7] = hi.w;
+}
+
+// Writes eight adjacent columns: one 16-byte store with vector_io (p 16-byte aligned).
+template <typename Scalar>
+__device__ __forceinline__ void store_eight(Scalar* p, const float (&y)[8], bool vector_io) {
+  if (vector_io) {
+    *reinterpret_cast<uint4*>(p) =
+        make_uint4(pack<Scalar>(y[0], y[1]), pack<Scalar>(y[2], y[3]), pack<Scalar>(y[4], y[5]), pack<Scalar>(y[6], y[7]));
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; j += 2) store_pair(p + j, y[j], y[j + 1], false);
+  }
+}
+
 // The element predicate of one head with the residues mod l supplied by the caller, so a
 // fragment walks its columns by increments instead of a division per element.
 // i: query, j: key, im = i mod l, jm = j mod l (l = max(stride, 1)).
