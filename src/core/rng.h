@@ -8,13 +8,10 @@
 #include <cstddef>
 #include <cstdint>
 
-// Functions marked SPT_HOST_DEVICE compile for the GPU too when the file is included
-// from CUDA sources, so the device draws bit-for-bit the host's numbers.
-#if defined(__CUDACC__)
-#define SPT_HOST_DEVICE __host__ __device__
-#else
-#define SPT_HOST_DEVICE
-#endif
+#include "core/host_device.h"
+
+// Functions marked SPT_HOST_DEVICE compile for the GPU too, so the device draws
+// bit-for-bit the host's numbers.
 
 namespace spt {
 

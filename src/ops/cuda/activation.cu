@@ -1,4 +1,4 @@
-// GELU on the device: each thread takes groups of four elements, loaded and stored as
+// GELU on the device: each thread takes groups of 16 bytes of elements, loaded and stored as
 // one vector when every pointer allows it. The arithmetic is fp32: with the accurate expf
 // and division for fp32 activations; for bf16 and fp16, whose rounding (2^-9, 2^-12) is far
 // above their error (a few fp32 ulps), with the fast exponential and reciprocal, which
@@ -24,20 +24,23 @@ __device__ __forceinline__ float gelu_grad(float x, float dy) {
   return dy * (s + kGeluSlope * x * s * (1.0f - s));
 }
 
+// Each thread takes groups of kVector<T> elements (one 16-byte access each) when every pointer
+// is 16-byte aligned, else single elements from the same groups.
 // x, y: (n); y may alias x (each element is read before it is written, by one thread).
 template <typename T>
 __global__ void gelu_forward_kernel(const T* x, int64_t n, bool vector, T* y) {
-  const int64_t groups = (n + 3) / 4;
+  constexpr int V = ops::kVector<T>;
+  const int64_t groups = (n + V - 1) / V;
   for (int64_t g = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; g < groups; g += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t e = g * 4;
-    if (vector && e + 4 <= n) {
-      float v[4];
-      ops::load4(x + e, v);
+    const int64_t e = g * V;
+    if (vector && e + V <= n) {
+      float v[V];
+      ops::load_vector(x + e, v);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) v[i] = gelu<T>(v[i]);
-      ops::store4(y + e, v);
+      for (int i = 0; i < V; ++i) v[i] = gelu<T>(v[i]);
+      ops::store_vector(y + e, v);
     } else {
-      for (int64_t i = e; i < n && i < e + 4; ++i) ops::store_f32(y + i, gelu<T>(ops::load_f32(x + i)));
+      for (int64_t i = e; i < n && i < e + V; ++i) ops::store_f32(y + i, gelu<T>(ops::load_f32(x + i)));
     }
   }
 }
@@ -45,18 +48,19 @@ __global__ void gelu_forward_kernel(const T* x, int64_t n, bool vector, T* y) {
 // x, dy, dx: (n); dx may alias dy.
 template <typename T>
 __global__ void gelu_backward_kernel(const T* x, const T* dy, int64_t n, bool vector, T* dx) {
-  const int64_t groups = (n + 3) / 4;
+  constexpr int V = ops::kVector<T>;
+  const int64_t groups = (n + V - 1) / V;
   for (int64_t g = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; g < groups; g += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t e = g * 4;
-    if (vector && e + 4 <= n) {
-      float xv[4], gv[4];
-      ops::load4(x + e, xv);
-      ops::load4(dy + e, gv);
+    const int64_t e = g * V;
+    if (vector && e + V <= n) {
+      float xv[V], gv[V];
+      ops::load_vector(x + e, xv);
+      ops::load_vector(dy + e, gv);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) gv[i] = gelu_grad<T>(xv[i], gv[i]);
-      ops::store4(dx + e, gv);
+      for (int i = 0; i < V; ++i) gv[i] = gelu_grad<T>(xv[i], gv[i]);
+      ops::store_vector(dx + e, gv);
     } else {
-      for (int64_t i = e; i < n && i < e + 4; ++i)
+      for (int64_t i = e; i < n && i < e + V; ++i)
         ops::store_f32(dx + i, gelu_grad<T>(ops::load_f32(x + i), ops::load_f32(dy + i)));
     }
   }
@@ -70,8 +74,8 @@ void gelu_forward(const void* x, int64_t n, DType dtype, void* y, CUstream_st* s
   SPT_CHECK(x != nullptr && y != nullptr, "gelu_forward: null device pointer (x or y) for n=", n);
   ops::dispatch_dtype(dtype, "gelu_forward", [&](auto tag) {
     using T = decltype(tag);
-    const bool vector = ops::aligned_to(x, 4 * sizeof(T)) && ops::aligned_to(y, 4 * sizeof(T));
-    gelu_forward_kernel<T><<<ops::grid_for(n, 4), ops::kBlockThreads, 0, stream>>>(static_cast<const T*>(x), n,
+    const bool vector = ops::aligned_to(x, 16) && ops::aligned_to(y, 16);
+    gelu_forward_kernel<T><<<ops::grid_for(n, ops::kVector<T>), ops::kBlockThreads, 0, stream>>>(static_cast<const T*>(x), n,
                                                                                      vector, static_cast<T*>(y));
     SPT_CUDA_CHECK_LAUNCH();
   });
@@ -84,9 +88,8 @@ void gelu_backward(const void* x, const void* dy, int64_t n, DType dtype, void* 
             n);
   ops::dispatch_dtype(dtype, "gelu_backward", [&](auto tag) {
     using T = decltype(tag);
-    const bool vector = ops::aligned_to(x, 4 * sizeof(T)) && ops::aligned_to(dy, 4 * sizeof(T)) &&
-                        ops::aligned_to(dx, 4 * sizeof(T));
-    gelu_backward_kernel<T><<<ops::grid_for(n, 4), ops::kBlockThreads, 0, stream>>>(
+    const bool vector = ops::aligned_to(x, 16) && ops::aligned_to(dy, 16) && ops::aligned_to(dx, 16);
+    gelu_backward_kernel<T><<<ops::grid_for(n, ops::kVector<T>), ops::kBlockThreads, 0, stream>>>(
         static_cast<const T*>(x), static_cast<const T*>(dy), n, vector, static_cast<T*>(dx));
     SPT_CUDA_CHECK_LAUNCH();
   });

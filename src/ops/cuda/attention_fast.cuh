@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/divisor.h"
 #include "ops/cuda/attention_common.cuh"
 #include "ops/cuda/attention_tc.cuh"
 #include "ops/cuda/attention_tc_tiles.cuh"
@@ -64,6 +65,7 @@ struct Head {
   int lo;    // fixed: first summary column of this head
   bool a1, a2;
   int T;
+  Divisor by_l, by_c;
 };
 
 __device__ __forceinline__ Head make_head(const DeviceHeadMask& m, int T) {
@@ -75,6 +77,8 @@ __device__ __forceinline__ Head make_head(const DeviceHeadMask& m, int T) {
   h.a1 = m.use_a1 != 0;
   h.a2 = m.use_a2 != 0;
   h.T = T;
+  h.by_l = Divisor::of(h.l);
+  h.by_c = Divisor::of(h.c);
   return h;
 }
 
@@ -89,10 +93,14 @@ struct View {
   int kind;
   int l, c, lo, residue;
   int count;  // valid virtual rows: [0, count)
+  Divisor by_c;
 
   __device__ __forceinline__ int position(int x) const {
     if (kind == kViewNatural) return x;
-    if (kind == kViewSummary) return (x / c) * l + lo + x % c;
+    if (kind == kViewSummary) {
+      const int run = by_c.div(x);
+      return run * l + lo + (x - run * c);
+    }
     return residue + l * x;
   }
 };
@@ -100,16 +108,23 @@ struct View {
 // first ? a : b, field by field: a conditional choice between two views' addresses would
 // put both in local memory.
 __device__ __forceinline__ View pick(bool first, const View& a, const View& b) {
-  return {first ? a.kind : b.kind,   first ? a.l : b.l,         first ? a.c : b.c,
-          first ? a.lo : b.lo,       first ? a.residue : b.residue, first ? a.count : b.count};
+  return {first ? a.kind : b.kind,
+          first ? a.l : b.l,
+          first ? a.c : b.c,
+          first ? a.lo : b.lo,
+          first ? a.residue : b.residue,
+          first ? a.count : b.count,
+          {first ? a.by_c.d : b.by_c.d, first ? a.by_c.m : b.by_c.m}};
 }
 
-__device__ __forceinline__ View natural_view(const Head& h) { return {kViewNatural, 1, 1, 0, 0, h.T}; }
+__device__ __forceinline__ View natural_view(const Head& h) {
+  return {kViewNatural, 1, 1, 0, 0, h.T, Divisor::of(1)};
+}
 __device__ __forceinline__ View summary_view(const Head& h) {
-  return {kViewSummary, h.l, h.c, h.lo, 0, summary_count(h.T, h.l, h.lo, h.c)};
+  return {kViewSummary, h.l, h.c, h.lo, 0, summary_count(h.T, h.l, h.lo, h.c), h.by_c};
 }
 __device__ __forceinline__ View group_view(const Head& h, int residue) {
-  return {kViewGroup, h.l, 1, 0, residue, residue < h.T ? (h.T - residue + h.l - 1) / h.l : 0};
+  return {kViewGroup, h.l, 1, 0, residue, residue < h.T ? (h.T - residue + h.l - 1) / h.l : 0, Divisor::of(1)};
 }
 
 // The virtual columns [lo, hi) that virtual row x may pair with: the keys of query x when
@@ -123,10 +138,11 @@ __device__ __forceinline__ void row_interval(const Head& h, const View& keys, in
     if constexpr (Rule == kRuleA1) {
       hi = x + 1;
       if (h.kind == kLocal || h.kind == kStrided) lo = x - h.l + 1;
-      if (h.kind == kFixed) lo = x - x % h.l;
+      if (h.kind == kFixed) lo = x - h.by_l.mod(x);
     } else if constexpr (Rule == kRuleSummary) {
-      hi = (x / h.l) * h.c;
-      if (!h.a1) hi += min(max(x % h.l - h.lo + 1, 0), h.c);
+      const int block = h.by_l.div(x);
+      hi = block * h.c;
+      if (!h.a1) hi += min(max(x - block * h.l - h.lo + 1, 0), h.c);
     } else {
       hi = h.a1 ? x : x + 1;
     }
@@ -136,9 +152,9 @@ __device__ __forceinline__ void row_interval(const Head& h, const View& keys, in
     if constexpr (Rule == kRuleA1) {
       lo = x;
       if (h.kind == kLocal || h.kind == kStrided) hi = x + h.l;
-      if (h.kind == kFixed) hi = (x / h.l + 1) * h.l;
+      if (h.kind == kFixed) hi = (h.by_l.div(x) + 1) * h.l;
     } else if constexpr (Rule == kRuleSummary) {
-      lo = h.a1 ? (x / h.c + 1) * h.l : keys.position(x);
+      lo = h.a1 ? (h.by_c.div(x) + 1) * h.l : keys.position(x);
     } else {
       lo = h.a1 ? x + 1 : x;
     }
@@ -155,10 +171,10 @@ __device__ __forceinline__ bool tile_full(const Head& h, const View& keys, int x
   if constexpr (Rule == kRuleA1) {
     if (xk1 > xq0) return false;
     if (h.kind == kLocal || h.kind == kStrided) return xq1 - xk0 < h.l;
-    if (h.kind == kFixed) return xk0 / h.l == xq1 / h.l;
+    if (h.kind == kFixed) return h.by_l.div(xk0) == h.by_l.div(xq1);
     return true;
   } else if constexpr (Rule == kRuleSummary) {
-    return h.a1 ? xk1 / h.c < xq0 / h.l : keys.position(xk1) <= xq0;
+    return h.a1 ? h.by_c.div(xk1) < h.by_l.div(xq0) : keys.position(xk1) <= xq0;
   } else {
     return h.a1 ? xk1 < xq0 : xk1 <= xq0;
   }
@@ -172,12 +188,13 @@ __device__ __forceinline__ void key_range(const Head& h, const View& keys, int x
   if constexpr (Rule == kRuleA1) {
     begin = 0;
     if (h.kind == kLocal || h.kind == kStrided) begin = max(0, xq0 - h.l + 1);
-    if (h.kind == kFixed) begin = (xq0 / h.l) * h.l;
+    if (h.kind == kFixed) begin = h.by_l.div(xq0) * h.l;
     end = xq_last + 1;
   } else if constexpr (Rule == kRuleSummary) {
     begin = 0;
-    int n = (xq_last / h.l) * h.c;
-    if (!h.a1) n += min(max(xq_last % h.l - h.lo + 1, 0), h.c);
+    const int block = h.by_l.div(xq_last);
+    int n = block * h.c;
+    if (!h.a1) n += min(max(xq_last - block * h.l - h.lo + 1, 0), h.c);
     end = n;
   } else {
     begin = 0;
@@ -196,9 +213,9 @@ __device__ __forceinline__ void query_range(const Head& h, const View& keys, con
     begin = xk0;
     end = h.T;
     if (h.kind == kLocal || h.kind == kStrided) end = min(h.T, xk_last + h.l);
-    if (h.kind == kFixed) end = min(h.T, (xk_last / h.l + 1) * h.l);
+    if (h.kind == kFixed) end = min(h.T, (h.by_l.div(xk_last) + 1) * h.l);
   } else if constexpr (Rule == kRuleSummary) {
-    begin = h.a1 ? (xk0 / h.c + 1) * h.l : keys.position(xk0);
+    begin = h.a1 ? (h.by_c.div(xk0) + 1) * h.l : keys.position(xk0);
     end = h.T;
   } else {
     begin = xk0;
@@ -228,14 +245,22 @@ __device__ __forceinline__ void mask_tile(float (&s)[N][4], const Head& h, const
   }
 }
 
-// Starts copying virtual rows [x0, x0 + kRows) of a view from a head slice (`base` points at
-// position 0 of this batch row and head; `stride` elements between positions) into kRows / 64
-// consecutive tiles laid out as the steps S say, with the kLoaders threads of the CTA. Rows
-// past the view's end become zero. Visible after cp_async_wait_all(), S::smem_ready() and a
-// barrier.
-template <int D, typename S, int kRows = kTile, int kLoaders = tc::kThreads, typename Scalar>
-__device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base, int64_t stride, const View& view,
-                                               int x0, bool vector_io) {
+// One tensor a view's rows are copied from: `base` points at position 0 of this batch row and
+// head, `stride` elements between positions; the rows land in `tile` and the ones after it.
+template <typename Scalar>
+struct TileSource {
+  Scalar* tile;
+  const Scalar* base;
+  int64_t stride;
+};
+
+// Starts copying virtual rows [x0, x0 + kRows) of a view from each of the sources (keys and
+// values, queries and dout: the same positions) into kRows / 64 consecutive tiles each, laid
+// out as the steps S say, with the kLoaders threads of the CTA. Rows past the view's end
+// become zero. Visible after cp_async_wait_all(), S::smem_ready() and a barrier.
+template <int D, typename S, int kRows = kTile, int kLoaders = tc::kThreads, typename Scalar, int N>
+__device__ __forceinline__ void load_view_tiles(const TileSource<Scalar> (&sources)[N], const View& view, int x0,
+                                                bool vector_io) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   if (vector_io) {
     // This thread's rows are r0, r0 + kStep, ...: one division for the first, steps after;
@@ -244,15 +269,18 @@ __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base,
     constexpr int kPasses = (kRows + kStep - 1) / kStep;
     const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;
     int x = x0 + r0;
-    int offset = view.kind == kViewSummary ? x % view.c : 0;  // summary: column within the run of c
+    int offset = view.kind == kViewSummary ? view.by_c.mod(x) : 0;  // summary: column within the run of c
     int position = view.position(x);
 #pragma unroll
     for (int it = 0; it < kPasses; ++it) {
       const int r = r0 + it * kStep;
       if (kRows % kStep != 0 && r >= kRows) break;
       const bool valid = x < view.count;
-      const Scalar* from = valid ? base + int64_t{position} * stride + col : base;
-      tc::cp_async_16(tile + S::offset(r, col), from, valid ? 16 : 0);
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        const Scalar* from = valid ? sources[k].base + int64_t{position} * sources[k].stride + col : sources[k].base;
+        tc::cp_async_16(sources[k].tile + S::offset(r, col), from, valid ? 16 : 0);
+      }
       x += kStep;
       if (view.kind == kViewGroup) {
         position += kStep * view.l;
@@ -263,14 +291,26 @@ __device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base,
       }
     }
   } else {
-    const auto* from = reinterpret_cast<const uint16_t*>(base);
-    auto* to = reinterpret_cast<uint16_t*>(tile);
     for (int e = threadIdx.x; e < kRows * D; e += kLoaders) {
       const int r = e / D, col = e % D;
       const bool valid = x0 + r < view.count;
-      to[S::offset(r, col)] = valid ? from[int64_t{view.position(x0 + r)} * stride + col] : uint16_t{0};
+      const int64_t position = valid ? view.position(x0 + r) : 0;
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        const auto* from = reinterpret_cast<const uint16_t*>(sources[k].base);
+        reinterpret_cast<uint16_t*>(sources[k].tile)[S::offset(r, col)] =
+            valid ? from[position * sources[k].stride + col] : uint16_t{0};
+      }
     }
   }
+}
+
+// load_view_tiles for one source.
+template <int D, typename S, int kRows = kTile, int kLoaders = tc::kThreads, typename Scalar>
+__device__ __forceinline__ void load_view_tile(Scalar* tile, const Scalar* base, int64_t stride, const View& view,
+                                               int x0, bool vector_io) {
+  const TileSource<Scalar> sources[1] = {{tile, base, stride}};
+  load_view_tiles<D, S, kRows, kLoaders>(sources, view, x0, vector_io);
 }
 
 // Walks up to two parts' tiles in order: [begin[0], end[0]) then [begin[1], end[1]).
@@ -302,6 +342,33 @@ struct PartTiles {
     return true;
   }
 };
+
+// The start of a step over double-buffered tiles: the next tile of `tiles`, if any, starts
+// loading into the other stage (load(stage, part, x0)); returns whether there is one.
+template <typename Load>
+__device__ __forceinline__ bool start_step(PartTiles& tiles, int stage, int& part_next, int& x0_next,
+                                           const Load& load) {
+  part_next = 0;
+  x0_next = 0;
+  const bool have_next = tiles.next(part_next, x0_next);
+  if (have_next) load(stage ^ 1, part_next, x0_next);
+  tc::cp_async_commit();
+  return have_next;
+}
+
+// The end of a step over double-buffered tiles: waits for this thread's copies of the next
+// tile, makes them visible to every warp (and to wgmma's reads), then moves on to it.
+template <typename S>
+__device__ __forceinline__ void finish_step(int& stage, int& part, int& x0, bool& have, int part_next, int x0_next,
+                                            bool have_next) {
+  tc::cp_async_wait_all();
+  S::smem_ready();
+  __syncthreads();
+  stage ^= 1;
+  part = part_next;
+  x0 = x0_next;
+  have = have_next;
+}
 
 // The query tile of a query-major CTA (forward, dQ): blockIdx.x = rank * (B * H) + (b * H + h).
 // Natural tiles of kRows rows are taken from the last (the longest rows of a causal pattern

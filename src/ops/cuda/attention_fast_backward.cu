@@ -84,14 +84,15 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
   const Scalar* k_base = args.k + int64_t{b} * T * args.k_stride + column;
   const Scalar* v_base = args.v + int64_t{b} * T * args.v_stride + column;
 
-  fast::load_view_tile<D, S>(q_s, args.q + int64_t{b} * T * args.q_stride + column, args.q_stride, queries, xq0,
-                             args.vector_io);
-  fast::load_view_tile<D, S>(g_s, args.dout + int64_t{b} * T * args.out_stride + column, args.out_stride, queries,
-                             xq0, args.vector_io);
+  const fast::TileSource<Scalar> query_rows[2] = {
+      {q_s, args.q + int64_t{b} * T * args.q_stride + column, args.q_stride},
+      {g_s, args.dout + int64_t{b} * T * args.out_stride + column, args.out_stride}};
+  fast::load_view_tiles<D, S>(query_rows, queries, xq0, args.vector_io);
   auto load_kv = [&](int stage, int part, int x0) {
     const View view = fast::pick(part == 0, keys0, keys1);
-    fast::load_view_tile<D, S>(k_s + stage * kTileElements, k_base, args.k_stride, view, x0, args.vector_io);
-    fast::load_view_tile<D, S>(v_s + stage * kTileElements, v_base, args.v_stride, view, x0, args.vector_io);
+    const fast::TileSource<Scalar> rows[2] = {{k_s + stage * kTileElements, k_base, args.k_stride},
+                                              {v_s + stage * kTileElements, v_base, args.v_stride}};
+    fast::load_view_tiles<D, S>(rows, view, x0, args.vector_io);
   };
   int part = 0, x0 = 0;
   bool have = parts.tiles.next(part, x0);
@@ -118,10 +119,8 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
 
   int stage = 0;
   while (have) {
-    int part_next = 0, x0_next = 0;
-    const bool have_next = parts.tiles.next(part_next, x0_next);
-    if (have_next) load_kv(stage ^ 1, part_next, x0_next);
-    cp_async_commit();
+    int part_next, x0_next;
+    const bool have_next = fast::start_step(parts.tiles, stage, part_next, x0_next, load_kv);
 
     const Scalar* ks = k_s + stage * kTileElements;
     const Scalar* vs = v_s + stage * kTileElements;
@@ -130,13 +129,7 @@ __global__ void __launch_bounds__(tc::kThreads) fast_dq_kernel(const DeviceHeadM
     fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
     accumulate_dq<D, Scalar, S>(dq, dp, s, lse2, delta, args.scale_log2, ks, lane);
 
-    cp_async_wait_all();
-    S::smem_ready();
-    __syncthreads();
-    stage ^= 1;
-    part = part_next;
-    x0 = x0_next;
-    have = have_next;
+    fast::finish_step<S>(stage, part, x0, have, part_next, x0_next, have_next);
   }
 
   const int t = lane % 4;
@@ -224,10 +217,10 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
   const Scalar* q_base = args.q + int64_t{b} * T * args.q_stride + column;
   const Scalar* g_base = args.dout + int64_t{b} * T * args.out_stride + column;
 
-  fast::load_view_tile<D, S>(k_s, args.k + int64_t{b} * T * args.k_stride + column, args.k_stride, keys, xk0,
-                             args.vector_io);
-  fast::load_view_tile<D, S>(v_s, args.v + int64_t{b} * T * args.v_stride + column, args.v_stride, keys, xk0,
-                             args.vector_io);
+  const fast::TileSource<Scalar> key_rows[2] = {
+      {k_s, args.k + int64_t{b} * T * args.k_stride + column, args.k_stride},
+      {v_s, args.v + int64_t{b} * T * args.v_stride + column, args.v_stride}};
+  fast::load_view_tiles<D, S>(key_rows, keys, xk0, args.vector_io);
 
   fast::PartTiles tiles{};
   tiles.begin[0] = tiles.end[0] = tiles.begin[1] = tiles.end[1] = 0;
@@ -245,8 +238,9 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
   // for them before the step's products); after the copy, finish_stats turns each lse into
   // the log2 domain (rows past the view's end arrive as 0, which stays 0).
   auto load_queries = [&](int stage, int x0) {
-    fast::load_view_tile<D, S>(q_s + stage * kTileElements, q_base, args.q_stride, queries, x0, args.vector_io);
-    fast::load_view_tile<D, S>(g_s + stage * kTileElements, g_base, args.out_stride, queries, x0, args.vector_io);
+    const fast::TileSource<Scalar> rows[2] = {{q_s + stage * kTileElements, q_base, args.q_stride},
+                                              {g_s + stage * kTileElements, g_base, args.out_stride}};
+    fast::load_view_tiles<D, S>(rows, queries, x0, args.vector_io);
     if (threadIdx.x < kTile) {
       const int x = x0 + threadIdx.x;
       const bool valid = x < queries.count;

@@ -9,9 +9,7 @@
 // The loop body is the one of attention_tc_forward.cu: 4 warps of 16 query rows,
 // double-buffered key/value tiles through cp.async, exp2 softmax. The main kernel runs
 // S::kForwardGroups such warpgroups per CTA on consecutive 64-row query tiles, sharing each
-// key/value tile; a warpgroup skips the key tiles that none of its rows meets. With wgmma
-// (S::kPipelinedForward) the loop keeps three key/value tiles and overlaps each tile's
-// softmax with the previous tile's P V product.
+// key/value tile; a warpgroup skips the key tiles that none of its rows meets.
 #include <cmath>
 
 #include "core/cuda_check.h"
@@ -56,8 +54,8 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
   constexpr int kLoaders = tc::kThreads * kGroups;  // every thread loads
   extern __shared__ __align__(16) unsigned char smem[];
   Scalar* q_s = fast::first_tile<S, Scalar>(smem);  // (kGroups) tiles: (kRows, D)
-  Scalar* k_s = q_s + kGroups * kTileElements;      // (S::kForwardStages) tiles
-  Scalar* v_s = k_s + S::kForwardStages * kTileElements;  // (S::kForwardStages) tiles
+  Scalar* k_s = q_s + kGroups * kTileElements;      // (2) tiles
+  Scalar* v_s = k_s + 2 * kTileElements;            // (2) tiles
 
   const int T = args.T;
   const fast::QueryTile cta = fast::query_tile<kColumns, kRows>(masks, args.B, args.H, T, args.group_tiles);
@@ -87,10 +85,9 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
   Scalar* const my_q = q_s + group * kTileElements;
   auto load_kv = [&](int stage, int part, int x0) {
     const View view = fast::pick(part == 0, keys0, keys1);
-    fast::load_view_tile<D, S, kTile, kLoaders>(k_s + stage * kTileElements, k_base, args.k_stride, view, x0,
-                                                args.vector_io);
-    fast::load_view_tile<D, S, kTile, kLoaders>(v_s + stage * kTileElements, v_base, args.v_stride, view, x0,
-                                                args.vector_io);
+    const fast::TileSource<Scalar> rows[2] = {{k_s + stage * kTileElements, k_base, args.k_stride},
+                                              {v_s + stage * kTileElements, v_base, args.v_stride}};
+    fast::load_view_tiles<D, S, kTile, kLoaders>(rows, view, x0, args.vector_io);
   };
   int part = 0, x0 = 0;
   bool have = parts.tiles.next(part, x0);
@@ -109,98 +106,23 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
   float row_max[2] = {-INFINITY, -INFINITY};  // log2 domain
   float row_sum[2] = {0.0f, 0.0f};            // this thread's columns only, summed over the quad at the end
 
-  if constexpr (S::kPipelinedForward) {
-    // Tile j: its scores are issued, then the previous tile's P V; the softmax of tile j runs
-    // while P V does, the output is rescaled once P V is done, and tile j's probabilities wait
-    // in registers (pa) for the next step. Stage j % 3 holds tile j, (j - 1) % 3 the values
-    // P V reads, (j + 1) % 3 the tile loading. The rescale after the previous P V keeps the
-    // operations of the unpipelined loop in their order, so the bits are the same.
-    constexpr int kStages = S::kForwardStages;
-    uint32_t pa[kTile / 16][4];
-    bool pending = false;
-    int stage = 0, pending_stage = 0;
-    // Waits for the products in flight (P V last), then pins what they wrote and read.
-    const auto finish_product = [&] {
-      S::template wait<0>();
-      wg::pin(o);
-      wg::pin(pa);
-    };
-    while (have) {
-      int part_next = 0, x0_next = 0;
-      const bool have_next = parts.tiles.next(part_next, x0_next);
-      cp_async_wait_all();
-      S::smem_ready();
-      __syncthreads();  // tile j is visible; every warpgroup is done with tile j - 2
-      const int stage_next = stage + 1 == kStages ? 0 : stage + 1;
-      if (have_next) load_kv(stage_next, part_next, x0_next);
-      cp_async_commit();
+  int stage = 0;
+  while (have) {
+    int part_next, x0_next;
+    const bool have_next = fast::start_step(parts.tiles, stage, part_next, x0_next, load_kv);
 
-      const bool mine = part == 0 ? x0 >= own.begin[0] && x0 < own.end[0] : x0 >= own.begin[1] && x0 < own.end[1];
-      if (rows_valid && mine) {
-        // Without probabilities waiting, the product adds zero times this tile's values, which
-        // leaves the output's bits as they are; the branch-free sequence keeps ptxas from
-        // serializing the products.
-        if (!pending) {
-#pragma unroll
-          for (int kk = 0; kk < kTile / 16; ++kk) pa[kk][0] = pa[kk][1] = pa[kk][2] = pa[kk][3] = 0u;
-          pending_stage = stage;
-        }
-        float s[NS][4];
-        S::issue_scores(s, my_q, k_s + stage * kTileElements);
-        S::issue_product(o, pa, v_s + pending_stage * kTileElements);
-        S::template wait<1>();
-        wg::pin(s);
-        fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
-        float rescale[2];
-        softmax_scores(s, row_max, row_sum, args.scale_log2, rescale);
-        finish_product();
-        rescale_rows(o, rescale);
-#pragma unroll
-        for (int kk = 0; kk < kTile / 16; ++kk) accumulator_to_a<Scalar>(pa[kk], s, kk);
-        pending = true;
-        pending_stage = stage;
-      } else if (pending) {  // the next tile's load would overwrite these values
-        S::issue_product(o, pa, v_s + pending_stage * kTileElements);
-        finish_product();
-        pending = false;
-      }
-      stage = stage_next;
-      part = part_next;
-      x0 = x0_next;
-      have = have_next;
+    const bool mine = part == 0 ? x0 >= own.begin[0] && x0 < own.end[0] : x0 >= own.begin[1] && x0 < own.end[1];
+    if (rows_valid && mine) {
+      const Scalar* ks = k_s + stage * kTileElements;
+      const Scalar* vs = v_s + stage * kTileElements;
+      float s[NS][4];
+      S::scores(s, q_frag, my_q, ks, lane);
+      fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
+      online_softmax(s, o, row_max, row_sum, args.scale_log2);
+      S::template product<NS>(o, s, vs, lane, 0);
     }
-    if (pending) {
-      S::issue_product(o, pa, v_s + pending_stage * kTileElements);
-      finish_product();
-    }
-    __syncthreads();  // no warpgroup reads a key/value tile any more (the epilogue reuses them)
-  } else {
-    int stage = 0;
-    while (have) {
-      int part_next = 0, x0_next = 0;
-      const bool have_next = parts.tiles.next(part_next, x0_next);
-      if (have_next) load_kv(stage ^ 1, part_next, x0_next);
-      cp_async_commit();
 
-      const bool mine = part == 0 ? x0 >= own.begin[0] && x0 < own.end[0] : x0 >= own.begin[1] && x0 < own.end[1];
-      if (rows_valid && mine) {
-        const Scalar* ks = k_s + stage * kTileElements;
-        const Scalar* vs = v_s + stage * kTileElements;
-        float s[NS][4];
-        S::scores(s, q_frag, my_q, ks, lane);
-        fast::mask_part<kColumns>(s, qt, parts, part, x0, warp);
-        online_softmax(s, o, row_max, row_sum, args.scale_log2);
-        S::template product<NS>(o, s, vs, lane, 0);
-      }
-
-      cp_async_wait_all();
-      S::smem_ready();
-      __syncthreads();
-      stage ^= 1;
-      part = part_next;
-      x0 = x0_next;
-      have = have_next;
-    }
+    fast::finish_step<S>(stage, part, x0, have, part_next, x0_next, have_next);
   }
 
   const int t = lane % 4;
@@ -258,7 +180,7 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
     // The rows go through shared memory (the key/value tiles, free after the loop's last
     // barrier), each warpgroup its own (64, kPitch) tile, and out as whole rows of 16-byte stores.
     constexpr int kPitch = D + 8;  // elements per staged row: a warp's 4-byte writes hit distinct banks
-    static_assert(kRows * kPitch <= 2 * S::kForwardStages * kTileElements, "staging tile too large");
+    static_assert(kRows * kPitch <= 4 * kTileElements, "staging tile too large");
     Scalar* tile_s = k_s + group * kTile * kPitch;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
@@ -291,7 +213,7 @@ void launch(const FastLaunch& g, FastForwardArgs<Scalar> args) {
   constexpr int kGroups = kColumns ? 1 : fast::StepsFor<D, Scalar>::kForwardGroups;
   const auto kernel = fast_forward_kernel<D, Scalar, kColumns, kGroups>;
   const size_t smem =
-      fast::tiles_bytes<fast::StepsFor<D, Scalar>, Scalar>(kGroups + 2 * fast::StepsFor<D, Scalar>::kForwardStages);
+      fast::tiles_bytes<fast::StepsFor<D, Scalar>, Scalar>(kGroups + 4);
   prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
   const int64_t rows = int64_t{kTile} * kGroups;
   const int64_t ranks = kColumns ? int64_t{g.parts.stride} * g.group_tiles() : (g.geometry.shape.T + rows - 1) / rows;

@@ -28,6 +28,15 @@ constexpr int kTile = 64;  // rows of a query tile and of a key tile
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
+// 2^x by the special-function unit alone (ex2.approx.ftz): exp2f adds a rescaling around it
+// for results below 2^-126 (three more instructions per call); here those flush to zero,
+// which no softmax weight or probability of these kernels can tell from a subnormal.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 template <int D>
 __host__ __device__ constexpr int pitch() {
   return D + 8;

@@ -70,13 +70,13 @@ __device__ __forceinline__ void softmax_scores(float (&s)[kScoreTiles][4], float
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
     const float new_max = fmaxf(row_max[r], tile_max * scale_log2);
     const float shift = new_max == -INFINITY ? 0.0f : new_max;
-    rescale[r] = exp2f(row_max[r] - shift);
+    rescale[r] = exp2_ftz(row_max[r] - shift);
     row_max[r] = new_max;
     float tile_sum = 0.0f;
 #pragma unroll
     for (int n = 0; n < kScoreTiles; ++n) {
-      s[n][2 * r] = exp2f(fmaf(s[n][2 * r], scale_log2, -shift));
-      s[n][2 * r + 1] = exp2f(fmaf(s[n][2 * r + 1], scale_log2, -shift));
+      s[n][2 * r] = exp2_ftz(fmaf(s[n][2 * r], scale_log2, -shift));
+      s[n][2 * r + 1] = exp2_ftz(fmaf(s[n][2 * r + 1], scale_log2, -shift));
       tile_sum += s[n][2 * r] + s[n][2 * r + 1];
     }
     row_sum[r] = row_sum[r] * rescale[r] + tile_sum;
@@ -178,8 +178,8 @@ __device__ __forceinline__ void probabilities_t(float (&s)[NC][4], const float* 
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
       const float l2 = lse2[qc + 8 * n + 2 * t + c];
-      s[n][c] = exp2f(fmaf(s[n][c], scale_log2, -l2));
-      s[n][2 + c] = exp2f(fmaf(s[n][2 + c], scale_log2, -l2));
+      s[n][c] = exp2_ftz(fmaf(s[n][c], scale_log2, -l2));
+      s[n][2 + c] = exp2_ftz(fmaf(s[n][2 + c], scale_log2, -l2));
     }
 }
 
@@ -222,8 +222,6 @@ struct Steps {
   // forward warpgroups per multiprocessor to size registers for (1: no bound)
   static constexpr int kForwardBlocks = 1;
   static constexpr int kForwardGroups = 1;  // forward warpgroups per CTA
-  static constexpr bool kPipelinedForward = false;  // the forward waits for each product
-  static constexpr int kForwardStages = 2;          // key/value tile buffers of the forward
   // dK/dV CTAs per multiprocessor to size registers for
   static constexpr int kDkdvBlocks = 1;
   static constexpr int kDkdvChunk = dkdv_chunk<D>();
@@ -280,7 +278,7 @@ __device__ __forceinline__ void accumulate_dq(float (&dq)[D / 8][4], float (&dp)
     for (int r = 0; r < 2; ++r)
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
-        const float p = exp2f(fmaf(s[n][2 * r + c], scale_log2, -lse2[r]));
+        const float p = exp2_ftz(fmaf(s[n][2 * r + c], scale_log2, -lse2[r]));
         dp[n][2 * r + c] = p * (dp[n][2 * r + c] - delta[r]);
       }
   S::template product<kScoreTiles>(dq, dp, ks, lane, 0);

@@ -153,16 +153,10 @@ template <typename Scalar>
 struct Steps {
   static constexpr int kTileElements = wg::kTileElements;
   static constexpr int kAlignBytes = kSwizzleBytes;
-  // forward warpgroups per multiprocessor to size registers for (170 each: the pipelined
-  // loop keeps scores, output and the waiting probabilities)
-  static constexpr int kForwardBlocks = 3;
+  // forward warpgroups per multiprocessor to size registers for (128 each: 2 CTAs of 2)
+  static constexpr int kForwardBlocks = 4;
   // forward warpgroups per CTA, each on its own 64 query rows, sharing the key/value tiles
-  static constexpr int kForwardGroups = 3;
-  // The forward overlaps each tile's softmax with the previous tile's P V (issue_scores,
-  // issue_product, wait), which keeps three key/value tiles: the one loading, the one whose
-  // scores are computed, the one whose values the previous probabilities still read.
-  static constexpr bool kPipelinedForward = true;
-  static constexpr int kForwardStages = 3;
+  static constexpr int kForwardGroups = 2;
   // dK/dV CTAs per multiprocessor to size registers for
   static constexpr int kDkdvBlocks = 3;
   static constexpr int kDkdvChunk = kTile;  // dK/dV: a whole query tile per step (N = 64)
@@ -187,33 +181,6 @@ struct Steps {
     for (int kk = 0; kk < 4; ++kk) mma_ss<Scalar>(s, a + kk * kStepK, b + kk * kStepK, kk > 0);
     commit();
     complete(s);
-  }
-
-  // s = Q K^T issued as one group, not waited for.
-  __device__ static void issue_scores(float (&s)[tc::kScoreTiles][4], const Scalar* q_s, const Scalar* ks) {
-    const uint64_t a = descriptor(q_s, false), b = descriptor(ks, false);
-    pin(s);
-    fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) mma_ss<Scalar>(s, a + kk * kStepK, b + kk * kStepK, kk > 0);
-    commit();
-  }
-
-  // acc += P V issued as one group, not waited for: P as A fragments (pa[kk] the columns
-  // [16 kk, 16 kk + 16)), which the caller keeps unchanged until wait<0>() and then pins.
-  __device__ static void issue_product(float (&acc)[8][4], const uint32_t (&pa)[4][4], const Scalar* tile) {
-    const uint64_t b = descriptor(tile, true);
-    pin(acc);
-    fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) mma_n64<Scalar, 1>(acc, pa[kk], b + kk * kStepRows);
-    commit();
-  }
-
-  // Waits until at most kInFlight of this warpgroup's product groups are still running.
-  template <int kInFlight>
-  __device__ static void wait() {
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kInFlight) : "memory");
   }
 
   // s = Q K^T and dp = dO V^T for the 64 rows of q_s and g_s and the 64 keys of ks, vs.

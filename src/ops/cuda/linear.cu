@@ -1,5 +1,5 @@
 // Linear layers on the GPU: every product is one cuBLASLt call (blas_context.cu); the
-// bias gradient is a deterministic column-sum kernel.
+// bias gradient is a deterministic column-sum kernel pair.
 //
 // A packed row-major (r, c) matrix M is, read column-major, M^T: (c, r) with leading
 // dimension c. So each product is one column-major cuBLASLt product:
@@ -16,81 +16,120 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "ops/cuda/blas_matmul.h"
+#include "ops/cuda/op_common.cuh"
 #include "ops/linear.h"
 
 namespace spt::cuda {
 namespace {
 
-constexpr int kSumColumns = 32;      // columns per block: one warp reads 32 adjacent elements of a row
-constexpr int kSumRowLanes = 8;      // rows a block reads at once
-constexpr int kMaxRowChunks = 64;    // row ranges summed in parallel, bounding the partials to 64 x out
-constexpr int64_t kMinChunkRows = 256;
+constexpr int kSumLanes = 32;      // column groups per block: a warp reads one row's 32 adjacent groups
+constexpr int kSumRowLanes = 8;    // rows a block reads at once
+constexpr int kTargetBlocks = 512;  // partial-sum blocks to aim for (a function of N and out only)
+constexpr int64_t kMinChunkRows = 64;
+constexpr int kFinishColumns = 32;  // finishing block: 32 columns x kFinishLanes chunk lanes
+constexpr int kFinishLanes = 16;
 
 __device__ __forceinline__ double to_double(float x) { return x; }
 __device__ __forceinline__ double to_double(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ double to_double(__half x) { return __half2float(x); }
 
 // partials (chunks, out): partials[c][j] = sum of dy[n][j] over the rows n of chunk c.
-// Block (kSumColumns, kSumRowLanes) owns kSumColumns columns of one chunk; lane r sums
-// rows r, r + kSumRowLanes, ... in order, and lane sums are added in lane order, so the
-// result depends only on N and out.
-template <typename T>
+// Block (kSumLanes, kSumRowLanes) owns kSumLanes groups of V adjacent columns of one chunk
+// (V = kVector<T> when rows are 16-byte aligned, one 16-byte load per group, else 1); row
+// lane r sums rows r, r + kSumRowLanes, ... in order, and the lane sums are added in lane
+// order, so the result depends only on N and out.
+template <typename T, int V>
 __global__ void column_partial_sums_kernel(const T* dy, int64_t N, int out, int64_t chunk_rows, double* partials) {
-  __shared__ double lane_sums[kSumRowLanes][kSumColumns];
-  const int column = blockIdx.x * kSumColumns + threadIdx.x;
+  __shared__ double lane_sums[kSumRowLanes][kSumLanes * V];
+  const int column = (blockIdx.x * kSumLanes + threadIdx.x) * V;
   const int64_t begin = static_cast<int64_t>(blockIdx.y) * chunk_rows;
   const int64_t end = begin + chunk_rows < N ? begin + chunk_rows : N;
-  double sum = 0.0;
+  double sum[V] = {};
   if (column < out) {
     // Unrolled so that several loads are in flight; the additions keep their order.
-#pragma unroll 8
-    for (int64_t row = begin + threadIdx.y; row < end; row += kSumRowLanes) sum += to_double(dy[row * out + column]);
+#pragma unroll 4
+    for (int64_t row = begin + threadIdx.y; row < end; row += kSumRowLanes) {
+      if constexpr (V == 1) {
+        sum[0] += to_double(dy[row * out + column]);
+      } else {
+        float v[V];
+        ops::load_vector(dy + row * out + column, v);
+#pragma unroll
+        for (int i = 0; i < V; ++i) sum[i] += v[i];
+      }
+    }
   }
+#pragma unroll
+  for (int i = 0; i < V; ++i) lane_sums[threadIdx.y][threadIdx.x * V + i] = sum[i];
+  __syncthreads();
+  // Thread (x, y) finishes columns x + kSumLanes k of the block's kSumLanes * V.
+  for (int k = threadIdx.y; k < V; k += kSumRowLanes) {
+    const int local = threadIdx.x + kSumLanes * k;
+    const int c = blockIdx.x * kSumLanes * V + local;
+    if (c >= out) continue;
+    double total = 0.0;
+    for (int lane = 0; lane < kSumRowLanes; ++lane) total += lane_sums[lane][local];
+    partials[static_cast<int64_t>(blockIdx.y) * out + c] = total;
+  }
+}
+
+// dbias (out) += the chunk sums of partials (chunks, out). Block (kFinishColumns,
+// kFinishLanes) owns 32 columns; lane y adds chunks y, y + kFinishLanes, ... in order, then the
+// lane sums are added in lane order.
+__global__ void add_partial_sums_kernel(const double* partials, int chunks, int out, float* dbias) {
+  __shared__ double lane_sums[kFinishLanes][kFinishColumns];
+  const int column = blockIdx.x * kFinishColumns + threadIdx.x;
+  double sum = 0.0;
+  if (column < out)
+    for (int c = threadIdx.y; c < chunks; c += kFinishLanes) sum += partials[static_cast<int64_t>(c) * out + column];
   lane_sums[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
   if (threadIdx.y != 0 || column >= out) return;
   double total = 0.0;
-  for (int lane = 0; lane < kSumRowLanes; ++lane) total += lane_sums[lane][threadIdx.x];
-  partials[static_cast<int64_t>(blockIdx.y) * out + column] = total;
-}
-
-// dbias (out) += sum over chunks of partials (chunks, out), in chunk order.
-__global__ void add_partial_sums_kernel(const double* partials, int chunks, int out, float* dbias) {
-  const int column = blockIdx.x * blockDim.x + threadIdx.x;
-  if (column >= out) return;
-  double total = 0.0;
-#pragma unroll 8
-  for (int c = 0; c < chunks; ++c) total += partials[static_cast<int64_t>(c) * out + column];
+  for (int lane = 0; lane < kFinishLanes; ++lane) total += lane_sums[lane][threadIdx.x];
   dbias[column] = static_cast<float>(static_cast<double>(dbias[column]) + total);
 }
 
-// dbias (out) += column sums of dy (N, out), summed in fp64 in a fixed order.
+template <typename T>
+void launch_column_sums(const T* dy, int64_t N, int out, int64_t chunk_rows, int chunks, double* partials,
+                        cudaStream_t stream) {
+  constexpr int V = ops::kVector<T>;
+  const dim3 block(kSumLanes, kSumRowLanes);
+  if (out % V == 0 && ops::aligned_to(dy, 16)) {
+    const dim3 grid(static_cast<unsigned>((out / V + kSumLanes - 1) / kSumLanes), static_cast<unsigned>(chunks));
+    column_partial_sums_kernel<T, V><<<grid, block, 0, stream>>>(dy, N, out, chunk_rows, partials);
+  } else {
+    const dim3 grid(static_cast<unsigned>((out + kSumLanes - 1) / kSumLanes), static_cast<unsigned>(chunks));
+    column_partial_sums_kernel<T, 1><<<grid, block, 0, stream>>>(dy, N, out, chunk_rows, partials);
+  }
+  SPT_CUDA_CHECK(cudaGetLastError());
+}
+
+// dbias (out) += column sums of dy (N, out), summed in fp64 in a fixed order. The row chunks
+// give about kTargetBlocks partial-sum blocks of 256-column groups (fewer for short N).
 void add_column_sums(BlasContext& blas, const void* dy, int64_t N, int out, DType dtype, float* dbias) {
-  const int64_t wanted_chunks = std::min<int64_t>(kMaxRowChunks, (N + kMinChunkRows - 1) / kMinChunkRows);
+  const int64_t column_blocks = (out + 255) / 256;
+  const int64_t wanted_chunks =
+      std::max<int64_t>(1, std::min<int64_t>((kTargetBlocks + column_blocks - 1) / column_blocks,
+                                             (N + kMinChunkRows - 1) / kMinChunkRows));
   const int64_t chunk_rows = (N + wanted_chunks - 1) / wanted_chunks;
   const int chunks = static_cast<int>((N + chunk_rows - 1) / chunk_rows);
   auto* partials = static_cast<double*>(
       detail::scratch(blas, static_cast<size_t>(chunks) * static_cast<size_t>(out) * sizeof(double)));
-  const dim3 grid(static_cast<unsigned>((out + kSumColumns - 1) / kSumColumns), static_cast<unsigned>(chunks));
-  const dim3 block(kSumColumns, kSumRowLanes);
   cudaStream_t stream = blas.stream();
   switch (dtype) {
     case DType::f32:
-      column_partial_sums_kernel<<<grid, block, 0, stream>>>(static_cast<const float*>(dy), N, out, chunk_rows,
-                                                              partials);
+      launch_column_sums(static_cast<const float*>(dy), N, out, chunk_rows, chunks, partials, stream);
       break;
     case DType::bf16:
-      column_partial_sums_kernel<<<grid, block, 0, stream>>>(static_cast<const __nv_bfloat16*>(dy), N, out,
-                                                              chunk_rows, partials);
+      launch_column_sums(static_cast<const __nv_bfloat16*>(dy), N, out, chunk_rows, chunks, partials, stream);
       break;
     case DType::f16:
-      column_partial_sums_kernel<<<grid, block, 0, stream>>>(static_cast<const __half*>(dy), N, out, chunk_rows,
-                                                              partials);
+      launch_column_sums(static_cast<const __half*>(dy), N, out, chunk_rows, chunks, partials, stream);
       break;
   }
-  SPT_CUDA_CHECK(cudaGetLastError());
-  constexpr int kThreads = 256;
-  add_partial_sums_kernel<<<(out + kThreads - 1) / kThreads, kThreads, 0, stream>>>(partials, chunks, out, dbias);
+  add_partial_sums_kernel<<<static_cast<unsigned>((out + kFinishColumns - 1) / kFinishColumns),
+                            dim3(kFinishColumns, kFinishLanes), 0, stream>>>(partials, chunks, out, dbias);
   SPT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -74,6 +74,48 @@ __device__ __forceinline__ void store4(__half* p, const float in[4]) {
   *reinterpret_cast<uint2*>(p) = raw;
 }
 
+// Elements of T in one 16-byte access: 4 fp32, 8 bf16 or fp16.
+template <typename T>
+inline constexpr int kVector = static_cast<int>(16 / sizeof(T));
+
+// kVector<T> consecutive elements starting at p, which is aligned to 16 bytes, as one access;
+// stores round to nearest even.
+__device__ __forceinline__ void load_vector(const float* p, float (&out)[4]) { load4(p, out); }
+__device__ __forceinline__ void store_vector(float* p, const float (&in)[4]) { store4(p, in); }
+
+template <typename Pair>  // __nv_bfloat162 or __half2
+__device__ __forceinline__ void load_pairs(const void* p, float (&out)[8]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const Pair pair = *reinterpret_cast<const Pair*>(&words[i]);
+    out[2 * i] = __low2float(pair);
+    out[2 * i + 1] = __high2float(pair);
+  }
+}
+__device__ __forceinline__ void load_vector(const __nv_bfloat16* p, float (&out)[8]) {
+  load_pairs<__nv_bfloat162>(p, out);
+}
+__device__ __forceinline__ void load_vector(const __half* p, float (&out)[8]) { load_pairs<__half2>(p, out); }
+
+// Two values rounded into one word of 16-bit elements (the pointer only picks the type).
+__device__ __forceinline__ uint32_t pack_pair(const __nv_bfloat16*, float lo, float hi) {
+  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&pair);
+}
+__device__ __forceinline__ uint32_t pack_pair(const __half*, float lo, float hi) {
+  const __half2 pair = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&pair);
+}
+template <typename T>  // bf16 or fp16
+__device__ __forceinline__ void store_vector(T* p, const float (&in)[8]) {
+  uint32_t words[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) words[i] = pack_pair(p, in[2 * i], in[2 * i + 1]);
+  *reinterpret_cast<uint4*>(p) = make_uint4(words[0], words[1], words[2], words[3]);
+}
+
 // Butterfly sums: every lane ends with the same value, summed in the same order on
 // every run.
 template <typename Real>
