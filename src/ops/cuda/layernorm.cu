@@ -1,12 +1,9 @@
 // LayerNorm on the device. Forward and the dx part of the backward give one warp to a
 // row; the row statistics and the row sums of the backward are fp64, as on the CPU, so
 // mean and rstd agree with the CPU's to the last fp32 bit in all but rare ties.
-// dweight and dbias are reduced without atomics: every block sums a fixed chunk of rows in
-// fp64 into a scratch buffer (for rows of up to 512 columns in the same pass as dx), and a
-// second kernel adds the chunks in a fixed order. The chunk size depends on N only, so the
-// bits do not depend on the device.
-#include <type_traits>
-
+// dweight and dbias are reduced without atomics: every block sums a fixed chunk of rows
+// for 256 columns in fp64 into a scratch buffer, and a second kernel adds the chunks in
+// order. The chunk size depends on N only, so the bits do not depend on the device.
 #include "ops/cuda/op_common.cuh"
 #include "ops/layernorm.h"
 
@@ -70,72 +67,6 @@ __global__ void layernorm_dx_kernel(const float* __restrict__ x, const float* __
     const float xhat = (xr[c] - mu) * r;
     const float value = r * (ops::load_f32(dyr + c) * weight[c] - mean_g - xhat * mean_gx);
     dxr[c] = accumulate_dx ? dxr[c] + value : value;
-  }
-}
-
-// The whole backward for rows of at most 32 K columns, one block per chunk of rows: warp w
-// takes rows begin + w, begin + w + 8, ... with lane l holding columns l + 32 k in registers,
-// writes dx as layernorm_dx_kernel does (the same operations), and adds dy * xhat and dy per
-// column in fp64; the 8 warps' sums are then added in warp order into partial (chunks, 2, C),
-// which layernorm_param_finish_kernel reads. x and dy are read once.
-template <typename T, int K>
-__global__ void __launch_bounds__(ops::kBlockThreads)
-    layernorm_backward_rows_kernel(const float* __restrict__ x, const float* __restrict__ weight,
-                                   const float* __restrict__ mean, const float* __restrict__ rstd,
-                                   const T* __restrict__ dy, int64_t N, int C, bool accumulate_dx,
-                                   float* __restrict__ dx, int64_t rows_per_chunk, double* __restrict__ partial) {
-  __shared__ double sums[2][ops::kWarpSize * K];  // (2, C) of this block's chunk
-  const int lane = threadIdx.x % ops::kWarpSize, warp = threadIdx.x / ops::kWarpSize;
-  const int64_t chunk = blockIdx.x;
-  const int64_t begin = chunk * rows_per_chunk;
-  const int64_t end = begin + rows_per_chunk < N ? begin + rows_per_chunk : N;
-  double dw[K], db[K];
-#pragma unroll
-  for (int k = 0; k < K; ++k) dw[k] = db[k] = 0.0;
-  for (int64_t row = begin + warp; row < end; row += kRowsPerBlock) {
-    const float* xr = x + row * C;
-    const T* dyr = dy + row * C;
-    const float mu = mean[row], r = rstd[row];
-    float xhat[K], d[K];
-    double sum_g = 0.0, sum_gx = 0.0;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int c = lane + ops::kWarpSize * k;
-      xhat[k] = d[k] = 0.0f;
-      if (c >= C) continue;
-      xhat[k] = (xr[c] - mu) * r;
-      d[k] = ops::load_f32(dyr + c);
-      const float g = d[k] * weight[c];
-      sum_g += g;
-      sum_gx += static_cast<double>(g) * xhat[k];
-    }
-    const float mean_g = static_cast<float>(ops::warp_sum(sum_g) / C);
-    const float mean_gx = static_cast<float>(ops::warp_sum(sum_gx) / C);
-    float* dxr = dx + row * C;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int c = lane + ops::kWarpSize * k;
-      if (c >= C) continue;
-      const float value = r * (d[k] * weight[c] - mean_g - xhat[k] * mean_gx);
-      dxr[c] = accumulate_dx ? dxr[c] + value : value;
-      dw[k] += static_cast<double>(d[k]) * xhat[k];
-      db[k] += d[k];
-    }
-  }
-  for (int w = 0; w < kRowsPerBlock; ++w) {
-    if (warp == w) {
-#pragma unroll
-      for (int k = 0; k < K; ++k) {
-        const int c = lane + ops::kWarpSize * k;
-        sums[0][c] = w == 0 ? dw[k] : sums[0][c] + dw[k];
-        sums[1][c] = w == 0 ? db[k] : sums[1][c] + db[k];
-      }
-    }
-    __syncthreads();
-  }
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    partial[(chunk * 2) * C + c] = sums[0][c];
-    partial[(chunk * 2 + 1) * C + c] = sums[1][c];
   }
 }
 
@@ -232,28 +163,14 @@ void layernorm_backward(const float* x, const float* weight, const float* mean, 
   ops::dispatch_dtype(dtype, "layernorm_backward", [&](auto tag) {
     using T = decltype(tag);
     const T* dy_typed = static_cast<const T*>(dy);
+    layernorm_dx_kernel<T><<<row_blocks(N), ops::kBlockThreads, 0, stream>>>(x, weight, mean, rstd, dy_typed, N, C,
+                                                                             accumulate_dx, dx);
+    SPT_CUDA_CHECK_LAUNCH();
     double* partial = nullptr;  // (chunks, 2, C)
     SPT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial), static_cast<size_t>(chunks) * 2 * C *
                                                                            sizeof(double), stream));
-    // Rows of up to 512 columns (every preset's width) in one pass; wider ones in two.
-    const auto rows_pass = [&](auto columns_per_lane) {
-      constexpr int K = decltype(columns_per_lane)::value;
-      layernorm_backward_rows_kernel<T, K><<<static_cast<unsigned>(chunks), ops::kBlockThreads, 0, stream>>>(
-          x, weight, mean, rstd, dy_typed, N, C, accumulate_dx, dx, rows_per_chunk, partial);
-    };
-    if (C <= 4 * ops::kWarpSize) {
-      rows_pass(std::integral_constant<int, 4>{});
-    } else if (C <= 8 * ops::kWarpSize) {
-      rows_pass(std::integral_constant<int, 8>{});
-    } else if (C <= 16 * ops::kWarpSize) {
-      rows_pass(std::integral_constant<int, 16>{});
-    } else {
-      layernorm_dx_kernel<T><<<row_blocks(N), ops::kBlockThreads, 0, stream>>>(x, weight, mean, rstd, dy_typed, N, C,
-                                                                               accumulate_dx, dx);
-      SPT_CUDA_CHECK_LAUNCH();
-      layernorm_param_partial_kernel<T><<<dim3(column_blocks, static_cast<unsigned>(chunks)), ops::kBlockThreads, 0,
-                                          stream>>>(x, mean, rstd, dy_typed, N, C, rows_per_chunk, partial);
-    }
+    layernorm_param_partial_kernel<T><<<dim3(column_blocks, static_cast<unsigned>(chunks)), ops::kBlockThreads, 0,
+                                        stream>>>(x, mean, rstd, dy_typed, N, C, rows_per_chunk, partial);
     SPT_CUDA_CHECK_LAUNCH();
     layernorm_param_finish_kernel<<<static_cast<unsigned>((C + kFinishColumns - 1) / kFinishColumns),
                                     dim3(kFinishColumns, kFinishLanes), 0, stream>>>(partial, chunks, C, dweight,
