@@ -264,7 +264,7 @@ __device__ __forceinline__ void load_view_tiles(const TileSource<Scalar> (&sourc
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   if (vector_io) {
     // This thread's rows are r0, r0 + kStep, ...: one division for the first, steps after;
-    // kStep need not divide kRows (three warpgroups load 64-row tiles 48 rows at a time).
+    // kStep need not divide kRows (with three forward warpgroups, 384 loaders copy 48 rows a pass).
     constexpr int kStep = kLoaders / kChunks;
     constexpr int kPasses = (kRows + kStep - 1) / kStep;
     const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;

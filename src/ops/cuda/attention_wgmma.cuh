@@ -156,6 +156,8 @@ struct Steps {
   // forward warpgroups per multiprocessor to size registers for (128 each: 2 CTAs of 2)
   static constexpr int kForwardBlocks = 4;
   // forward warpgroups per CTA, each on its own 64 query rows, sharing the key/value tiles
+  // (three at one CTA per multiprocessor, with or without the softmax overlapping the
+  // previous tile's P V, measured slower: docs/BENCHMARKS.md)
   static constexpr int kForwardGroups = 2;
   // dK/dV CTAs per multiprocessor to size registers for
   static constexpr int kDkdvBlocks = 3;
