@@ -477,7 +477,7 @@ TEST(CudaOps, LayerNorm) {
     run_layernorm(7, 1000, dtype, true);
     run_layernorm(300, 64, dtype, false);
     run_layernorm(129, 513, dtype, true);
-    run_layernorm(200, 512, dtype, true);  // the one-pass backward's widest rows
+    run_layernorm(200, 512, dtype, true);  // the presets' widest rows
     run_layernorm(65, 100, dtype, false);
   }
   run_layernorm(70001, 40, DType::f32, false);  // more than 1024 chunks of 64 rows

@@ -12,6 +12,7 @@
 #include "core/cuda_check.h"
 #include "ops/cuda/attention_common.cuh"
 #include "ops/cuda/attention_launch.h"
+#include "ops/cuda/op_common.cuh"
 
 namespace spt::cuda::detail {
 namespace {
@@ -40,7 +41,7 @@ constexpr int kDeltaRows = 32;   // rows of one head per block: consecutive t
 template <typename Scalar>
 __global__ void attention_delta_kernel(const Scalar* out, const Scalar* dout, int64_t out_stride, int T, int H, int D,
                                        bool vector, float* delta) {
-  constexpr int kVector = 16 / sizeof(Scalar);
+  constexpr int kVector = ops::kVector<Scalar>;
   const int lane = threadIdx.x, bh = blockIdx.y;
   const int t = blockIdx.x * kDeltaRows + threadIdx.y;
   const int b = bh / H, h = bh % H;
@@ -51,12 +52,11 @@ __global__ void attention_delta_kernel(const Scalar* out, const Scalar* dout, in
   float sum = 0.0f;
   if (vector) {
     for (int c = lane * kVector; c < columns; c += kDeltaLanes * kVector) {
-      alignas(16) Scalar ov[kVector];
-      alignas(16) Scalar gv[kVector];
-      *reinterpret_cast<uint4*>(ov) = *reinterpret_cast<const uint4*>(o + c);
-      *reinterpret_cast<uint4*>(gv) = *reinterpret_cast<const uint4*>(g + c);
+      float ov[kVector], gv[kVector];
+      ops::load_vector(o + c, ov);
+      ops::load_vector(g + c, gv);
 #pragma unroll
-      for (int j = 0; j < kVector; ++j) sum = fmaf(to_float(ov[j]), to_float(gv[j]), sum);
+      for (int j = 0; j < kVector; ++j) sum = fmaf(ov[j], gv[j], sum);
     }
   } else {
     for (int c = lane; c < columns; c += kDeltaLanes) sum = fmaf(to_float(o[c]), to_float(g[c]), sum);

@@ -373,16 +373,10 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
           }
         }
         for (int sl = 0; sl < count; ++sl) {
-          const float4 p0 = *reinterpret_cast<const float4*>(add + sl * step);
-          const float4 p1 = *reinterpret_cast<const float4*>(add + sl * step + 4);
-          y[0] += p0.x;
-          y[1] += p0.y;
-          y[2] += p0.z;
-          y[3] += p0.w;
-          y[4] += p1.x;
-          y[5] += p1.y;
-          y[6] += p1.z;
-          y[7] += p1.w;
+          float p[8];
+          load_eight(add + sl * step, p);
+#pragma unroll
+          for (int j = 0; j < 8; ++j) y[j] += p[j];
         }
         store_eight(out_base + (int64_t{b} * T + x) * out_stride + column + col, y, args.vector_io);
       }

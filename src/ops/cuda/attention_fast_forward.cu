@@ -186,7 +186,7 @@ __global__ void __launch_bounds__(tc::kThreads * kGroups,
     for (int r = 0; r < 2; ++r) {
       uint32_t* row = reinterpret_cast<uint32_t*>(tile_s + (16 * warp + lane / 4 + 8 * r) * kPitch + 2 * t);
 #pragma unroll
-      for (int n = 0; n < NO; ++n) row[4 * n] = tc::pack<Scalar>(o[n][2 * r], o[n][2 * r + 1]);
+      for (int n = 0; n < NO; ++n) row[4 * n] = ops::pack_pair<Scalar>(o[n][2 * r], o[n][2 * r + 1]);
       if (position[r] >= 0 && t == 0)
         args.lse[stats0 + position[r]] = lse_total[r] == -INFINITY ? -INFINITY : lse_total[r] * kLn2;
     }
@@ -212,8 +212,7 @@ template <int D, typename Scalar, bool kColumns>
 void launch(const FastLaunch& g, FastForwardArgs<Scalar> args) {
   constexpr int kGroups = kColumns ? 1 : fast::StepsFor<D, Scalar>::kForwardGroups;
   const auto kernel = fast_forward_kernel<D, Scalar, kColumns, kGroups>;
-  const size_t smem =
-      fast::tiles_bytes<fast::StepsFor<D, Scalar>, Scalar>(kGroups + 4);
+  const size_t smem = fast::tiles_bytes<fast::StepsFor<D, Scalar>, Scalar>(kGroups + 4);
   prepare_kernel(reinterpret_cast<const void*>(kernel), smem);
   const int64_t rows = int64_t{kTile} * kGroups;
   const int64_t ranks = kColumns ? int64_t{g.parts.stride} * g.group_tiles() : (g.geometry.shape.T + rows - 1) / rows;

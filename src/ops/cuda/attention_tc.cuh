@@ -19,6 +19,7 @@
 #include <type_traits>
 
 #include "ops/cuda/attention_common.cuh"
+#include "ops/cuda/op_common.cuh"
 
 namespace spt::cuda::detail::tc {
 
@@ -91,27 +92,13 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
   }
 }
 
-// Two values rounded to Scalar in one register, `lo` in the low half (the smaller column).
-template <typename Scalar>
-__device__ __forceinline__ uint32_t pack(float lo, float hi) {
-  uint32_t bits;
-  if constexpr (std::is_same_v<Scalar, __nv_bfloat16>) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    memcpy(&bits, &v, 4);
-  } else {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    memcpy(&bits, &v, 4);
-  }
-  return bits;
-}
-
 // The A fragment of columns [16 kk, 16 kk + 16) of a 16-row accumulator block s[n][.] (n-tiles of 8).
 template <typename Scalar, int N>
 __device__ __forceinline__ void accumulator_to_a(uint32_t (&a)[4], const float (&s)[N][4], int kk) {
-  a[0] = pack<Scalar>(s[2 * kk][0], s[2 * kk][1]);
-  a[1] = pack<Scalar>(s[2 * kk][2], s[2 * kk][3]);
-  a[2] = pack<Scalar>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-  a[3] = pack<Scalar>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+  a[0] = ops::pack_pair<Scalar>(s[2 * kk][0], s[2 * kk][1]);
+  a[1] = ops::pack_pair<Scalar>(s[2 * kk][2], s[2 * kk][3]);
+  a[2] = ops::pack_pair<Scalar>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+  a[3] = ops::pack_pair<Scalar>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
 // Shared-memory address offsets (in elements, pitch P) of one lane's ldmatrix row.
@@ -175,7 +162,7 @@ __device__ __forceinline__ void load_tile(Scalar* tile, const Scalar* src, int64
 template <typename Scalar>
 __device__ __forceinline__ void store_pair(Scalar* p, float x0, float x1, bool vector_io) {
   if (vector_io) {
-    const uint32_t bits = pack<Scalar>(x0, x1);
+    const uint32_t bits = ops::pack_pair<Scalar>(x0, x1);
     memcpy(p, &bits, 4);
   } else {
     store(p, x0);
@@ -201,8 +188,7 @@ __device__ __forceinline__ void load_eight(const float* p, float (&y)[8]) {
 template <typename Scalar>
 __device__ __forceinline__ void store_eight(Scalar* p, const float (&y)[8], bool vector_io) {
   if (vector_io) {
-    *reinterpret_cast<uint4*>(p) =
-        make_uint4(pack<Scalar>(y[0], y[1]), pack<Scalar>(y[2], y[3]), pack<Scalar>(y[4], y[5]), pack<Scalar>(y[6], y[7]));
+    ops::store_vector(p, y);
   } else {
 #pragma unroll
     for (int j = 0; j < 8; j += 2) store_pair(p + j, y[j], y[j + 1], false);

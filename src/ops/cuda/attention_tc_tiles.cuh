@@ -52,13 +52,14 @@ __device__ __forceinline__ void query_key_scores(float (&s)[kScoreTiles][4], con
 // only meets masked pairs; 0 keeps its masked entries at exp2(-inf) = 0 instead of NaN.
 __device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ? 0.0f : lse * kLog2e; }
 
-// One tile of the online softmax without the output: scales the scores (masked ones -inf)
-// into the log2 domain, updates each of the thread's two rows' running maximum and sum,
-// leaves exp2(score - max) in s and the factor for the output accumulators in rescale. A
-// row that has seen no allowed key keeps maximum -inf; shifting by 0 then keeps exp2(-inf)
-// at 0 instead of NaN.
-__device__ __forceinline__ void softmax_scores(float (&s)[kScoreTiles][4], float (&row_max)[2], float (&row_sum)[2],
-                                               float scale_log2, float (&rescale)[2]) {
+// One tile of the online softmax: scales the scores (masked ones -inf) into the log2 domain,
+// updates each of the thread's two rows' running maximum and sum, rescales the output
+// accumulators, and leaves exp2(score - max) in s. A row that has seen no allowed key keeps
+// maximum -inf; shifting by 0 then keeps exp2(-inf) at 0 instead of NaN.
+template <int NO>
+__device__ __forceinline__ void online_softmax(float (&s)[kScoreTiles][4], float (&o)[NO][4], float (&row_max)[2],
+                                               float (&row_sum)[2], float scale_log2) {
+  float rescale[2];  // the output rows' factors, applied once both rows' sums are updated
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     // The maximum of the raw scores (scale_log2 > 0), scaled once: each entry then takes one
@@ -81,11 +82,6 @@ __device__ __forceinline__ void softmax_scores(float (&s)[kScoreTiles][4], float
     }
     row_sum[r] = row_sum[r] * rescale[r] + tile_sum;
   }
-}
-
-// The output accumulators' rows times their factors.
-template <int NO>
-__device__ __forceinline__ void rescale_rows(float (&o)[NO][4], const float (&rescale)[2]) {
 #pragma unroll
   for (int r = 0; r < 2; ++r)
 #pragma unroll
@@ -93,15 +89,6 @@ __device__ __forceinline__ void rescale_rows(float (&o)[NO][4], const float (&re
       o[n][2 * r] *= rescale[r];
       o[n][2 * r + 1] *= rescale[r];
     }
-}
-
-// One whole tile of the online softmax: softmax_scores, then the output rescaled.
-template <int NO>
-__device__ __forceinline__ void online_softmax(float (&s)[kScoreTiles][4], float (&o)[NO][4], float (&row_max)[2],
-                                               float (&row_sum)[2], float scale_log2) {
-  float rescale[2];
-  softmax_scores(s, row_max, row_sum, scale_log2, rescale);
-  rescale_rows(o, rescale);
 }
 
 // o += P V for this warp's rows: P from the score accumulators, vs the 64 values' tile.

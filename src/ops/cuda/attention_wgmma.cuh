@@ -57,21 +57,14 @@ __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
 
-// Pins registers at this point of the program: accumulators (float), so the compiler neither
-// reads them before the wait nor moves writes past fence(), and A fragments (uint32_t) that a
-// product in flight reads, kept until after its wait.
-template <typename R, int N>
-__device__ __forceinline__ void pin(R (&d)[N][4]) {
-  static_assert(std::is_same_v<R, float> || std::is_same_v<R, uint32_t>, "pin takes accumulators or A fragments");
+// Pins accumulator registers at this point of the program, so the compiler neither reads them
+// before wait_all() nor moves writes past fence().
+template <int N>
+__device__ __forceinline__ void pin(float (&d)[N][4]) {
 #pragma unroll
   for (int n = 0; n < N; ++n)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if constexpr (std::is_same_v<R, float>)
-        asm volatile("" : "+f"(d[n][e])::"memory");
-      else
-        asm volatile("" : "+r"(d[n][e])::"memory");
-    }
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[n][e])::"memory");
 }
 
 // Makes this thread's cp.async writes to shared memory visible to wgmma's reads (the async

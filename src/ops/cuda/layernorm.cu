@@ -2,8 +2,9 @@
 // row; the row statistics and the row sums of the backward are fp64, as on the CPU, so
 // mean and rstd agree with the CPU's to the last fp32 bit in all but rare ties.
 // dweight and dbias are reduced without atomics: every block sums a fixed chunk of rows
-// for 256 columns in fp64 into a scratch buffer, and a second kernel adds the chunks in
-// order. The chunk size depends on N only, so the bits do not depend on the device.
+// for 256 columns in fp64 into a scratch buffer, and ops::add_chunk_sums adds the chunks in a
+// fixed order. The chunk size depends on N only, so the bits do not depend on the device.
+#include "ops/cuda/chunk_sums.cuh"
 #include "ops/cuda/op_common.cuh"
 #include "ops/layernorm.h"
 
@@ -93,36 +94,6 @@ __global__ void layernorm_param_partial_kernel(const float* __restrict__ x, cons
   partial[(chunk * 2 + 1) * C + c] = db;
 }
 
-constexpr int kFinishColumns = 32;  // columns per finishing block: a warp reads 32 adjacent values
-constexpr int kFinishLanes = 16;    // chunk lanes per column: lane y adds chunks y, y + 16, ...
-
-// dweight, dbias: (C) += the chunk sums of partial (chunks, 2, C). Block (kFinishColumns,
-// kFinishLanes) owns 32 columns; each lane adds its chunks in order, then the lane sums are
-// added in lane order, so the result depends only on N and C.
-__global__ void layernorm_param_finish_kernel(const double* __restrict__ partial, int64_t chunks, int C,
-                                              float* __restrict__ dweight, float* __restrict__ dbias) {
-  __shared__ double lane_sums[2][kFinishLanes][kFinishColumns];
-  const int c = blockIdx.x * kFinishColumns + threadIdx.x;
-  double dw = 0.0, db = 0.0;
-  if (c < C)
-    for (int64_t chunk = threadIdx.y; chunk < chunks; chunk += kFinishLanes) {
-      dw += partial[(chunk * 2) * C + c];
-      db += partial[(chunk * 2 + 1) * C + c];
-    }
-  lane_sums[0][threadIdx.y][threadIdx.x] = dw;
-  lane_sums[1][threadIdx.y][threadIdx.x] = db;
-  __syncthreads();
-  if (threadIdx.y != 0 || c >= C) return;
-  dw = 0.0;
-  db = 0.0;
-  for (int lane = 0; lane < kFinishLanes; ++lane) {
-    dw += lane_sums[0][lane][threadIdx.x];
-    db += lane_sums[1][lane][threadIdx.x];
-  }
-  dweight[c] = static_cast<float>(dweight[c] + dw);
-  dbias[c] = static_cast<float>(dbias[c] + db);
-}
-
 void check_dims(const char* op, int64_t N, int C) {
   SPT_CHECK(N >= 1 && C >= 1, op, ": dims N=", N, " C=", C, " must be positive");
 }
@@ -172,10 +143,7 @@ void layernorm_backward(const float* x, const float* weight, const float* mean, 
     layernorm_param_partial_kernel<T><<<dim3(column_blocks, static_cast<unsigned>(chunks)), ops::kBlockThreads, 0,
                                         stream>>>(x, mean, rstd, dy_typed, N, C, rows_per_chunk, partial);
     SPT_CUDA_CHECK_LAUNCH();
-    layernorm_param_finish_kernel<<<static_cast<unsigned>((C + kFinishColumns - 1) / kFinishColumns),
-                                    dim3(kFinishColumns, kFinishLanes), 0, stream>>>(partial, chunks, C, dweight,
-                                                                                     dbias);
-    SPT_CUDA_CHECK_LAUNCH();
+    ops::add_chunk_sums<2>(partial, chunks, C, dweight, dbias, stream);
     SPT_CUDA_CHECK(cudaFreeAsync(partial, stream));
   });
 }

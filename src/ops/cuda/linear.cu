@@ -16,6 +16,7 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "ops/cuda/blas_matmul.h"
+#include "ops/cuda/chunk_sums.cuh"
 #include "ops/cuda/op_common.cuh"
 #include "ops/linear.h"
 
@@ -26,8 +27,6 @@ constexpr int kSumLanes = 32;      // column groups per block: a warp reads one 
 constexpr int kSumRowLanes = 8;    // rows a block reads at once
 constexpr int kTargetBlocks = 512;  // partial-sum blocks to aim for (a function of N and out only)
 constexpr int64_t kMinChunkRows = 64;
-constexpr int kFinishColumns = 32;  // finishing block: 32 columns x kFinishLanes chunk lanes
-constexpr int kFinishLanes = 16;
 
 __device__ __forceinline__ double to_double(float x) { return x; }
 __device__ __forceinline__ double to_double(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -73,23 +72,6 @@ __global__ void column_partial_sums_kernel(const T* dy, int64_t N, int out, int6
   }
 }
 
-// dbias (out) += the chunk sums of partials (chunks, out). Block (kFinishColumns,
-// kFinishLanes) owns 32 columns; lane y adds chunks y, y + kFinishLanes, ... in order, then the
-// lane sums are added in lane order.
-__global__ void add_partial_sums_kernel(const double* partials, int chunks, int out, float* dbias) {
-  __shared__ double lane_sums[kFinishLanes][kFinishColumns];
-  const int column = blockIdx.x * kFinishColumns + threadIdx.x;
-  double sum = 0.0;
-  if (column < out)
-    for (int c = threadIdx.y; c < chunks; c += kFinishLanes) sum += partials[static_cast<int64_t>(c) * out + column];
-  lane_sums[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  if (threadIdx.y != 0 || column >= out) return;
-  double total = 0.0;
-  for (int lane = 0; lane < kFinishLanes; ++lane) total += lane_sums[lane][threadIdx.x];
-  dbias[column] = static_cast<float>(static_cast<double>(dbias[column]) + total);
-}
-
 template <typename T>
 void launch_column_sums(const T* dy, int64_t N, int out, int64_t chunk_rows, int chunks, double* partials,
                         cudaStream_t stream) {
@@ -128,9 +110,7 @@ void add_column_sums(BlasContext& blas, const void* dy, int64_t N, int out, DTyp
       launch_column_sums(static_cast<const __half*>(dy), N, out, chunk_rows, chunks, partials, stream);
       break;
   }
-  add_partial_sums_kernel<<<static_cast<unsigned>((out + kFinishColumns - 1) / kFinishColumns),
-                            dim3(kFinishColumns, kFinishLanes), 0, stream>>>(partials, chunks, out, dbias);
-  SPT_CUDA_CHECK(cudaGetLastError());
+  ops::add_chunk_sums<1>(partials, chunks, out, dbias, nullptr, stream);
 }
 
 void check_dims(const std::string& what, int64_t N, int in, int out) {

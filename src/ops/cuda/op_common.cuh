@@ -8,6 +8,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -99,20 +101,24 @@ __device__ __forceinline__ void load_vector(const __nv_bfloat16* p, float (&out)
 }
 __device__ __forceinline__ void load_vector(const __half* p, float (&out)[8]) { load_pairs<__half2>(p, out); }
 
-// Two values rounded into one word of 16-bit elements (the pointer only picks the type).
-__device__ __forceinline__ uint32_t pack_pair(const __nv_bfloat16*, float lo, float hi) {
-  const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&pair);
-}
-__device__ __forceinline__ uint32_t pack_pair(const __half*, float lo, float hi) {
-  const __half2 pair = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&pair);
+// Two values rounded to T (bf16 or fp16) in one word, `lo` in the low half.
+template <typename T>
+__device__ __forceinline__ uint32_t pack_pair(float lo, float hi) {
+  uint32_t bits;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    memcpy(&bits, &v, 4);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    memcpy(&bits, &v, 4);
+  }
+  return bits;
 }
 template <typename T>  // bf16 or fp16
 __device__ __forceinline__ void store_vector(T* p, const float (&in)[8]) {
   uint32_t words[4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i) words[i] = pack_pair(p, in[2 * i], in[2 * i + 1]);
+  for (int i = 0; i < 4; ++i) words[i] = pack_pair<T>(in[2 * i], in[2 * i + 1]);
   *reinterpret_cast<uint4*>(p) = make_uint4(words[0], words[1], words[2], words[3]);
 }
 
