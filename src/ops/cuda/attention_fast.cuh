@@ -50,8 +50,11 @@ constexpr size_t tiles_bytes(int tiles, size_t extra = 0) {
 // The first tile in dynamic shared memory, aligned as the steps need.
 template <typename S, typename Scalar>
 __device__ __forceinline__ Scalar* first_tile(unsigned char* smem) {
-  const uint32_t misalign = tc::smem_address(smem) % S::kAlignBytes;
-  return reinterpret_cast<Scalar*>(smem + (misalign == 0 ? 0 : S::kAlignBytes - misalign));
+  uint32_t pad = (S::kAlignBytes - tc::smem_address(smem) % S::kAlignBytes) % S::kAlignBytes;
+  // Opaque from here on: the compiler would otherwise compute the padding again from the
+  // array's address wherever a tile's address is needed, every step of the loops.
+  asm("" : "+r"(pad));
+  return reinterpret_cast<Scalar*>(smem + pad);
 }
 
 enum Rule : int { kRuleA1 = 0, kRuleSummary = 1, kRuleColumn = 2 };
@@ -268,6 +271,22 @@ __device__ __forceinline__ void load_view_tiles(const TileSource<Scalar> (&sourc
     constexpr int kStep = kLoaders / kChunks;
     constexpr int kPasses = (kRows + kStep - 1) / kStep;
     const int r0 = threadIdx.x / kChunks, col = (threadIdx.x % kChunks) * 8;
+    if (view.kind == kViewNatural && x0 + kRows <= view.count) {
+      // Whole tiles of consecutive rows (every tile of dense attention but the last): one
+      // address per source, then steps of kStep rows, no row tests.
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        const Scalar* from = sources[k].base + int64_t{x0 + r0} * sources[k].stride + col;
+#pragma unroll
+        for (int it = 0; it < kPasses; ++it) {
+          const int r = r0 + it * kStep;
+          if (kRows % kStep != 0 && r >= kRows) break;
+          tc::cp_async_16(sources[k].tile + S::offset(r, col), from, 16);
+          from += kStep * sources[k].stride;
+        }
+      }
+      return;
+    }
     int x = x0 + r0;
     int offset = view.kind == kViewSummary ? view.by_c.mod(x) : 0;  // summary: column within the run of c
     int position = view.position(x);

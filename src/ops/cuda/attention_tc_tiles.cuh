@@ -56,39 +56,59 @@ __device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ?
 // updates each of the thread's two rows' running maximum and sum, rescales the output
 // accumulators, and leaves exp2(score - max) in s. A row that has seen no allowed key keeps
 // maximum -inf; shifting by 0 then keeps exp2(-inf) at 0 instead of NaN.
+// The running maximum only moves when some row of the warp gains more than kMaxSlack (log2
+// domain) on it: below that the kept one is exact all the same (sums and outputs share it,
+// and the lse is max + log2 sum), the weights stay below 2^kMaxSlack, and the warp skips the
+// output rescale, which on long rows is most tiles.
+constexpr float kMaxSlack = 8.0f;
+
 template <int NO>
 __device__ __forceinline__ void online_softmax(float (&s)[kScoreTiles][4], float (&o)[NO][4], float (&row_max)[2],
                                                float (&row_sum)[2], float scale_log2) {
-  float rescale[2];  // the output rows' factors, applied once both rows' sums are updated
+  // The maximum of the raw scores (scale_log2 > 0), scaled once: each entry then takes one
+  // fused multiply-add before exp2.
+  float new_max[2];
+  bool grows = false;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    // The maximum of the raw scores (scale_log2 > 0), scaled once: each entry then takes one
-    // fused multiply-add before exp2.
-    float tile_max = -INFINITY;
+    float tile_max = fmaxf(s[0][2 * r], s[0][2 * r + 1]);
 #pragma unroll
-    for (int n = 0; n < kScoreTiles; ++n) tile_max = fmaxf(tile_max, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
+    for (int n = 1; n < kScoreTiles; ++n) tile_max = fmaxf(tile_max, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
     tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
-    const float new_max = fmaxf(row_max[r], tile_max * scale_log2);
-    const float shift = new_max == -INFINITY ? 0.0f : new_max;
-    rescale[r] = exp2_ftz(row_max[r] - shift);
-    row_max[r] = new_max;
-    float tile_sum = 0.0f;
+    new_max[r] = fmaxf(row_max[r], tile_max * scale_log2);
+    grows |= new_max[r] > row_max[r] + kMaxSlack;  // always when row_max is -inf and a key is allowed
+  }
+  const bool rescale_rows = __any_sync(0xffffffffu, grows);
+  float tile_sum[2], old_max[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    old_max[r] = row_max[r];
+    if (rescale_rows) row_max[r] = new_max[r];
+    const float shift = row_max[r] == -INFINITY ? 0.0f : row_max[r];
+    tile_sum[r] = 0.0f;
 #pragma unroll
     for (int n = 0; n < kScoreTiles; ++n) {
       s[n][2 * r] = exp2_ftz(fmaf(s[n][2 * r], scale_log2, -shift));
       s[n][2 * r + 1] = exp2_ftz(fmaf(s[n][2 * r + 1], scale_log2, -shift));
-      tile_sum += s[n][2 * r] + s[n][2 * r + 1];
+      tile_sum[r] += s[n][2 * r] + s[n][2 * r + 1];
     }
-    row_sum[r] = row_sum[r] * rescale[r] + tile_sum;
   }
+  if (rescale_rows) {
 #pragma unroll
-  for (int r = 0; r < 2; ++r)
+    for (int r = 0; r < 2; ++r) {
+      const float rescale = exp2_ftz(old_max[r] - (row_max[r] == -INFINITY ? 0.0f : row_max[r]));
+      row_sum[r] = row_sum[r] * rescale + tile_sum[r];
 #pragma unroll
-    for (int n = 0; n < NO; ++n) {
-      o[n][2 * r] *= rescale[r];
-      o[n][2 * r + 1] *= rescale[r];
+      for (int n = 0; n < NO; ++n) {
+        o[n][2 * r] *= rescale;
+        o[n][2 * r + 1] *= rescale;
+      }
     }
+  } else {
+    row_sum[0] += tile_sum[0];
+    row_sum[1] += tile_sum[1];
+  }
 }
 
 // o += P V for this warp's rows: P from the score accumulators, vs the 64 values' tile.
