@@ -181,13 +181,15 @@ __device__ __forceinline__ void probabilities_t(float (&s)[NC][4], const float* 
                                                 int qc) {
   const int t = lane % 4;
 #pragma unroll
-  for (int n = 0; n < NC; ++n)
+  for (int n = 0; n < NC; ++n) {
+    const float2 l2 = *reinterpret_cast<const float2*>(lse2 + qc + 8 * n + 2 * t);  // this thread's two queries
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
-      const float l2 = lse2[qc + 8 * n + 2 * t + c];
-      s[n][c] = exp2_ftz(fmaf(s[n][c], scale_log2, -l2));
-      s[n][2 + c] = exp2_ftz(fmaf(s[n][2 + c], scale_log2, -l2));
+      const float l = c == 0 ? l2.x : l2.y;
+      s[n][c] = exp2_ftz(fmaf(s[n][c], scale_log2, -l));
+      s[n][2 + c] = exp2_ftz(fmaf(s[n][2 + c], scale_log2, -l));
     }
+  }
 }
 
 // dK/dV pass: dS^T = P^T (dP^T - delta) in place of dp_t; delta as lse2.
@@ -196,13 +198,15 @@ __device__ __forceinline__ void scores_gradient_t(float (&dp_t)[NC][4], const fl
                                                   int lane, int qc) {
   const int t = lane % 4;
 #pragma unroll
-  for (int n = 0; n < NC; ++n)
+  for (int n = 0; n < NC; ++n) {
+    const float2 d2 = *reinterpret_cast<const float2*>(delta + qc + 8 * n + 2 * t);
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
-      const float d = delta[qc + 8 * n + 2 * t + c];
+      const float d = c == 0 ? d2.x : d2.y;
       dp_t[n][c] = p[n][c] * (dp_t[n][c] - d);
       dp_t[n][2 + c] = p[n][2 + c] * (dp_t[n][2 + c] - d);
     }
+  }
 }
 
 // dK/dV pass, after the scores s = S^T of one chunk are masked: P^T in place; dv += P^T dO;

@@ -37,21 +37,29 @@ __host__ __device__ __forceinline__ int offset(int r, int col) {
   return r * kRowElements + ((((col >> 3) ^ (r & 7))) << 3) + (col & 7);
 }
 
-// Shared-memory matrix descriptor of a 128-byte-swizzled operand starting at p: stride 1024
-// bytes between groups of 8 rows; for N-major operands 8 KiB between 64-column blocks (one
+// Shared-memory matrix descriptor of a 128-byte-swizzled operand: the low word holds the
+// start address (>> 4) and the leading byte offset, the high word the stride between groups
+// of 8 rows (1024 bytes) and the swizzle mode, the same for every tile here. Steps along a
+// tile add to the low word alone (the address field never carries out of it), so the compiler
+// keeps one 32-bit register per descriptor instead of 64-bit sums.
+struct Descriptor {
+  static constexpr uint32_t kHigh = (kSwizzleBytes >> 4) | (1u << 30);  // 128-byte swizzle: bit 62
+  uint32_t low;
+
+  __device__ Descriptor operator+(uint32_t steps) const { return {low + steps}; }
+  __device__ uint64_t value() const { return (uint64_t{kHigh} << 32) | low; }
+};
+
+// The descriptor of the tile at p: for N-major operands 8 KiB between 64-column blocks (one
 // block here, so unused), for K-major ones the leading offset is unused.
-__device__ __forceinline__ uint64_t descriptor(const void* p, bool n_major) {
+__device__ __forceinline__ Descriptor descriptor(const void* p, bool n_major) {
   const uint32_t address = tc::smem_address(p);
-  uint64_t d = (address & 0x3FFFFu) >> 4;
-  d |= uint64_t{n_major ? (kTileElements * 2u) >> 4 : 1u} << 16;
-  d |= uint64_t{kSwizzleBytes >> 4} << 32;
-  d |= uint64_t{1} << 62;  // 128-byte swizzle
-  return d;
+  return {((address & 0x3FFFFu) >> 4) | ((n_major ? (kTileElements * 2u) >> 4 : 1u) << 16)};
 }
 
 // Descriptor steps: 16 columns of a K-major tile (32 bytes), 16 rows of an N-major one (2 KiB).
-constexpr uint64_t kStepK = 32 >> 4;
-constexpr uint64_t kStepRows = (16 * kRowElements * 2) >> 4;
+constexpr uint32_t kStepK = 32 >> 4;
+constexpr uint32_t kStepRows = (16 * kRowElements * 2) >> 4;
 
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -104,19 +112,19 @@ __device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_g
                " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, %37;\n}\n" \
                : SPT_WGMMA_D64 \
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(kTransB), "r"(accumulate))
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b.value()), "n"(kTransB), "r"(accumulate))
 #define SPT_WGMMA_SS_N64(TYPE) \
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
                "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE \
                " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n" \
                : SPT_WGMMA_D64 \
-               : "l"(a), "l"(b), "r"(accumulate), "n"(kTransA), "n"(kTransB))
+               : "l"(a.value()), "l"(b.value()), "r"(accumulate), "n"(kTransA), "n"(kTransB))
 
 // d += A B on a (64 x 64) tile: A this thread's fragment of its warp's 16 rows x 16, B (16 x 64)
 // through its descriptor; kTransB 1 reads B N-major (the tile's rows are K).
 template <typename Scalar, int kTransB>
-__device__ __forceinline__ void mma_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b, int accumulate = 1) {
+__device__ __forceinline__ void mma_n64(float (&d)[8][4], const uint32_t (&a)[4], Descriptor b, int accumulate = 1) {
   if constexpr (std::is_same_v<Scalar, __nv_bfloat16>)
     SPT_WGMMA_RS_N64("bf16");
   else
@@ -127,7 +135,7 @@ __device__ __forceinline__ void mma_n64(float (&d)[8][4], const uint32_t (&a)[4]
 // through their descriptors: K-major by default, kTransA 1 reads A M-major (the tile's rows
 // are K), kTransB 1 B N-major.
 template <typename Scalar, int kTransA = 0, int kTransB = 0>
-__device__ __forceinline__ void mma_ss(float (&d)[8][4], uint64_t a, uint64_t b, int accumulate = 1) {
+__device__ __forceinline__ void mma_ss(float (&d)[8][4], Descriptor a, Descriptor b, int accumulate = 1) {
   if constexpr (std::is_same_v<Scalar, __nv_bfloat16>)
     SPT_WGMMA_SS_N64("bf16");
   else
@@ -169,7 +177,7 @@ struct Steps {
   // s = Q K^T for the warpgroup's 64 query rows of q_s and the 64 keys of ks.
   __device__ static void scores(float (&s)[tc::kScoreTiles][4], const QueryFragments&, const Scalar* q_s,
                                 const Scalar* ks, int /*lane*/) {
-    const uint64_t a = descriptor(q_s, false), b = descriptor(ks, false);
+    const Descriptor a = descriptor(q_s, false), b = descriptor(ks, false);
     pin(s);
     fence();
 #pragma unroll
@@ -193,7 +201,7 @@ struct Steps {
     uint32_t a[N / 2][4];
 #pragma unroll
     for (int kk = 0; kk < N / 2; ++kk) tc::accumulator_to_a<Scalar>(a[kk], a_acc, kk);
-    const uint64_t b = descriptor(tile + row0 * kRowElements, true);
+    const Descriptor b = descriptor(tile + row0 * kRowElements, true);
     pin(acc);
     fence();
 #pragma unroll
@@ -220,7 +228,7 @@ struct Steps {
       tc::accumulator_to_a<Scalar>(pa[kk], s, kk);
       tc::accumulator_to_a<Scalar>(da[kk], dp, kk);
     }
-    const uint64_t g = descriptor(gs + qc * kRowElements, true), q = descriptor(qs + qc * kRowElements, true);
+    const Descriptor g = descriptor(gs + qc * kRowElements, true), q = descriptor(qs + qc * kRowElements, true);
     pin(dv);
     pin(dk);
     fence();
@@ -259,7 +267,7 @@ struct Steps {
       tc::stmatrix_x4(ds_s + offset(key, 16 * kk + query), da[kk]);
     }
     smem_ready();
-    const uint64_t g = descriptor(gs, true), q = descriptor(qs, true);
+    const Descriptor g = descriptor(gs, true), q = descriptor(qs, true);
     pin(dv);
     pin(dk);
     fence();
@@ -272,7 +280,7 @@ struct Steps {
     __syncthreads();  // every warp's keys of dS^T are in ds_s
     complete(dv, dk);
     // dQ = dS K: A = dS read M-major from dS^T (rows = keys = K), B = K read N-major.
-    const uint64_t ds = descriptor(ds_s, true), k = descriptor(k_s, true);
+    const Descriptor ds = descriptor(ds_s, true), k = descriptor(k_s, true);
     pin(dq);
     fence();
 #pragma unroll
@@ -283,8 +291,8 @@ struct Steps {
   // s = A1 B1^T and dp = A2 B2^T as one group, not waited for (see score_pair).
   __device__ static void issue_score_pair(float (&s)[tc::kScoreTiles][4], const Scalar* a1, const Scalar* b1,
                                           float (&dp)[tc::kScoreTiles][4], const Scalar* a2, const Scalar* b2) {
-    const uint64_t d1 = descriptor(a1, false), e1 = descriptor(b1, false);
-    const uint64_t d2 = descriptor(a2, false), e2 = descriptor(b2, false);
+    const Descriptor d1 = descriptor(a1, false), e1 = descriptor(b1, false);
+    const Descriptor d2 = descriptor(a2, false), e2 = descriptor(b2, false);
     pin(s);
     pin(dp);
     fence();
