@@ -204,9 +204,9 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(LayoutView lay
     Scalar* dk_row = args.dk + (batch_row0 + k0 + key) * args.k_stride + int64_t{h} * DK;
     Scalar* dv_row = args.dv + (batch_row0 + k0 + key) * args.v_stride + int64_t{h} * DV;
 #pragma unroll
-    for (int c = 0; c < CK; ++c) store(dk_row + tx + kGrid * c, args.scale * dk[j][c]);
+    for (int c = 0; c < CK; ++c) store_f32(dk_row + tx + kGrid * c, args.scale * dk[j][c]);
 #pragma unroll
-    for (int c = 0; c < CV; ++c) store(dv_row + tx + kGrid * c, dv[j][c]);
+    for (int c = 0; c < CV; ++c) store_f32(dv_row + tx + kGrid * c, dv[j][c]);
   }
 }
 
@@ -325,7 +325,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(LayoutView layou
     if (query >= rows) continue;
     Scalar* dq_row = args.dq + (batch_row0 + q0 + query) * args.q_stride + int64_t{h} * DK;
 #pragma unroll
-    for (int c = 0; c < C; ++c) store(dq_row + tx + kGrid * c, args.scale * dq[r][c]);
+    for (int c = 0; c < C; ++c) store_f32(dq_row + tx + kGrid * c, args.scale * dq[r][c]);
   }
 }
 

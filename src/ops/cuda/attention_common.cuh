@@ -16,6 +16,8 @@
 
 #include <cstdint>
 
+#include "ops/cuda/op_common.cuh"
+
 namespace spt::cuda::detail {
 
 constexpr int kThreads = 256;
@@ -77,9 +79,7 @@ struct LayoutView {
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ void store(float* p, float x) { *p = x; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float x) { *p = __float2bfloat16_rn(x); }
-__device__ __forceinline__ void store(__half* p, float x) { *p = __float2half_rn(x); }
+using ops::store_f32;
 
 // Copies rows [0, rows) of a (TILE, D) head slice with row stride `stride` into a padded
 // fp32 tile (TILE, D + 1); rows [rows, TILE) become zero so they add nothing.

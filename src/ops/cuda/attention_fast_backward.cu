@@ -365,9 +365,9 @@ __global__ void __launch_bounds__(tc::kThreads, kFusedDq ? fast::StepsFor<D, Sca
           add = part_base + (stats0 + x) * D + col;
           count = 1;
         } else if (head.a2 && head.kind == kFixed) {
-          const int xm = x % head.l;
+          const int block = head.by_l.div(x), xm = x - block * head.l;
           if (xm >= head.lo && xm < head.lo + head.c) {
-            add = part_base + (int64_t{bh} * args.summary_keys + (x / head.l) * head.c + xm - head.lo) * D + col;
+            add = part_base + (int64_t{bh} * args.summary_keys + block * head.c + xm - head.lo) * D + col;
             count = args.slices;
             step = bhs * args.summary_keys * D;
           }
@@ -437,7 +437,8 @@ __global__ void __launch_bounds__(kFinishThreads)
 #pragma unroll
     for (int j = 0; j < 8; ++j) y[j] *= args.scale;
     if (add_part) {
-      const float* part = args.dq_part + (int64_t{bh} * args.T + i) * D + col;
+      float part[8];
+      load_eight(args.dq_part + (int64_t{bh} * args.T + i) * D + col, part);
 #pragma unroll
       for (int j = 0; j < 8; ++j) y[j] += part[j];
     }

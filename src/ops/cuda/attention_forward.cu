@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_forward_kernel(LayoutVi
     const bool empty = row_sum[r] == 0.0f;
     const float inv = empty ? 0.0f : 1.0f / row_sum[r];
 #pragma unroll
-    for (int c = 0; c < C; ++c) store(out_row + tx + kGrid * c, acc[r][c] * inv);
+    for (int c = 0; c < C; ++c) store_f32(out_row + tx + kGrid * c, acc[r][c] * inv);
     if (tx == 0)
       args.lse[(int64_t{b} * H + h) * T + i] = empty ? -INFINITY : row_max[r] + logf(row_sum[r]);
   }

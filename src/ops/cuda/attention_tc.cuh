@@ -165,8 +165,8 @@ __device__ __forceinline__ void store_pair(Scalar* p, float x0, float x1, bool v
     const uint32_t bits = ops::pack_pair<Scalar>(x0, x1);
     memcpy(p, &bits, 4);
   } else {
-    store(p, x0);
-    store(p + 1, x1);
+    store_f32(p, x0);
+    store_f32(p + 1, x1);
   }
 }
 

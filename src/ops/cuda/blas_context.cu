@@ -13,6 +13,7 @@
 #include "core/cublas_check.h"
 #include "core/cuda_check.h"
 #include "ops/cuda/blas_matmul.h"
+#include "ops/cuda/op_common.cuh"
 #include "ops/linear.h"
 
 namespace spt::cuda {
@@ -62,15 +63,11 @@ uint32_t alignment_of(const void* pointer) {
   return static_cast<uint32_t>(std::min<uintptr_t>(256, address & (~address + 1)));
 }
 
-__device__ __forceinline__ void store(float* p, float x) { *p = x; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float x) { *p = __float2bfloat16_rn(x); }
-__device__ __forceinline__ void store(__half* p, float x) { *p = __float2half_rn(x); }
-
 // staged (n) = bias (n) converted to T.
 template <typename T>
 __global__ void stage_bias_kernel(const float* bias, int64_t n, T* staged) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) store(staged + i, bias[i]);
+  if (i < n) ops::store_f32(staged + i, bias[i]);
 }
 
 void stage_bias(const float* bias, int64_t n, DType type, void* staged, cudaStream_t stream) {
