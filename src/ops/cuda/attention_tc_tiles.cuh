@@ -59,7 +59,8 @@ __device__ __forceinline__ float lse_log2(float lse) { return lse == -INFINITY ?
 // The running maximum only moves when some row of the warp gains more than kMaxSlack (log2
 // domain) on it: below that the kept one is exact all the same (sums and outputs share it,
 // and the lse is max + log2 sum), the weights stay below 2^kMaxSlack, and the warp skips the
-// output rescale, which on long rows is most tiles.
+// output rescale, which on long rows is most tiles. Only up to head dim 64: at 128 the
+// mma.sync forward measured slower with it (docs/BENCHMARKS.md, sixth pass).
 constexpr float kMaxSlack = 8.0f;
 
 template <int NO>
@@ -79,7 +80,7 @@ __device__ __forceinline__ void online_softmax(float (&s)[kScoreTiles][4], float
     new_max[r] = fmaxf(row_max[r], tile_max * scale_log2);
     grows |= new_max[r] > row_max[r] + kMaxSlack;  // always when row_max is -inf and a key is allowed
   }
-  const bool rescale_rows = __any_sync(0xffffffffu, grows);
+  const bool rescale_rows = NO > 8 || __any_sync(0xffffffffu, grows);
   float tile_sum[2], old_max[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
