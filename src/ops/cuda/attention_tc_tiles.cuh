@@ -66,6 +66,7 @@ constexpr float kMaxSlack = 8.0f;
 template <int NO>
 __device__ __forceinline__ void online_softmax(float (&s)[kScoreTiles][4], float (&o)[NO][4], float (&row_max)[2],
                                                float (&row_sum)[2], float scale_log2) {
+  constexpr bool kLazyMax = NO <= 8;  // head dim up to 64
   // The maximum of the raw scores (scale_log2 > 0), scaled once: each entry then takes one
   // fused multiply-add before exp2.
   float new_max[2];
@@ -80,25 +81,25 @@ __device__ __forceinline__ void online_softmax(float (&s)[kScoreTiles][4], float
     new_max[r] = fmaxf(row_max[r], tile_max * scale_log2);
     grows |= new_max[r] > row_max[r] + kMaxSlack;  // always when row_max is -inf and a key is allowed
   }
-  const bool rescale_rows = NO > 8 || __any_sync(0xffffffffu, grows);
-  float tile_sum[2], old_max[2];
+  const bool rescale_rows = !kLazyMax || __any_sync(0xffffffffu, grows);
+  float tile_sum[2], old_max[2], shift[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     old_max[r] = row_max[r];
     if (rescale_rows) row_max[r] = new_max[r];
-    const float shift = row_max[r] == -INFINITY ? 0.0f : row_max[r];
+    shift[r] = row_max[r] == -INFINITY ? 0.0f : row_max[r];
     tile_sum[r] = 0.0f;
 #pragma unroll
     for (int n = 0; n < kScoreTiles; ++n) {
-      s[n][2 * r] = exp2_ftz(fmaf(s[n][2 * r], scale_log2, -shift));
-      s[n][2 * r + 1] = exp2_ftz(fmaf(s[n][2 * r + 1], scale_log2, -shift));
+      s[n][2 * r] = exp2_ftz(fmaf(s[n][2 * r], scale_log2, -shift[r]));
+      s[n][2 * r + 1] = exp2_ftz(fmaf(s[n][2 * r + 1], scale_log2, -shift[r]));
       tile_sum[r] += s[n][2 * r] + s[n][2 * r + 1];
     }
   }
   if (rescale_rows) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const float rescale = exp2_ftz(old_max[r] - (row_max[r] == -INFINITY ? 0.0f : row_max[r]));
+      const float rescale = exp2_ftz(old_max[r] - shift[r]);
       row_sum[r] = row_sum[r] * rescale + tile_sum[r];
 #pragma unroll
       for (int n = 0; n < NO; ++n) {
