@@ -5,10 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-kjv}"
-# The CUDA backend only where a GPU can run it; a CPU build needs no CUDA toolkit.
-cuda=OFF
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then cuda=AUTO; fi
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPT_BUILD_TESTS=OFF -DSPT_BUILD_BENCH=OFF -DSPT_CUDA=$cuda >/dev/null
+bash tools/configure.sh
 cmake --build build -j"$(nproc)" --target spt
 bash tools/fetch_data.sh "$which"
 case "$which" in

@@ -32,6 +32,7 @@ struct ModelConfig {
   // (t / prod(pos_sizes[k+1..])) % pos_sizes[k]; one table of pos_sizes[k] rows each.
   // Text/audio: {ceil(T / l), l}; images: {rows, cols, channels}.
   std::vector<int> pos_sizes = {32, 32};
+  int sample_rate = 0;        // audio models: mu-law samples per second (0: not audio)
 
   int head_dim() const { return width / heads; }                           // D
   int qk_dim() const { return half_qk ? head_dim() / 2 : head_dim(); }     // Dk

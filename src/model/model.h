@@ -119,6 +119,10 @@ class Model {
   std::vector<float> dff_;              // (N, F)
 };
 
+// The named tensors of a model of this config, in checkpoint order (docs/MODEL.md), with
+// their offsets into the weight buffer; validates the config and allocates no weights.
+ParamTable model_param_table(const ModelConfig& config);
+
 // The pattern of a model config, for the attention plans.
 Pattern model_pattern(const ModelConfig& config);
 

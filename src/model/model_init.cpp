@@ -11,33 +11,50 @@ namespace spt {
 
 Pattern model_pattern(const ModelConfig& c) { return Pattern(pattern_spec(c)); }
 
-Model::Model(const ModelConfig& config) : config_(config) {
-  validate(config_);
-  const int64_t C = config_.width, F = config_.ff_width(), QKV = config_.qkv_width(), V = kVocab;
-  tok_emb_ = table_.add("tok_emb.weight", {V, C}, false);
-  for (size_t k = 0; k < config_.pos_sizes.size(); ++k)
-    pos_emb_.push_back(table_.add("pos_emb." + std::to_string(k) + ".weight", {config_.pos_sizes[k], C}, false));
+ParamTable model_param_table(const ModelConfig& config) {
+  validate(config);
+  const int64_t C = config.width, F = config.ff_width(), QKV = config.qkv_width(), V = kVocab;
+  ParamTable table;
+  table.add("tok_emb.weight", {V, C}, false);
+  for (size_t k = 0; k < config.pos_sizes.size(); ++k)
+    table.add("pos_emb." + std::to_string(k) + ".weight", {config.pos_sizes[k], C}, false);
+  for (int r = 0; r < config.layers; ++r) {
+    const std::string p = "blocks." + std::to_string(r) + ".";
+    table.add(p + "ln1.weight", {C}, false);
+    table.add(p + "ln1.bias", {C}, false);
+    table.add(p + "attn.qkv.weight", {QKV, C}, true);
+    table.add(p + "attn.qkv.bias", {QKV}, false);
+    table.add(p + "attn.proj.weight", {C, C}, true);
+    table.add(p + "attn.proj.bias", {C}, false);
+    table.add(p + "ln2.weight", {C}, false);
+    table.add(p + "ln2.bias", {C}, false);
+    table.add(p + "mlp.fc1.weight", {F, C}, true);
+    table.add(p + "mlp.fc1.bias", {F}, false);
+    table.add(p + "mlp.fc2.weight", {C, F}, true);
+    table.add(p + "mlp.fc2.bias", {C}, false);
+  }
+  table.add("ln_f.weight", {C}, false);
+  table.add("ln_f.bias", {C}, false);
+  table.add("head.weight", {V, C}, true);
+  table.add("head.bias", {V}, false);
+  return table;
+}
+
+Model::Model(const ModelConfig& config) : config_(config), table_(model_param_table(config)) {
+  auto at = [&](const std::string& name) { return table_.find(name).offset; };
+  tok_emb_ = at("tok_emb.weight");
+  for (size_t k = 0; k < config_.pos_sizes.size(); ++k) pos_emb_.push_back(at("pos_emb." + std::to_string(k) + ".weight"));
   for (int r = 0; r < config_.layers; ++r) {
     const std::string p = "blocks." + std::to_string(r) + ".";
-    LayerParams l;
-    l.ln1_w = table_.add(p + "ln1.weight", {C}, false);
-    l.ln1_b = table_.add(p + "ln1.bias", {C}, false);
-    l.qkv_w = table_.add(p + "attn.qkv.weight", {QKV, C}, true);
-    l.qkv_b = table_.add(p + "attn.qkv.bias", {QKV}, false);
-    l.proj_w = table_.add(p + "attn.proj.weight", {C, C}, true);
-    l.proj_b = table_.add(p + "attn.proj.bias", {C}, false);
-    l.ln2_w = table_.add(p + "ln2.weight", {C}, false);
-    l.ln2_b = table_.add(p + "ln2.bias", {C}, false);
-    l.fc1_w = table_.add(p + "mlp.fc1.weight", {F, C}, true);
-    l.fc1_b = table_.add(p + "mlp.fc1.bias", {F}, false);
-    l.fc2_w = table_.add(p + "mlp.fc2.weight", {C, F}, true);
-    l.fc2_b = table_.add(p + "mlp.fc2.bias", {C}, false);
-    layers_.push_back(l);
+    layers_.push_back({at(p + "ln1.weight"), at(p + "ln1.bias"), at(p + "attn.qkv.weight"), at(p + "attn.qkv.bias"),
+                       at(p + "attn.proj.weight"), at(p + "attn.proj.bias"), at(p + "ln2.weight"), at(p + "ln2.bias"),
+                       at(p + "mlp.fc1.weight"), at(p + "mlp.fc1.bias"), at(p + "mlp.fc2.weight"),
+                       at(p + "mlp.fc2.bias")});
   }
-  lnf_w_ = table_.add("ln_f.weight", {C}, false);
-  lnf_b_ = table_.add("ln_f.bias", {C}, false);
-  head_w_ = table_.add("head.weight", {V, C}, true);
-  head_b_ = table_.add("head.bias", {V}, false);
+  lnf_w_ = at("ln_f.weight");
+  lnf_b_ = at("ln_f.bias");
+  head_w_ = at("head.weight");
+  head_b_ = at("head.bias");
   weights_.assign(table_.total(), 0.0f);
   grads_.assign(table_.total(), 0.0f);
   const Pattern pattern = model_pattern(config_);

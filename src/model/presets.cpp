@@ -41,6 +41,16 @@ TrainConfig paper_train(double lr) {
   return t;
 }
 
+Preset audio_preset(const std::string& name, int layers, int width, int heads, int ctx, int stride,
+                    const std::string& params) {
+  Preset p{name,
+           message("paper's raw audio: T ", ctx, " mu-law samples at 12 kHz, strided l ", stride, "; ", layers,
+                   " layers, width ", width, ", ", heads, " heads (", params, ")"),
+           "prepared", text_model(layers, width, heads, ctx, "strided", stride, 32), paper_train(3.5e-4)};
+  p.model.sample_rate = 12000;
+  return p;
+}
+
 std::vector<Preset> make_presets() {
   std::vector<Preset> all;
   {
@@ -63,11 +73,14 @@ std::vector<Preset> make_presets() {
     p.model.dropout = 0.01;
     all.push_back(p);
   }
-  {
-    Preset p{"audio", "paper's raw audio: T 65536 mu-law bytes, strided l 256; 48 layers, width 512, 16 heads (152M)",
-             "bytes", text_model(48, 512, 16, 65536, "strided", 256, 32), paper_train(3.5e-4)};
-    all.push_back(p);
-  }
+  // The paper's three raw-audio models (8-bit mu-law at 12 kHz): the parameter count falls
+  // as the context grows (152M at 65,536 samples, 25M at 262,144, 3M at 1,048,576). The
+  // paper does not give their shapes; these match its counts with 12 L C^2 weights per
+  // stack, head dim 64 (the tensor-core kernels' best case), stride l = sqrt(T) so that
+  // both factors of the strided pattern hold about sqrt(T) keys.
+  all.push_back(audio_preset("audio-65k", 48, 512, 8, 65536, 256, "152M"));
+  all.push_back(audio_preset("audio-262k", 32, 256, 4, 262144, 512, "25M"));
+  all.push_back(audio_preset("audio-1m", 14, 128, 2, 1048576, 1024, "3M"));
   {
     Preset p{"kjv-small", "CPU: 2 layers, width 128, 4 heads, T 256, fixed l 16 c 4 merged, on a byte file", "bytes",
              text_model(2, 128, 4, 256, "fixed", 16, 4), TrainConfig{}};

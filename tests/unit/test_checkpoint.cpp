@@ -359,7 +359,7 @@ TEST(ModelFile, RoundTripAndValidation) {
 
 // The Python test reads spt's files with struct + json and checks them against the
 // table of docs/MODEL.md; here it reads files this build writes, without `spt train`.
-std::string repo_root() { return fs::path(__FILE__).parent_path().parent_path().parent_path().string(); }
+std::string repo_root() { return SPT_SOURCE_DIR; }
 
 int run_python_check(const std::string& args) {
   const std::string script = repo_root() + "/tests/python/test_safetensors_names.py";
