@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/file_read.h"
+#include "io/image_samples.h"
 #include "model/sampler.h"
 #include "train/checkpoint.h"
 #include "train/progress.h"
