@@ -141,5 +141,46 @@ TEST_F(LongPhases, SampleChecksItsFlagsAndFormats) {
   EXPECT_EQ(run_spt(sample + "--length 30 --seed 4 --top-p 0.9", *dir_).out, slurp(*dir_ / "s.txt"));
 }
 
+// 4x4 grayscale images in IDX files, and a one-step model of them.
+TEST(SampleImages, RefusesTheTerminalAndWritesScaledGridsByExtension) {
+  TempDir dir("sample-images");
+  std::filesystem::create_directories(dir / "idx");
+  for (auto [name, count] : {std::pair{"train-images-idx3-ubyte", 64}, std::pair{"t10k-images-idx3-ubyte", 8}}) {
+    std::string bytes = {0, 0, 8, 3, 0, 0, 0, static_cast<char>(count), 0, 0, 0, 4, 0, 0, 0, 4};
+    for (int i = 0; i < count * 16; ++i) bytes += static_cast<char>(uniform_int(6, i, 256));
+    std::ofstream(dir / "idx/" + name, std::ios::binary) << bytes;
+  }
+  ASSERT_EQ(run_spt("train --data " + dir / "idx" + " --data-format idx --layers 1 --width 16 --heads 2 --ctx 16 "
+                    "--stride 4 --pos-sizes 4,4,1 --steps 1 --out " + dir / "run",
+                    dir).code,
+            0);
+  const std::string sample = std::string(SPT_BINARY) + " sample --checkpoint " + dir / "run/checkpoint";
+  // `script` gives the command a terminal as stdout.
+  const int tty = std::system(("script -eqc '" + sample + "' /dev/null >" + dir / "tty.txt" + " 2>&1").c_str());
+  EXPECT_EQ(WEXITSTATUS(tty), 1);
+  EXPECT_NE(slurp(dir / "tty.txt").find("--out samples.png"), std::string::npos) << slurp(dir / "tty.txt");
+  const SptRun jpg = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --out " + dir / "s.jpg", dir);
+  EXPECT_EQ(jpg.code, 1);
+  EXPECT_NE(jpg.err.find(".png, .raw, .bin"), std::string::npos) << jpg.err;
+  const SptRun piped = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 2", dir);
+  EXPECT_EQ(piped.out.size(), 32u);  // not a terminal: the raw bytes
+  ASSERT_EQ(run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 4 --out " + dir / "g.png", dir).code, 0);
+  ASSERT_EQ(run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 4 --prefix-rows 2 --scale 3 --out " +
+                        dir / "c.png",
+                    dir).code,
+            0);
+  const std::string grid = slurp(dir / "g.png"), completions = slurp(dir / "c.png");
+  auto png_size = [](const std::string& png) {  // width and height from the IHDR chunk
+    auto word = [&](size_t at) {
+      return (uint8_t(png[at]) << 24) | (uint8_t(png[at + 1]) << 16) | (uint8_t(png[at + 2]) << 8) | uint8_t(png[at + 3]);
+    };
+    return std::pair{word(16), word(20)};
+  };
+  ASSERT_GE(grid.size(), 24u);
+  EXPECT_EQ(png_size(grid), (std::pair{11 * 47, 11 * 47}));  // 2 x 2 cells of 4 + 3 borders, scaled to >= 512
+  ASSERT_GE(completions.size(), 24u);
+  EXPECT_EQ(png_size(completions), (std::pair{3 * (2 * 14 + 3), 3 * (2 * 4 + 3)}));  // cells: 2 + 4 + 2 + 4 + 2
+}
+
 }  // namespace
 }  // namespace spt
