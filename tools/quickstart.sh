@@ -26,5 +26,4 @@ case "$which" in
     build/spt sample --checkpoint "$run/checkpoint" --count 16 --out "$run/samples.png"
     ;;
 esac
-/usr/bin/python3 tools/plot_metrics.py "$run/metrics.jsonl" "$run/loss.png" || true
-echo "run directory: $run (metrics.jsonl, loss.png, samples, checkpoint/)"
+echo "run directory: $run (metrics.jsonl, loss.png written by spt train, samples, checkpoint/)"

@@ -1,4 +1,5 @@
-// `spt eval`: bits per byte (or per dim) of a checkpoint over a whole split.
+// `spt eval`: bits per byte (or per dim) of a checkpoint over a whole split, with a
+// progress line on a terminal; Ctrl-C stops it within a batch (exit 130, no result).
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include "data/dataset.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
+#include "train/stop_signal.h"
 
 namespace spt::cli {
 namespace {
@@ -32,7 +34,14 @@ void run(const EvalFlags& f) {
   Model model(info.model);
   load_checkpoint(f.checkpoint, model, nullptr);
   const std::unique_ptr<Engine> engine = make_engine({f.device, f.precision, false}, model, nullptr);
-  const EvalResult r = evaluate_split(*engine, info.model.ctx, data.split(f.split), f.batch, f.max_windows);
+  const StopSignals signals;
+  const EvalResult r = evaluate_with_progress("eval " + f.split, *engine, info.model.ctx, data.split(f.split),
+                                              f.batch, f.max_windows, [&] { return signals.requested(); });
+  if (r.interrupted) {
+    std::fprintf(stderr, "spt eval: interrupted after %lld of %lld windows; no result\n",
+                 static_cast<long long>(r.windows), static_cast<long long>(r.split_windows));
+    throw CLI::RuntimeError(kInterruptedExitCode);
+  }
   const char* unit = data.images() ? "dim" : "byte";
   if (f.json) {
     const nlohmann::json out = {{"bits_per_dim", r.bits_per_dim}, {"nats", r.nats}, {"tokens", r.tokens},

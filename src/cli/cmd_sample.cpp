@@ -1,16 +1,21 @@
 // `spt sample`: sequences from a checkpoint with a key/value cache, on the CPU or one GPU;
-// text to stdout or a file, images as a PNG grid (optionally completing the first rows of
-// test images).
+// text to stdout (streamed as it is drawn) or a file, images as a PNG grid (optionally
+// completing the first rows of test images), raw bytes for any model. A progress line shows
+// on a terminal; Ctrl-C stops within a position (exit 130).
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/sample_output.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/file_read.h"
-#include "io/file_util.h"
-#include "io/png.h"
+#include "io/image_samples.h"
 #include "model/sampler.h"
 #include "train/checkpoint.h"
+#include "train/progress.h"
+#include "train/stop_signal.h"
 
 namespace spt::cli {
 namespace {
@@ -20,80 +25,117 @@ struct SampleFlags {
   int count = 1;
   int64_t length = 0;
   float temperature = 1.0f;
+  int top_k = kVocab;
+  float top_p = 1.0f;
   uint64_t seed = 1;
   std::string prompt, prompt_file;
   int prefix_rows = 0;
+  int scale = 0;
   std::string data_path, data_format;
   std::string out;
   std::string device = "cpu";
 };
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+// The first `count` test images, whose first prefix_rows rows the samples keep.
+std::vector<Image> test_images(const SampleFlags& f, const CheckpointInfo& info) {
+  const ModelConfig& c = info.model;
+  SPT_CHECK(f.prefix_rows < c.pos_sizes[0], "--prefix-rows ", f.prefix_rows, " must be below the image height ",
+            c.pos_sizes[0]);
+  const std::string path = f.data_path.empty() ? info.state.data_path : f.data_path;
+  const std::string format = f.data_format.empty() ? info.state.data_format : f.data_format;
+  const Dataset data = load_dataset(format, path);
+  check_model_fits(data, c);
+  SPT_CHECK(data.test.records() >= f.count, "the test split has ", data.test.records(), " images, fewer than --count ",
+            f.count);
+  std::vector<Image> originals;
+  for (int s = 0; s < f.count; ++s) {
+    const uint8_t* image = data.test.tokens.data() + s * data.test.record_size;
+    originals.push_back({c.pos_sizes[1], c.pos_sizes[0], c.pos_sizes[2],
+                         std::vector<uint8_t>(image, image + data.test.record_size)});
+  }
+  return originals;
 }
 
-void write_text(const SampleFlags& f, const std::vector<std::vector<uint8_t>>& samples) {
-  std::string text;
-  for (size_t s = 0; s < samples.size(); ++s) {
-    if (samples.size() > 1) text += "----- sample " + std::to_string(s + 1) + " -----\n";
-    text.append(samples[s].begin(), samples[s].end());
-    text += "\n";
-  }
-  if (f.out.empty()) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    return;
-  }
-  write_file_atomically(f.out, [&](OutputFile& out) { out.write(text.data(), static_cast<int64_t>(text.size())); });
-  std::printf("wrote %zu samples to %s\n", samples.size(), f.out.c_str());
+void write_png_samples(const SampleFlags& f, const ModelConfig& c, const std::vector<std::vector<uint8_t>>& samples,
+                       const std::vector<Image>& originals) {
+  for (const auto& s : samples)
+    SPT_CHECK(static_cast<int64_t>(s.size()) == c.ctx, "an image sample needs the whole context (--length ", c.ctx, ")");
+  SPT_CHECK(c.pos_sizes[2] == 1 || c.pos_sizes[2] == 3, "PNG output needs 1 or 3 channels, the model has ",
+            c.pos_sizes[2]);
+  ImageSamples images;
+  for (const auto& s : samples) images.samples.push_back({c.pos_sizes[1], c.pos_sizes[0], c.pos_sizes[2], s});
+  images.originals = originals;
+  images.prefix_rows = f.prefix_rows;
+  write_png(f.out, sample_grid(images, f.scale));
+  std::printf("wrote %d images to %s\n", f.count, f.out.c_str());
 }
 
 void run(const SampleFlags& f) {
+  SPT_CHECK(f.count >= 1, "--count ", f.count, " must be at least 1");
+  SPT_CHECK(f.length >= 0, "--length ", f.length, " must not be negative (0: the model context)");
+  SPT_CHECK(f.scale >= 0, "--scale ", f.scale, " must be at least 1 (0: automatic)");
+  validate(DrawOptions{f.temperature, f.top_k, f.top_p});
   const CheckpointInfo info = read_checkpoint_info(f.checkpoint);
-  Model model(info.model);
-  load_checkpoint(f.checkpoint, model, nullptr);
   const ModelConfig& c = info.model;
   const bool images = c.pos_sizes.size() == 3;
+  const SampleFormat format =
+      sample_format_for(f.out, images ? SampleModality::image : SampleModality::text, isatty(STDOUT_FILENO) != 0);
+  SPT_CHECK(f.scale == 0 || format == SampleFormat::png, "--scale applies to PNG grids (--out x.png)");
+  SPT_CHECK(f.prompt.empty() || f.prompt_file.empty(), "give --prompt or --prompt-file, not both");
+  SPT_CHECK(f.prefix_rows == 0 || images, "--prefix-rows completes images; this model is not an image model (pos_sizes has ",
+            c.pos_sizes.size(), " tables)");
   SampleOptions options;
   options.count = f.count;
   options.length = f.length;
   options.temperature = f.temperature;
+  options.top_k = f.top_k;
+  options.top_p = f.top_p;
   options.seed = f.seed;
   options.device = f.device;
-  SPT_CHECK(f.prompt.empty() || f.prompt_file.empty(), "give --prompt or --prompt-file, not both");
   if (!f.prompt.empty()) options.prefixes.push_back({f.prompt.begin(), f.prompt.end()});
   if (!f.prompt_file.empty()) options.prefixes.push_back(read_file_bytes(f.prompt_file));
+  std::vector<Image> originals;
   if (f.prefix_rows > 0) {
-    SPT_CHECK(images, "--prefix-rows completes images; this model is not an image model (pos_sizes has ",
-              c.pos_sizes.size(), " tables)");
-    SPT_CHECK(f.prefix_rows < c.pos_sizes[0], "--prefix-rows ", f.prefix_rows, " must be below the image height ",
-              c.pos_sizes[0]);
-    const std::string path = f.data_path.empty() ? info.state.data_path : f.data_path;
-    const std::string format = f.data_format.empty() ? info.state.data_format : f.data_format;
-    const Dataset data = load_dataset(format, path);
-    check_model_fits(data, c);
-    SPT_CHECK(data.test.records() >= f.count, "the test split has ", data.test.records(), " images, fewer than --count ",
-              f.count);
+    originals = test_images(f, info);
     const int64_t row_tokens = int64_t{c.pos_sizes[1]} * c.pos_sizes[2];
-    for (int s = 0; s < f.count; ++s) {
-      const uint8_t* image = data.test.tokens.data() + s * data.test.record_size;
-      options.prefixes.emplace_back(image, image + f.prefix_rows * row_tokens);
+    for (const Image& image : originals)
+      options.prefixes.emplace_back(image.pixels.begin(), image.pixels.begin() + f.prefix_rows * row_tokens);
+  }
+  Model model(info.model);
+  load_checkpoint(f.checkpoint, model, nullptr);
+  // One text sequence to stdout is printed as it is drawn; anything else is written at the end.
+  const bool stream = format == SampleFormat::text && f.out.empty() && f.count == 1;
+  const int64_t length = f.length > 0 ? f.length : c.ctx;
+  const StopSignals signals;
+  PhaseProgress progress("sampling", length, "tokens");
+  options.on_position = [&](int64_t t, const std::vector<uint8_t>& tokens) {
+    if (stream) {
+      std::fputc(tokens[0], stdout);
+      std::fflush(stdout);
+    } else {
+      progress.update(t + 1);
     }
-  }
+    return !signals.requested();
+  };
   const auto samples = sample(model, options);
-  if (images && ends_with(f.out, ".png")) {
-    const int64_t T = c.ctx;
-    for (const auto& s : samples)
-      SPT_CHECK(static_cast<int64_t>(s.size()) == T, "an image sample needs the whole context (--length ", T, ")");
-    SPT_CHECK(c.pos_sizes[2] == 1 || c.pos_sizes[2] == 3, "PNG output needs 1 or 3 channels, the model has ",
-              c.pos_sizes[2]);
-    std::vector<Image> images;
-    for (const auto& s : samples) images.push_back({c.pos_sizes[1], c.pos_sizes[0], c.pos_sizes[2], s});
-    write_png(f.out, image_grid(images));
-    std::printf("wrote %d images to %s\n", f.count, f.out.c_str());
-    return;
+  progress.finish();
+  if (signals.requested()) {
+    if (stream) std::fputc('\n', stdout);
+    std::fflush(stdout);
+    std::fprintf(stderr, "spt sample: interrupted at position %zu of %lld; %s\n", samples[0].size(),
+                 static_cast<long long>(length), stream ? "the text so far is above" : "nothing written");
+    throw CLI::RuntimeError(kInterruptedExitCode);
   }
-  SPT_CHECK(!ends_with(f.out, ".png"), "PNG output needs an image model; use a .txt --out for text");
-  write_text(f, samples);
+  if (stream) {
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  } else if (format == SampleFormat::png) {
+    write_png_samples(f, c, samples, originals);
+  } else if (format == SampleFormat::raw) {
+    write_raw_samples(f.out, samples);
+  } else {
+    write_text_samples(f.out, samples);
+  }
 }
 
 }  // namespace
@@ -102,16 +144,28 @@ void add_sample_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("sample", "Sample sequences from a checkpoint (text, or a PNG grid of images)");
   auto f = std::make_shared<SampleFlags>();
   cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint)")->required();
-  cmd->add_option("--count", f->count, "sequences to sample");
-  cmd->add_option("--length", f->length, "tokens per sequence, prompt included (default: the context)");
+  cmd->add_option("--count", f->count, "sequences to sample (at least 1)");
+  cmd->add_option("--length", f->length, "tokens per sequence, prompt included (0, the default: the context)");
   cmd->add_option("--temperature", f->temperature, "softmax temperature (0: most likely token)");
-  cmd->add_option("--seed", f->seed, "random seed");
+  cmd->add_option("--top-k", f->top_k, "draw only among the K most likely tokens, 1..256 (256: all)");
+  cmd->add_option("--top-p", f->top_p,
+                  "draw only among the most likely tokens whose probabilities sum to P, 0 < P <= 1 (1: all); "
+                  "applied in this order: temperature, top-k, top-p, then the draw");
+  cmd->add_option("--seed", f->seed, "random seed (the same seed and flags give the same samples)");
   cmd->add_option("--prompt", f->prompt, "text the samples start with");
   cmd->add_option("--prompt-file", f->prompt_file, "file whose bytes the samples start with");
-  cmd->add_option("--prefix-rows", f->prefix_rows, "images: keep the first N rows of test images and complete them");
+  cmd->add_option("--prefix-rows", f->prefix_rows,
+                  "images: keep the first N rows of test images and complete them; the PNG shows each test image "
+                  "left of its completion, with red ticks in the margins at the last given row");
   cmd->add_option("--data", f->data_path, "data set for --prefix-rows (default: the checkpoint's)");
   cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 (default: the checkpoint's)");
-  cmd->add_option("--out", f->out, "output file: .png for images, otherwise text (default: stdout)");
+  cmd->add_option("--scale", f->scale,
+                  "PNG grids: enlarge every pixel N times (nearest neighbour; default: the smallest N that makes "
+                  "the grid at least 512 pixels on its longer side)");
+  cmd->add_option("--out", f->out,
+                  "output file, format by extension: .png (image models: a grid), .raw or .bin (the bytes, nothing "
+                  "else), .txt or .text (text models); default: stdout (text streams as it is drawn; image bytes only "
+                  "when stdout is not a terminal)");
   cmd->add_option("--device", f->device, "cpu | cuda (the GPU decodes in fp32 with its key/value cache on the device)");
   cmd->callback([f] { run(*f); });
 }

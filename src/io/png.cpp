@@ -101,4 +101,25 @@ Image image_grid(const std::vector<Image>& images, const GridOptions& options) {
   return grid;
 }
 
+Image upscale_nearest(const Image& image, int factor) {
+  SPT_CHECK(factor >= 1, "upscale factor ", factor, " must be at least 1");
+  Image out{image.width * factor, image.height * factor, image.channels, {}};
+  out.pixels.resize(static_cast<size_t>(out.width) * out.height * out.channels);
+  const size_t pixel = static_cast<size_t>(image.channels);
+  for (int y = 0; y < out.height; ++y)
+    for (int x = 0; x < out.width; ++x)
+      std::memcpy(&out.pixels[(static_cast<size_t>(y) * out.width + x) * pixel],
+                  &image.pixels[(static_cast<size_t>(y / factor) * image.width + x / factor) * pixel], pixel);
+  return out;
+}
+
+Image to_rgb(const Image& image) {
+  if (image.channels == 3) return image;
+  SPT_CHECK(image.channels == 1, "to_rgb: ", image.channels, " channels per pixel, expected 1 or 3");
+  Image out{image.width, image.height, 3, std::vector<uint8_t>(image.pixels.size() * 3)};
+  for (size_t i = 0; i < image.pixels.size(); ++i)
+    out.pixels[3 * i] = out.pixels[3 * i + 1] = out.pixels[3 * i + 2] = image.pixels[i];
+  return out;
+}
+
 }  // namespace spt

@@ -37,4 +37,10 @@ struct GridOptions {
 // the last image are filled with the border value.
 Image image_grid(const std::vector<Image>& images, const GridOptions& options = {});
 
+// Each pixel repeated `factor` times across and down (nearest neighbour), factor >= 1.
+Image upscale_nearest(const Image& image, int factor);
+
+// The same picture with 3 channels (a grayscale level copied to red, green and blue).
+Image to_rgb(const Image& image);
+
 }  // namespace spt

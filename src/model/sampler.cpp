@@ -4,6 +4,8 @@
 // keys its mask allows, in fp32 (SPEC: q.k in fp32 for sampling).
 #include "model/sampler.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -20,22 +22,70 @@
 namespace spt {
 namespace {
 
-int pick_token(const float* logits, float temperature, uint64_t key, uint64_t index) {
-  if (temperature <= 0.0f) return static_cast<int>(std::max_element(logits, logits + kVocab) - logits);
-  double probs[kVocab];
-  double top = -std::numeric_limits<double>::infinity();
-  for (int v = 0; v < kVocab; ++v) top = std::max(top, static_cast<double>(logits[v]) / temperature);
-  double total = 0.0;
-  for (int v = 0; v < kVocab; ++v) total += probs[v] = std::exp(logits[v] / static_cast<double>(temperature) - top);
-  double u = static_cast<double>(uniform01(key, index)) * total;
-  for (int v = 0; v < kVocab; ++v) {
-    if (u < probs[v]) return v;
-    u -= probs[v];
+// Tokens in draw order: most likely first, ties broken toward the lower token.
+void rank_tokens(const double* probs, int* order) {
+  for (int v = 0; v < kVocab; ++v) order[v] = v;
+  std::stable_sort(order, order + kVocab, [&](int a, int b) { return probs[a] > probs[b]; });
+}
+
+// Zeroes every probability outside the top k and then outside the top-p nucleus.
+void restrict_tokens(double* probs, const DrawOptions& draw) {
+  int order[kVocab];
+  rank_tokens(probs, order);
+  double kept_total = 0.0;
+  for (int r = 0; r < draw.top_k; ++r) kept_total += probs[order[r]];
+  for (int r = draw.top_k; r < kVocab; ++r) probs[order[r]] = 0.0;
+  if (draw.top_p >= 1.0f) return;
+  double cumulative = 0.0;
+  int r = 0;
+  for (; r < draw.top_k; ++r) {
+    cumulative += probs[order[r]];
+    if (cumulative >= draw.top_p * kept_total) break;
   }
-  return kVocab - 1;
+  for (++r; r < kVocab; ++r) probs[order[r]] = 0.0;
 }
 
 }  // namespace
+
+void validate(const DrawOptions& draw) {
+  SPT_CHECK(draw.temperature >= 0.0f && std::isfinite(draw.temperature), "temperature ", draw.temperature,
+            " must be a non-negative number (--temperature)");
+  SPT_CHECK(draw.top_k >= 1 && draw.top_k <= kVocab, "top-k ", draw.top_k, " must be between 1 and ", kVocab,
+            " (--top-k; ", kVocab, ": no restriction)");
+  SPT_CHECK(draw.top_p > 0.0f && draw.top_p <= 1.0f, "top-p ", draw.top_p,
+            " must be above 0 and at most 1 (--top-p; 1: no restriction)");
+}
+
+int draw_token(const float* logits, const DrawOptions& draw, uint64_t key, uint64_t index) {
+  if (draw.temperature <= 0.0f) return static_cast<int>(std::max_element(logits, logits + kVocab) - logits);
+  double probs[kVocab];
+  double top = -std::numeric_limits<double>::infinity();
+  for (int v = 0; v < kVocab; ++v) top = std::max(top, static_cast<double>(logits[v]) / draw.temperature);
+  double total = 0.0;
+  for (int v = 0; v < kVocab; ++v) total += probs[v] = std::exp(logits[v] / static_cast<double>(draw.temperature) - top);
+  const bool restricted = draw.top_k < kVocab || draw.top_p < 1.0f;
+  if (restricted) {
+    restrict_tokens(probs, draw);
+    total = 0.0;
+    for (double p : probs) total += p;
+  }
+  double u = static_cast<double>(uniform01(key, index)) * total;
+  int last_kept = 0;
+  for (int v = 0; v < kVocab; ++v) {
+    if (probs[v] <= 0.0) continue;
+    if (u < probs[v]) return v;
+    u -= probs[v];
+    last_kept = v;
+  }
+  return restricted ? last_kept : kVocab - 1;  // rounding left u past the end: the last candidate
+}
+
+double sample_memory_bytes(const ModelConfig& c, int count, int64_t length, const std::string& device) {
+  const double per_sequence_cache =
+      device == "cpu" ? 4.0 * c.layers * static_cast<double>(c.ctx) * (c.heads * c.qk_dim() + c.width) : 0.0;
+  const double per_sequence_rows = 4.0 * (4.0 * c.width + c.qkv_width() + c.ff_width() + kVocab);
+  return static_cast<double>(count) * (per_sequence_cache + per_sequence_rows + static_cast<double>(length));
+}
 
 #ifdef SPT_HAVE_CUDA
 namespace cuda {
@@ -161,24 +211,42 @@ const std::vector<float>& KvDecoder::step(const uint8_t* previous) {
   return logits_;
 }
 
+namespace {
+
+// Every check before anything is allocated: the counts, the draw, the prefixes and the memory.
+void check_sample_options(const ModelConfig& c, const SampleOptions& options, int64_t length) {
+  SPT_CHECK(options.count >= 1, "sample count ", options.count, " must be at least 1 (--count)");
+  SPT_CHECK(options.length >= 0, "sample length ", options.length,
+            " must not be negative (--length; 0: the model context ", c.ctx, ")");
+  SPT_CHECK(length <= c.ctx, "sample length ", length, " exceeds the model context ", c.ctx,
+            ": use --length <= ", c.ctx);
+  validate(DrawOptions{options.temperature, options.top_k, options.top_p});
+  SPT_CHECK(options.prefixes.empty() || options.prefixes.size() == 1 ||
+                static_cast<int>(options.prefixes.size()) == options.count,
+            "got ", options.prefixes.size(), " prefixes for ", options.count,
+            " sequences: give one, or one per sequence");
+  for (const auto& p : options.prefixes)
+    SPT_CHECK(static_cast<int64_t>(p.size()) <= length, "prefix of ", p.size(), " tokens is longer than the ",
+              length, " tokens to sample: raise --length");
+  const double needed = sample_memory_bytes(c, options.count, length, options.device);
+  const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  SPT_CHECK(physical <= 0 || needed <= physical, "sampling ", options.count, " sequences of ", length,
+            " tokens needs ", static_cast<int64_t>(needed / (1 << 20)), " MiB, more than this machine's ",
+            static_cast<int64_t>(physical / (1 << 20)), " MiB: lower --count or --length");
+}
+
+}  // namespace
+
 std::vector<std::vector<uint8_t>> sample(Model& model, const SampleOptions& options) {
   const ModelConfig& c = model.config();
   const int count = options.count;
   const int64_t length = options.length > 0 ? options.length : c.ctx;
-  SPT_CHECK(length <= c.ctx, "sample length ", length, " exceeds the model context ", c.ctx,
-            ": use --length <= ", c.ctx);
-  SPT_CHECK(options.temperature >= 0.0f, "temperature ", options.temperature, " must be non-negative (--temperature)");
-  SPT_CHECK(options.prefixes.empty() || options.prefixes.size() == 1 ||
-                static_cast<int>(options.prefixes.size()) == count,
-            "got ", options.prefixes.size(), " prefixes for ", count, " sequences: give one, or one per sequence");
+  check_sample_options(c, options, length);
   auto prefix_of = [&](int s) -> const std::vector<uint8_t>* {
     if (options.prefixes.empty()) return nullptr;
     return &options.prefixes[options.prefixes.size() == 1 ? 0 : s];
   };
-  for (int s = 0; s < count; ++s)
-    if (const auto* p = prefix_of(s))
-      SPT_CHECK(static_cast<int64_t>(p->size()) <= length, "prefix of ", p->size(), " tokens is longer than the ",
-                length, " tokens to sample: raise --length");
+  const DrawOptions draw{options.temperature, options.top_k, options.top_p};
   const std::unique_ptr<Decoder> decoder = make_decoder(options.device, model, count);
   std::vector<std::vector<uint8_t>> out(count, std::vector<uint8_t>(length));
   std::vector<uint8_t> previous(count, 0);  // (count)
@@ -190,10 +258,14 @@ std::vector<std::vector<uint8_t>> sample(Model& model, const SampleOptions& opti
         out[s][t] = (*prefix)[t];
       } else {
         const uint64_t key = rng_key(options.seed, 0x73616D70ULL, static_cast<uint64_t>(s));
-        out[s][t] = static_cast<uint8_t>(pick_token(logits.data() + static_cast<int64_t>(s) * kVocab,
-                                                     options.temperature, key, static_cast<uint64_t>(t)));
+        out[s][t] = static_cast<uint8_t>(
+            draw_token(logits.data() + static_cast<int64_t>(s) * kVocab, draw, key, static_cast<uint64_t>(t)));
       }
       previous[s] = out[s][t];
+    }
+    if (options.on_position && !options.on_position(t, previous)) {
+      for (auto& sequence : out) sequence.resize(t + 1);
+      break;
     }
   }
   return out;

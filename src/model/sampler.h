@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,14 +49,41 @@ class KvDecoder final : public Decoder {
   std::vector<int32_t> keys_;
 };
 
+// How a token is drawn from a row of logits, in this order: divide by the temperature,
+// keep the top_k most likely tokens, keep the smallest set of those whose probability
+// (renormalized over the top k) reaches top_p, then draw from what is kept. Ties rank the
+// lower token first, so top_k = 1 and a tiny top_p give the most likely token, as
+// temperature 0 does.
+struct DrawOptions {
+  float temperature = 1.0f;  // >= 0; 0: always the most likely token
+  int top_k = kVocab;        // 1..256 (256: no restriction)
+  float top_p = 1.0f;        // (0, 1] (1: no restriction)
+};
+
+// Throws spt::Error naming the flag when a value is out of its range.
+void validate(const DrawOptions& draw);
+
+// The token drawn from `logits` (V) with uniform number `index` of stream `key`.
+int draw_token(const float* logits, const DrawOptions& draw, uint64_t key, uint64_t index);
+
 struct SampleOptions {
   int count = 1;                        // sequences sampled together
   int64_t length = 0;                   // tokens per sequence (0: the model context)
   float temperature = 1.0f;             // 0: always the most likely token
+  int top_k = kVocab;                   // see DrawOptions
+  float top_p = 1.0f;
   uint64_t seed = 1;
   std::vector<std::vector<uint8_t>> prefixes;  // optional, per sequence (or one for all): kept as given
   std::string device = "cpu";           // cpu | cuda: where the decoder runs; the draws stay on the host
+  // Called once position t of every sequence is known (tokens: (count) at t); returning
+  // false stops sampling there: every sequence then holds t + 1 tokens.
+  std::function<bool(int64_t t, const std::vector<uint8_t>& tokens)> on_position;
 };
+
+// Host bytes sample() needs for `count` sequences of `length` tokens on `device` (the CPU
+// decoder's key/value cache, the logits and the output); sample() refuses, naming these
+// numbers, what exceeds the machine's physical memory.
+double sample_memory_bytes(const ModelConfig& config, int count, int64_t length, const std::string& device);
 
 // A decoder of `count` sequences on `device` (cpu | cuda). Asking for CUDA in a build or on
 // a machine without it is an error, never a silent CPU run.

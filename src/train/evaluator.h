@@ -1,7 +1,10 @@
-// Bits per byte (or per dim) of a model over a whole split, each token scored once.
+// Bits per byte (or per dim) of a model over a split (or its first windows), each token
+// scored once; interruptible between batches.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "data/dataset.h"
 #include "model/model.h"
@@ -14,13 +17,32 @@ struct EvalResult {
   double nats = 0;          // same in nats
   int64_t tokens = 0;       // tokens scored
   int64_t windows = 0;      // context windows evaluated
+  int64_t split_windows = 0;  // windows in the whole split (more than `windows` when bounded)
   double seconds = 0;
+  bool interrupted = false;   // stopped early by EvalHooks::should_stop: the numbers cover a part only
+};
+
+// Optional callbacks between batches: a long evaluation shows progress and stops on request.
+struct EvalHooks {
+  std::function<bool()> should_stop;                                // true: stop before the next batch
+  std::function<void(int64_t windows_done, int64_t windows_total)> on_batch;  // after every batch
 };
 
 // max_windows = 0 evaluates the whole split; otherwise the first max_windows windows.
 // T is the model's context.
-EvalResult evaluate_split(Engine& engine, int64_t T, const TokenSplit& split, int batch, int64_t max_windows);
+EvalResult evaluate_split(Engine& engine, int64_t T, const TokenSplit& split, int batch, int64_t max_windows,
+                          const EvalHooks& hooks = {});
 // The same on the CPU.
-EvalResult evaluate_split(Model& model, const TokenSplit& split, int batch, int64_t max_windows);
+EvalResult evaluate_split(Model& model, const TokenSplit& split, int batch, int64_t max_windows,
+                          const EvalHooks& hooks = {});
+
+// evaluate_split with a progress line labelled `label` on a terminal (stderr), stopping
+// before the next batch once should_stop() is true.
+EvalResult evaluate_with_progress(const std::string& label, Engine& engine, int64_t T, const TokenSplit& split,
+                                  int batch, int64_t max_windows, const std::function<bool()>& should_stop);
+
+// "over N tokens (K of M windows; <flag> 0 for all) (4s)": what a bounded pass covered and how to get
+// the whole split.
+std::string describe_coverage(const EvalResult& r, const std::string& bound_flag);
 
 }  // namespace spt

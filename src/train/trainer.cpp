@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,44 +19,19 @@
 #include "train/checkpoint.h"
 #include "train/engine.h"
 #include "train/evaluator.h"
+#include "train/loss_plot.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
 #include "train/schedule.h"
+#include "train/stop_signal.h"
 
 namespace spt {
 namespace {
-
-volatile std::sig_atomic_t g_stop_signal = 0;
 
 // Dynamic loss scaling in fp16 (SPEC section 2, as OpenAI's released example): start at
 // 2^16, halve and skip the step on inf/NaN, double after 1000 clean steps.
 constexpr double kInitialLossScale = 65536.0;
 constexpr int64_t kLossScaleGrowthSteps = 1000;
-
-void on_stop_signal(int signal) { g_stop_signal = signal; }
-
-// Ctrl-C (SIGINT) or SIGTERM asks the loop to save and stop at the end of the current
-// step; a second one kills the process (SA_RESETHAND restores the default action).
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop_signal = 0;
-    struct sigaction action {};
-    action.sa_handler = on_stop_signal;
-    action.sa_flags = SA_RESETHAND;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &old_int_);
-    sigaction(SIGTERM, &action, &old_term_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  bool requested() const { return g_stop_signal != 0; }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 class MetricsLog {
  public:
@@ -150,7 +124,8 @@ int run_training(TrainRun run) {
               engine->describe().c_str());
   std::fflush(stdout);
 
-  MetricsLog metrics((fs::path(run.out_dir) / "metrics.jsonl").string());
+  const std::string metrics_path = (fs::path(run.out_dir) / "metrics.jsonl").string();
+  MetricsLog metrics(metrics_path);
   StopSignals signals;
   Progress progress(run.train.steps, state.step, run.log_every);
   const int64_t T = run.model.ctx;
@@ -161,19 +136,31 @@ int run_training(TrainRun run) {
   int64_t last_saved = run.resume ? state.step : -1;
   const int64_t first_step = state.step;
 
+  // Returns false when a stop signal abandoned the pass (nothing is logged for it).
   auto validate_now = [&] {
-    const EvalResult r = evaluate_split(*engine, T, data.valid, run.eval_batch, run.train.eval_batches);
+    progress.clear();
+    const EvalResult r = evaluate_with_progress("validation", *engine, T, data.valid, run.eval_batch,
+                                                run.train.eval_batches, [&] { return signals.requested(); });
+    if (r.interrupted) return false;
     state.last_valid_bits = r.bits_per_dim;
     metrics.write({{"step", state.step}, {"valid_bits", r.bits_per_dim}, {"valid_tokens", r.tokens},
                    {"valid_seconds", r.seconds}});
     progress.note(message("step ", state.step, ": validation ", r.bits_per_dim, " bits per ",
-                          data.images() ? "dim" : "byte", " over ", r.tokens, " tokens (", format_duration(r.seconds),
-                          ")"));
+                          data.images() ? "dim" : "byte", " ", describe_coverage(r, "--eval-batches")));
+    const std::string failed = update_loss_plot(metrics_path, (fs::path(run.out_dir) / "loss.png").string());
+    if (!failed.empty()) progress.note("could not update loss.png: " + failed);
+    return true;
   };
   auto save_now = [&] {
     engine->sync_to_host();
     save_checkpoint(checkpoint_dir, model, &optimizer, run.train, state);
     last_saved = state.step;
+  };
+  auto stop_on_signal = [&] {
+    save_now();
+    progress.note(message("interrupted: saved the checkpoint of step ", state.step, " in ", checkpoint_dir,
+                          "; continue with: spt train --out ", run.out_dir, " --resume"));
+    return kInterruptedExitCode;
   };
 
   while (state.step < run.train.steps) {
@@ -183,12 +170,7 @@ int run_training(TrainRun run) {
                             run.out_dir, " --resume"));
       return 0;
     }
-    if (signals.requested()) {
-      save_now();
-      progress.note(message("interrupted: saved the checkpoint of step ", state.step, " in ", checkpoint_dir,
-                            "; continue with: spt train --out ", run.out_dir, " --resume"));
-      return 130;
-    }
+    if (signals.requested()) return stop_on_signal();
     const auto step_start = std::chrono::steady_clock::now();
     engine->zero_grads();
     double loss = 0.0;
@@ -236,7 +218,8 @@ int run_training(TrainRun run) {
                             model.recompute ? "on" : "off", "), peak resident ", peak_resident_mib(), " MiB",
                             engine->memory_report().empty() ? "" : "; GPU: " + engine->memory_report()));
     const bool last = state.step == run.train.steps;
-    if (last || (run.train.eval_every > 0 && state.step % run.train.eval_every == 0)) validate_now();
+    if ((last || (run.train.eval_every > 0 && state.step % run.train.eval_every == 0)) && !validate_now())
+      return stop_on_signal();
     if (last || (run.train.save_every > 0 && state.step % run.train.save_every == 0)) save_now();
   }
   if (last_saved != state.step) save_now();
