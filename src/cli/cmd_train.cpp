@@ -11,7 +11,7 @@ void add_train_command(CLI::App& app) {
   auto flags = std::make_shared<ModelFlags>();
   auto run = std::make_shared<TrainRun>();
   add_model_flags(cmd, *flags, true);
-  cmd->add_option("--out", run->out_dir, "run directory: config.json, metrics.jsonl, checkpoint/")->required();
+  cmd->add_option("--out", run->out_dir, "run directory: config.json, metrics.jsonl, loss.png, checkpoint/")->required();
   cmd->add_flag("--resume", run->resume, "continue the run in --out from its checkpoint (configs come from it)");
   cmd->add_option("--eval-batch", run->eval_batch, "windows per validation forward pass");
   cmd->add_option("--log-every", run->log_every, "steps between progress lines when not on a terminal");

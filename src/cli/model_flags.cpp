@@ -59,7 +59,7 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f, bool train) {
   cmd->add_option("--clip", f.train.clip, "global gradient-norm clip (0: off)");
   cmd->add_option("--seed", f.train.seed, "seed of initialization, data order and dropout");
   cmd->add_option("--eval-every", f.train.eval_every, "steps between validation passes (0: at the end)");
-  cmd->add_option("--eval-batches", f.train.eval_batches, "validation windows per pass (0: the whole split)");
+  cmd->add_option("--eval-batches", f.train.eval_batches, "validation windows per pass (default 64; 0: the whole split)");
   cmd->add_option("--save-every", f.train.save_every, "steps between checkpoints (0: at the end)");
   cmd->add_option("--recompute", f.train.recompute, "recompute each layer from its input in backward; CUDA keeps the attention output (true|false)");
 }

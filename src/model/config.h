@@ -51,7 +51,8 @@ struct TrainConfig {
   double clip = 1.0;          // global gradient-norm clip (0 disables)
   uint64_t seed = 1;
   int64_t eval_every = 200;   // steps between validation passes (0: only at the end)
-  int64_t eval_batches = 0;   // 0: the whole validation split
+  int64_t eval_batches = 64;  // validation windows per pass during training (0: the whole split); a bound
+                              // keeps a pass to seconds (the whole split of a large set takes minutes)
   int64_t save_every = 200;   // steps between checkpoints (0: only at the end)
   bool recompute = true;      // keep only the residual stream per layer (CUDA: and the attention output)
 };

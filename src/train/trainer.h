@@ -13,7 +13,7 @@ struct TrainRun {
   TrainConfig train;
   std::string data_format;  // bytes | idx | cifar10
   std::string data_path;
-  std::string out_dir;      // holds checkpoint/, metrics.jsonl, config.json
+  std::string out_dir;      // holds checkpoint/, metrics.jsonl, config.json, loss.png
   bool resume = false;      // continue from out_dir/checkpoint: model and train come from it, except that
                             // train.steps > 0 replaces its step count (0 keeps it)
   int eval_batch = 8;       // windows per evaluation forward pass
