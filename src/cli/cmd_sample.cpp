@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/sample_audio.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/file_read.h"
@@ -26,6 +27,9 @@ struct SampleFlags {
   std::string data_path, data_format;
   std::string out;
   std::string device = "cpu";
+  std::string prompt_audio;
+  double prompt_seconds = 1.0;
+  bool concat = false;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -59,9 +63,12 @@ void run(const SampleFlags& f) {
   options.temperature = f.temperature;
   options.seed = f.seed;
   options.device = f.device;
-  SPT_CHECK(f.prompt.empty() || f.prompt_file.empty(), "give --prompt or --prompt-file, not both");
+  SPT_CHECK(f.prompt.empty() + f.prompt_file.empty() + f.prompt_audio.empty() >= 2,
+            "give one of --prompt, --prompt-file and --prompt-audio");
   if (!f.prompt.empty()) options.prefixes.push_back({f.prompt.begin(), f.prompt.end()});
   if (!f.prompt_file.empty()) options.prefixes.push_back(read_file_bytes(f.prompt_file));
+  if (!f.prompt_audio.empty()) options.prefixes.push_back(audio_prompt_tokens(c, f.prompt_audio, f.prompt_seconds));
+  SPT_CHECK(!f.concat || is_wav_path(f.out), "--concat joins WAV samples into one file; give --out NAME.wav");
   if (f.prefix_rows > 0) {
     SPT_CHECK(images, "--prefix-rows completes images; this model is not an image model (pos_sizes has ",
               c.pos_sizes.size(), " tables)");
@@ -75,7 +82,7 @@ void run(const SampleFlags& f) {
               f.count);
     const int64_t row_tokens = int64_t{c.pos_sizes[1]} * c.pos_sizes[2];
     for (int s = 0; s < f.count; ++s) {
-      const uint8_t* image = data.test.tokens.data() + s * data.test.record_size;
+      const uint8_t* image = data.test.data() + s * data.test.record_size;
       options.prefixes.emplace_back(image, image + f.prefix_rows * row_tokens);
     }
   }
@@ -93,6 +100,12 @@ void run(const SampleFlags& f) {
     return;
   }
   SPT_CHECK(!ends_with(f.out, ".png"), "PNG output needs an image model; use a .txt --out for text");
+  if (is_wav_path(f.out)) {
+    const auto paths = write_wav_samples(c, f.out, samples, f.concat);
+    std::printf("wrote %zu samples at %d Hz to %s%s\n", samples.size(), c.sample_rate, paths.front().c_str(),
+                paths.size() > 1 ? (" ... " + paths.back()).c_str() : "");
+    return;
+  }
   write_text(f, samples);
 }
 
@@ -110,8 +123,11 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--prompt-file", f->prompt_file, "file whose bytes the samples start with");
   cmd->add_option("--prefix-rows", f->prefix_rows, "images: keep the first N rows of test images and complete them");
   cmd->add_option("--data", f->data_path, "data set for --prefix-rows (default: the checkpoint's)");
-  cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 (default: the checkpoint's)");
-  cmd->add_option("--out", f->out, "output file: .png for images, otherwise text (default: stdout)");
+  cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 | prepared (default: the checkpoint's)");
+  cmd->add_option("--out", f->out, "output file: .png for images, .wav for audio, otherwise text (default: stdout)");
+  cmd->add_option("--prompt-audio", f->prompt_audio, "audio models: a recording whose first seconds start the samples");
+  cmd->add_option("--prompt-seconds", f->prompt_seconds, "audio models: seconds of --prompt-audio to keep");
+  cmd->add_flag("--concat", f->concat, "audio models: all samples into the one --out WAV (else NAME-1.wav, ...)");
   cmd->add_option("--device", f->device, "cpu | cuda (the GPU decodes in fp32 with its key/value cache on the device)");
   cmd->callback([f] { run(*f); });
 }

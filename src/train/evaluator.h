@@ -14,6 +14,7 @@ struct EvalResult {
   double nats = 0;          // same in nats
   int64_t tokens = 0;       // tokens scored
   int64_t windows = 0;      // context windows evaluated
+  int64_t skipped_tokens = 0;  // tokens of clips shorter than T, not scored (data/dataset.h)
   double seconds = 0;
 };
 
