@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "io/wav.h"
 
 #ifdef SPT_HAVE_SNDFILE
 #include <sndfile.h>
@@ -17,6 +18,7 @@ namespace spt {
 bool audio_decoding_available() { return true; }
 
 DecodedAudio decode_audio(const std::string& path, double max_seconds) {
+  check_riff_not_truncated(path);
   SF_INFO info{};
   std::unique_ptr<SNDFILE, int (*)(SNDFILE*)> file(sf_open(path.c_str(), SFM_READ, &info), &sf_close);
   SPT_CHECK(file, "cannot decode '", path, "': ", sf_strerror(nullptr));

@@ -19,7 +19,8 @@ bool audio_decoding_available();
 // Decodes `path`, mixing any channel count to mono by the mean of the channels. With
 // max_seconds > 0 only the first max_seconds of the recording are read. A file that is
 // missing, not audio, corrupt or holds no samples is an error naming the file and the
-// reason (libsndfile's words).
+// reason (libsndfile's words; a WAV whose chunks run past its end is refused as
+// truncated, which libsndfile alone would accept as a shorter recording).
 DecodedAudio decode_audio(const std::string& path, double max_seconds = 0.0);
 
 }  // namespace spt

@@ -113,4 +113,20 @@ WavData read_wav_pcm16(const std::string& path) {
   throw Error(message("'", path, "' has no ", have_format ? "data" : "fmt", " chunk: not a complete WAV file"));
 }
 
+void check_riff_not_truncated(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint8_t head[12] = {};
+  if (!in.read(reinterpret_cast<char*>(head), 12) || std::memcmp(head, "RIFF", 4) != 0) return;
+  const int64_t n = file_size(path);
+  for (int64_t at = 12; at + 8 <= n;) {
+    uint8_t chunk[8];
+    in.seekg(at);
+    SPT_CHECK(in.read(reinterpret_cast<char*>(chunk), 8), "cannot read '", path, "' at byte ", at);
+    const int64_t size = get_u32(chunk + 4);
+    SPT_CHECK(at + 8 + size <= n, "'", path, "' is truncated: its '", std::string(reinterpret_cast<char*>(chunk), 4),
+              "' chunk of ", size, " bytes runs past the end of the file (", n, " bytes)");
+    at += 8 + size + (size & 1);
+  }
+}
+
 }  // namespace spt

@@ -31,4 +31,9 @@ struct WavData {
 // buffer is sized from them.
 WavData read_wav_pcm16(const std::string& path);
 
+// For a RIFF file (any WAV): walks the chunk headers and refuses a chunk that runs past
+// the end of the file, which libsndfile would read as a shorter recording without a
+// word. Files that do not start with "RIFF" pass untouched.
+void check_riff_not_truncated(const std::string& path);
+
 }  // namespace spt
