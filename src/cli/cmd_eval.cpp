@@ -46,12 +46,16 @@ void run(const EvalFlags& f) {
   if (f.json) {
     const nlohmann::json out = {{"bits_per_dim", r.bits_per_dim}, {"nats", r.nats}, {"tokens", r.tokens},
                                 {"windows", r.windows}, {"split", f.split}, {"data", data.path},
-                                {"checkpoint", f.checkpoint}, {"step", info.state.step}, {"seconds", r.seconds}};
+                                {"checkpoint", f.checkpoint}, {"step", info.state.step}, {"seconds", r.seconds},
+                                {"skipped_tokens", r.skipped_tokens}};
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("%s: %.4f bits per %s over %lld tokens (%lld windows, step %lld, %.1f s)\n", f.split.c_str(),
                 r.bits_per_dim, unit, static_cast<long long>(r.tokens), static_cast<long long>(r.windows),
                 static_cast<long long>(info.state.step), r.seconds);
+    if (r.skipped_tokens > 0)
+      std::printf("(%lld tokens of clips shorter than the context %d were not scored)\n",
+                  static_cast<long long>(r.skipped_tokens), info.model.ctx);
   }
 }
 
@@ -63,7 +67,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint)")->required();
   cmd->add_option("--split", f->split, "train | valid | test");
   cmd->add_option("--data", f->data_path, "data set (default: the one the checkpoint was trained on)");
-  cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 (default: the checkpoint's)");
+  cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 | prepared (default: the checkpoint's)");
   cmd->add_option("--batch", f->batch, "windows per forward pass");
   cmd->add_option("--max-windows", f->max_windows, "evaluate only the first N windows (0: the whole split)");
   cmd->add_option("--device", f->device, "cpu | cuda");

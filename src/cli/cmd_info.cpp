@@ -39,9 +39,14 @@ void run() {
   std::printf("backends: cpu (built without CUDA)\n");
 #endif
 #ifdef SPT_HAVE_SNDFILE
-  std::printf("audio input: libsndfile\n");
+  std::printf("audio decoding (spt prepare, --prompt-audio): libsndfile\n");
 #else
-  std::printf("audio input: WAV only (built without libsndfile)\n");
+  std::printf("audio decoding: none (built without libsndfile; prepared sets and WAV output still work)\n");
+#endif
+#ifdef SPT_HAVE_SOXR
+  std::printf("audio resampling: libsoxr\n");
+#else
+  std::printf("audio resampling: none (built without libsoxr; recordings must already be at --sample-rate)\n");
 #endif
   utsname name{};
   uname(&name);

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/sample_output.h"
+#include "cli/sample_audio.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/file_read.h"
@@ -34,6 +35,9 @@ struct SampleFlags {
   std::string data_path, data_format;
   std::string out;
   std::string device = "cpu";
+  std::string prompt_audio;
+  double prompt_seconds = 1.0;
+  bool concat = false;
 };
 
 // The first `count` test images, whose first prefix_rows rows the samples keep.
@@ -49,7 +53,7 @@ std::vector<Image> test_images(const SampleFlags& f, const CheckpointInfo& info)
             f.count);
   std::vector<Image> originals;
   for (int s = 0; s < f.count; ++s) {
-    const uint8_t* image = data.test.tokens.data() + s * data.test.record_size;
+    const uint8_t* image = data.test.data() + s * data.test.record_size;
     originals.push_back({c.pos_sizes[1], c.pos_sizes[0], c.pos_sizes[2],
                          std::vector<uint8_t>(image, image + data.test.record_size)});
   }
@@ -79,9 +83,9 @@ void run(const SampleFlags& f) {
   const ModelConfig& c = info.model;
   const bool images = c.pos_sizes.size() == 3;
   const SampleFormat format =
-      sample_format_for(f.out, images ? SampleModality::image : SampleModality::text, isatty(STDOUT_FILENO) != 0);
+      sample_format_for(f.out, images ? SampleModality::image : c.sample_rate > 0 ? SampleModality::audio : SampleModality::text,
+                        isatty(STDOUT_FILENO) != 0);
   SPT_CHECK(f.scale == 0 || format == SampleFormat::png, "--scale applies to PNG grids (--out x.png)");
-  SPT_CHECK(f.prompt.empty() || f.prompt_file.empty(), "give --prompt or --prompt-file, not both");
   SPT_CHECK(f.prefix_rows == 0 || images, "--prefix-rows completes images; this model is not an image model (pos_sizes has ",
             c.pos_sizes.size(), " tables)");
   SampleOptions options;
@@ -92,8 +96,12 @@ void run(const SampleFlags& f) {
   options.top_p = f.top_p;
   options.seed = f.seed;
   options.device = f.device;
+  SPT_CHECK(f.prompt.empty() + f.prompt_file.empty() + f.prompt_audio.empty() >= 2,
+            "give one of --prompt, --prompt-file and --prompt-audio");
   if (!f.prompt.empty()) options.prefixes.push_back({f.prompt.begin(), f.prompt.end()});
   if (!f.prompt_file.empty()) options.prefixes.push_back(read_file_bytes(f.prompt_file));
+  if (!f.prompt_audio.empty()) options.prefixes.push_back(audio_prompt_tokens(c, f.prompt_audio, f.prompt_seconds));
+  SPT_CHECK(!f.concat || format == SampleFormat::wav, "--concat joins WAV samples into one file; give --out NAME.wav");
   std::vector<Image> originals;
   if (f.prefix_rows > 0) {
     originals = test_images(f, info);
@@ -131,6 +139,10 @@ void run(const SampleFlags& f) {
     std::fflush(stdout);
   } else if (format == SampleFormat::png) {
     write_png_samples(f, c, samples, originals);
+  } else if (format == SampleFormat::wav) {
+    const auto paths = write_wav_samples(c, f.out, samples, f.concat);
+    std::printf("wrote %zu samples at %d Hz to %s%s\n", samples.size(), c.sample_rate, paths.front().c_str(),
+                paths.size() > 1 ? (" ... " + paths.back()).c_str() : "");
   } else if (format == SampleFormat::raw) {
     write_raw_samples(f.out, samples);
   } else {
@@ -158,14 +170,17 @@ void add_sample_command(CLI::App& app) {
                   "images: keep the first N rows of test images and complete them; the PNG shows each test image "
                   "left of its completion, with red ticks in the margins at the last given row");
   cmd->add_option("--data", f->data_path, "data set for --prefix-rows (default: the checkpoint's)");
-  cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 (default: the checkpoint's)");
+  cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 | prepared (default: the checkpoint's)");
   cmd->add_option("--scale", f->scale,
                   "PNG grids: enlarge every pixel N times (nearest neighbour; default: the smallest N that makes "
                   "the grid at least 512 pixels on its longer side)");
   cmd->add_option("--out", f->out,
                   "output file, format by extension: .png (image models: a grid), .raw or .bin (the bytes, nothing "
-                  "else), .txt or .text (text models); default: stdout (text streams as it is drawn; image bytes only "
+                  "else), .txt or .text (text models), .wav (audio models; one file per sample, NAME-1.wav, ..., unless --concat); default: stdout (text streams as it is drawn; image bytes only "
                   "when stdout is not a terminal)");
+  cmd->add_option("--prompt-audio", f->prompt_audio, "audio models: a recording whose first seconds start the samples");
+  cmd->add_option("--prompt-seconds", f->prompt_seconds, "audio models: seconds of --prompt-audio to keep");
+  cmd->add_flag("--concat", f->concat, "audio models: all samples into the one --out WAV (else NAME-1.wav, ...)");
   cmd->add_option("--device", f->device, "cpu | cuda (the GPU decodes in fp32 with its key/value cache on the device)");
   cmd->callback([f] { run(*f); });
 }

@@ -29,7 +29,7 @@ void add_train_command(CLI::App& app) {
     if (r.resume) {
       for (const char* fixed : {"--preset", "--config", "--layers", "--width", "--heads", "--ctx", "--ff-ratio",
                                 "--half-qk", "--pattern", "--stride", "--summary", "--summary-blocks", "--mode",
-                                "--dropout", "--pos-sizes", "--batch", "--accumulate", "--lr", "--warmup", "--seed"})
+                                "--dropout", "--pos-sizes", "--sample-rate", "--batch", "--accumulate", "--lr", "--warmup", "--seed"})
         SPT_CHECK(cmd->count(fixed) == 0, "--resume takes the model and training config from the checkpoint: drop ",
                   fixed, " (only --steps, --data and the logging flags may change)");
       r.model = ModelConfig{};

@@ -10,6 +10,7 @@ void add_eval_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_pattern_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_prepare_command(CLI::App& app);
 void add_gradients_command(CLI::App& app);
 
 }  // namespace spt::cli

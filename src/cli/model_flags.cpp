@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "data/dataset.h"
 #include "model/config_json.h"
 #include "model/presets.h"
 
@@ -46,9 +47,10 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f, bool train) {
   cmd->add_option("--summary-blocks", f.model.summary_blocks, "v, per-head summary sub-blocks (fixed)");
   cmd->add_option("--mode", f.model.mode, "merged | interleaved | heads");
   cmd->add_option("--dropout", f.model.dropout, "dropout at the end of each residual branch");
+  cmd->add_option("--sample-rate", f.model.sample_rate, "audio models: samples per second (default: the data's)");
   cmd->add_option("--pos-sizes", f.pos_sizes, "position table sizes, e.g. 28,28,1 (default: ceil(T/l),l)");
-  cmd->add_option("--data", f.data_path, "data: a byte file, an IDX directory or a CIFAR-10 directory");
-  cmd->add_option("--data-format", f.data_format, "bytes | idx | cifar10 (default: the preset's)");
+  cmd->add_option("--data", f.data_path, "data: a byte file, an IDX or CIFAR-10 directory, or a prepared set (spt prepare)");
+  cmd->add_option("--data-format", f.data_format, "bytes | idx | cifar10 | prepared (default: prepared for a directory holding index.json, else the preset's)");
   if (!train) return;
   cmd->add_option("--batch", f.train.batch, "B, sequences per micro-batch");
   cmd->add_option("--accumulate", f.train.accumulate, "micro-batches per optimizer step");
@@ -92,6 +94,8 @@ void ModelFlags::resolve(CLI::App* cmd, ModelConfig& m, TrainConfig& t, std::str
   else if (geometry_changed && m.pos_sizes.size() == 2)  // text layout follows the new T and l
     m.pos_sizes = {(m.ctx + m.stride - 1) / std::max(1, m.stride), std::max(1, m.stride)};
   if (given(cmd, "--data-format")) format = data_format;
+  else if (!data_path.empty() && is_prepared_directory(data_path)) format = "prepared";
+  if (given(cmd, "--sample-rate")) m.sample_rate = model.sample_rate;
   if (cmd->get_option_no_throw("--accumulate") != nullptr) {
     if (given(cmd, "--batch")) t.batch = train.batch;
     if (given(cmd, "--accumulate")) t.accumulate = train.accumulate;

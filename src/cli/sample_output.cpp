@@ -12,21 +12,27 @@ namespace {
 struct FormatRule {
   const char* extension;
   SampleFormat format;
-  bool text_models, image_models;
+  bool text_models, image_models, audio_models;
 };
 
 // One row per extension: a new output format (audio, ...) is one more row and one more
 // writer in `spt sample`.
 constexpr FormatRule kFormats[] = {
-    {".png", SampleFormat::png, false, true},
-    {".raw", SampleFormat::raw, true, true},
-    {".bin", SampleFormat::raw, true, true},
-    {".txt", SampleFormat::text, true, false},
-    {".text", SampleFormat::text, true, false},
+    {".png", SampleFormat::png, false, true, false},
+    {".wav", SampleFormat::wav, false, false, true},
+    {".raw", SampleFormat::raw, true, true, true},
+    {".bin", SampleFormat::raw, true, true, true},
+    {".txt", SampleFormat::text, true, false, false},
+    {".text", SampleFormat::text, true, false, false},
 };
 
 bool accepts(const FormatRule& rule, SampleModality modality) {
-  return modality == SampleModality::text ? rule.text_models : rule.image_models;
+  switch (modality) {
+    case SampleModality::text: return rule.text_models;
+    case SampleModality::image: return rule.image_models;
+    case SampleModality::audio: return rule.audio_models;
+  }
+  return false;
 }
 
 std::string extension_of(const std::string& path) {
@@ -44,7 +50,14 @@ std::string working_extensions(SampleModality modality) {
   return list;
 }
 
-const char* modality_name(SampleModality modality) { return modality == SampleModality::text ? "a text" : "an image"; }
+const char* modality_name(SampleModality modality) {
+  switch (modality) {
+    case SampleModality::text: return "a text";
+    case SampleModality::image: return "an image";
+    case SampleModality::audio: return "an audio";
+  }
+  return "this";
+}
 
 void write_bytes(const std::string& path, const std::string& bytes, const std::string& what) {
   if (path.empty()) {
@@ -61,8 +74,11 @@ void write_bytes(const std::string& path, const std::string& bytes, const std::s
 SampleFormat sample_format_for(const std::string& out, SampleModality modality, bool stdout_is_terminal) {
   if (out.empty()) {
     SPT_CHECK(modality == SampleModality::text || !stdout_is_terminal,
-              "image samples are binary and stdout is a terminal: use --out samples.png for a picture (or .raw for "
-              "the bytes), or redirect stdout");
+              modality == SampleModality::image
+                  ? "image samples are binary and stdout is a terminal: use --out samples.png for a picture (or .raw "
+                    "for the bytes), or redirect stdout"
+                  : "audio samples are binary and stdout is a terminal: use --out clip.wav to listen (or .raw for the "
+                    "mu-law bytes), or redirect stdout");
     return modality == SampleModality::text ? SampleFormat::text : SampleFormat::raw;
   }
   const std::string ext = extension_of(out);

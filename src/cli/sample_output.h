@@ -1,7 +1,7 @@
 // Where and how `spt sample` writes its sequences. The format follows the extension of
-// --out through one table (sample_format_for): .png grids for image models, .raw/.bin raw
-// bytes for any model, .txt/.text for text models; anything else is refused naming the
-// formats that work. Without --out, text goes to stdout, and image bytes go to stdout only
+// --out through one table (sample_format_for): .png grids for image models, .wav for audio
+// models, .raw/.bin raw bytes for any model, .txt/.text for text models; anything else is refused naming the
+// formats that work. Without --out, text goes to stdout, and image or audio bytes go to stdout only
 // when it is not a terminal.
 #pragma once
 
@@ -9,11 +9,10 @@
 #include <string>
 #include <vector>
 
-
 namespace spt::cli {
 
-enum class SampleModality { text, image };
-enum class SampleFormat { text, raw, png };
+enum class SampleModality { text, image, audio };
+enum class SampleFormat { text, raw, png, wav };
 
 // The format for `out` (empty: stdout). stdout_is_terminal refuses binary output there.
 SampleFormat sample_format_for(const std::string& out, SampleModality modality, bool stdout_is_terminal);

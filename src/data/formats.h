@@ -11,6 +11,16 @@ namespace spt {
 Dataset load_bytes(const std::string& path);
 Dataset load_idx(const std::string& directory);
 Dataset load_cifar10(const std::string& directory);
+Dataset load_prepared(const std::string& directory);
+
+// The enwik8 rule for a stream of n tokens: train = [0, train_end), valid =
+// [train_end, valid_end), test = [valid_end, n), with train_end = floor(0.9 n) and
+// valid_end = floor(0.95 n) computed exactly in integers.
+struct StreamSplit {
+  int64_t train_end = 0;
+  int64_t valid_end = 0;
+};
+StreamSplit enwik8_split(int64_t n);
 
 // Training images held out for validation: 5,000 (the paper's and the usual MNIST /
 // CIFAR-10 choice), or 1/12 of a smaller training set so that small files still give

@@ -15,6 +15,8 @@ void validate(const ModelConfig& c) {
   SPT_CHECK(c.ctx >= 1, "context ", c.ctx, " must be at least 1 (--ctx)");
   SPT_CHECK(c.ff_ratio > 0 && c.ff_width() >= 1, "ff_ratio ", c.ff_ratio, " must give a positive width (--ff-ratio)");
   SPT_CHECK(c.dropout >= 0 && c.dropout < 1, "dropout ", c.dropout, " must be in [0, 1) (--dropout)");
+  SPT_CHECK(c.sample_rate >= 0 && c.sample_rate <= 1000000, "sample_rate ", c.sample_rate,
+            " must be in 0..1000000 (0: not an audio model) (--sample-rate)");
   SPT_CHECK(!c.pos_sizes.empty(), "pos_sizes must list at least one position table size");
   int64_t product = 1;
   for (int size : c.pos_sizes) {

@@ -32,7 +32,9 @@ struct ModelConfig {
   // (t / prod(pos_sizes[k+1..])) % pos_sizes[k]; one table of pos_sizes[k] rows each.
   // Text/audio: {ceil(T / l), l}; images: {rows, cols, channels}.
   std::vector<int> pos_sizes = {32, 32};
-  int sample_rate = 0;        // audio models: mu-law samples per second (0: not audio)
+  // Audio models: samples per second of the mu-law tokens (from the prepared data set
+  // they were trained on), so that samples play at the right speed; 0: not audio.
+  int sample_rate = 0;
 
   int head_dim() const { return width / heads; }                           // D
   int qk_dim() const { return half_qk ? head_dim() / 2 : head_dim(); }     // Dk

@@ -29,9 +29,15 @@ void reject_unknown(const nlohmann::json& json, std::initializer_list<const char
 }  // namespace
 
 nlohmann::json to_json(const ModelConfig& c) {
-  return {{"layers", c.layers}, {"width", c.width}, {"heads", c.heads}, {"ctx", c.ctx}, {"ff_ratio", c.ff_ratio},
-          {"half_qk", c.half_qk}, {"pattern", c.pattern}, {"stride", c.stride}, {"summary", c.summary},
-          {"summary_blocks", c.summary_blocks}, {"mode", c.mode}, {"dropout", c.dropout}, {"pos_sizes", c.pos_sizes}};
+  nlohmann::json json = {{"layers", c.layers}, {"width", c.width}, {"heads", c.heads}, {"ctx", c.ctx},
+                         {"ff_ratio", c.ff_ratio}, {"half_qk", c.half_qk}, {"pattern", c.pattern},
+                         {"stride", c.stride}, {"summary", c.summary}, {"summary_blocks", c.summary_blocks},
+                         {"mode", c.mode}, {"dropout", c.dropout}, {"pos_sizes", c.pos_sizes}};
+  // Written for audio models only, so that every checkpoint saved before the field
+  // existed (which must hold each written key) still loads, and text/image configs
+  // read as before.
+  if (c.sample_rate != 0) json["sample_rate"] = c.sample_rate;
+  return json;
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
@@ -43,7 +49,7 @@ nlohmann::json to_json(const TrainConfig& c) {
 
 void update_from_json(ModelConfig& c, const nlohmann::json& j, const std::string& where) {
   reject_unknown(j, {"layers", "width", "heads", "ctx", "ff_ratio", "half_qk", "pattern", "stride", "summary",
-                     "summary_blocks", "mode", "dropout", "pos_sizes"}, where);
+                     "summary_blocks", "mode", "dropout", "pos_sizes", "sample_rate"}, where);
   take(j, "layers", c.layers, where);
   take(j, "width", c.width, where);
   take(j, "heads", c.heads, where);
@@ -57,6 +63,7 @@ void update_from_json(ModelConfig& c, const nlohmann::json& j, const std::string
   take(j, "mode", c.mode, where);
   take(j, "dropout", c.dropout, where);
   take(j, "pos_sizes", c.pos_sizes, where);
+  take(j, "sample_rate", c.sample_rate, where);
 }
 
 void update_from_json(TrainConfig& c, const nlohmann::json& j, const std::string& where) {

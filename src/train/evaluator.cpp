@@ -37,7 +37,7 @@ EvalResult evaluate_split(Engine& engine, int64_t T, const TokenSplit& split, in
     tokens.resize(static_cast<size_t>(n) * T);
     losses.resize(static_cast<size_t>(n) * T);
     for (int w = 0; w < n; ++w) {
-      const uint8_t* src = split.tokens.data() + windows[first + w].start;
+      const uint8_t* src = split.data() + windows[first + w].start;
       std::copy(src, src + T, tokens.begin() + static_cast<int64_t>(w) * T);
     }
     engine.evaluate(tokens.data(), n, losses.data());
@@ -49,6 +49,7 @@ EvalResult evaluate_split(Engine& engine, int64_t T, const TokenSplit& split, in
     if (hooks.on_batch) hooks.on_batch(static_cast<int64_t>(first) + n, static_cast<int64_t>(windows.size()));
   }
   result.windows = static_cast<int64_t>(std::min(first, windows.size()));
+  result.skipped_tokens = short_clip_tokens(split, T);
   result.nats = result.tokens > 0 ? nats / static_cast<double>(result.tokens) : 0.0;
   result.bits_per_dim = result.nats / std::log(2.0);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

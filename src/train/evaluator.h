@@ -18,6 +18,7 @@ struct EvalResult {
   int64_t tokens = 0;       // tokens scored
   int64_t windows = 0;      // context windows evaluated
   int64_t split_windows = 0;  // windows in the whole split (more than `windows` when bounded)
+  int64_t skipped_tokens = 0;  // tokens of clips shorter than T, not scored (data/dataset.h)
   double seconds = 0;
   bool interrupted = false;   // stopped early by EvalHooks::should_stop: the numbers cover a part only
 };

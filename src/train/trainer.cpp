@@ -86,6 +86,7 @@ int run_training(TrainRun run) {
   fs::create_directories(run.out_dir);
 
   const Dataset data = load_dataset(run.data_format, run.data_path);
+  adopt_sample_rate(data, run.model);
   check_model_fits(data, run.model);
   state.data_format = data.format;
   state.data_path = data.path;
