@@ -163,7 +163,8 @@ void run(const PatternArgs& args) {
   SPT_CHECK(valid_block_size(args.block), "block size ", args.block, " is not supported: use 16, 32, 64 or 128 (--block)");
   SPT_CHECK(args.heads >= 1, "heads ", args.heads, " must be at least 1 (--heads)");
   SPT_CHECK(args.layer >= 0, "layer ", args.layer, " must be non-negative (--layer)");
-  SPT_CHECK(args.crop >= 0, "crop ", args.crop, " must be non-negative (--crop; 0 shows every position)");
+  SPT_CHECK(args.crop >= 0 && args.crop <= args.ctx, "crop ", args.crop, " must be in [0, T = ", args.ctx,
+            "] (--crop; 0 shows every position)");
   const Pattern pattern(to_spec(args));
   const bool want_dump = !args.dump_path.empty(), want_png = !args.png_path.empty();
   const bool want_stats = args.stats || args.json || (!want_dump && !want_png);

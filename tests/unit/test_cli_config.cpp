@@ -143,6 +143,10 @@ TEST(CliConfig, PatternWorkIsBounded) {
   EXPECT_EQ(stats.code, 1);
   EXPECT_NE(stats.err.find("raise --block"), std::string::npos) << stats.err;
   EXPECT_EQ(spt(dir, "pattern --ctx 1073741824 --png p.png --crop 256").code, 0);
+  // Above its range a value is refused, not clamped.
+  const Result crop = spt(dir, "pattern --ctx 64 --png p.png --crop 65");
+  EXPECT_EQ(crop.code, 1);
+  EXPECT_NE(crop.err.find("crop 65 must be in [0, T = 64]"), std::string::npos) << crop.err;
 }
 
 }  // namespace
