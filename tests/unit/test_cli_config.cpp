@@ -22,10 +22,11 @@ struct Result {
   std::string out, err;
 };
 
-// Runs `spt <args>` (under a 60 s timeout) in `dir`, capturing stdout and stderr.
-Result spt(const TempDir& dir, const std::string& args) {
-  const std::string command = "cd '" + dir.path() + "' && timeout 60 " + std::string(SPT_BINARY) + " " + args +
-                              " >stdout.txt 2>stderr.txt";
+// Runs `spt <args>` (under a 60 s timeout, after the shell commands `setup`) in `dir`,
+// capturing stdout and stderr.
+Result spt(const TempDir& dir, const std::string& args, const std::string& setup = "true") {
+  const std::string command = "cd '" + dir.path() + "' && " + setup + " && timeout 60 " + std::string(SPT_BINARY) +
+                              " " + args + " >stdout.txt 2>stderr.txt";
   const int status = std::system(command.c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -105,6 +106,15 @@ TEST(CliConfig, BadValuesAndHugeSizesAreOneLineErrors) {
     EXPECT_EQ(r.err.find("bad_alloc"), std::string::npos) << flags << ": " << r.err;
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+}
+
+TEST(CliConfig, OutOfMemoryIsAOneLineErrorNamingTheCommand) {
+  TempDir dir("cli-config");
+  write_text(dir / "data.txt", std::string(200000, 'a'));
+  // Fits the machine's memory, so only the 400 MB address-space cap stops it.
+  const Result r = spt(dir, "train --preset tiny --batch 20000 --data data.txt --out run", "ulimit -v 400000");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("spt: error: out of memory in `spt train` (std::bad_alloc): lower"), std::string::npos) << r.err;
 }
 
 TEST(CliConfig, DeepOrNonRegularInputsAreErrorsNotCrashesOrHangs) {
