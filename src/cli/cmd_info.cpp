@@ -9,6 +9,8 @@
 
 #include "cli/commands.h"
 #include "core/parallel.h"
+#include "io/input_file.h"
+#include "model/model_size.h"
 #include "model/presets.h"
 
 namespace spt::cli {
@@ -22,12 +24,28 @@ std::string cpu_model() {
   return "unknown";
 }
 
+// Every preset with its model and training settings, as the flags that reproduce it.
 void print_presets() {
   for (const Preset& p : presets()) {
     const ModelConfig& m = p.model;
-    std::printf("%-14s %s\n%14s data %s; --layers %d --width %d --heads %d --ctx %d --pattern %s --stride %d%s\n",
-                p.name.c_str(), p.summary.c_str(), "", p.data_format.c_str(), m.layers, m.width, m.heads, m.ctx,
-                m.pattern.c_str(), m.stride, m.pattern == "fixed" ? (" --summary " + std::to_string(m.summary)).c_str() : "");
+    const TrainConfig& t = p.train;
+    std::string sizes;
+    for (int size : m.pos_sizes) {
+      if (!sizes.empty()) sizes += ',';
+      sizes += std::to_string(size);
+    }
+    std::printf("%-14s %s\n", p.name.c_str(), p.summary.c_str());
+    std::printf("%14s model: --layers %d --width %d --heads %d --ctx %d --ff-ratio %g%s --pattern %s --stride %d",
+                "", m.layers, m.width, m.heads, m.ctx, m.ff_ratio, m.half_qk ? " --half-qk" : "", m.pattern.c_str(),
+                m.stride);
+    if (m.pattern == "fixed") std::printf(" --summary %d --summary-blocks %d", m.summary, m.summary_blocks);
+    std::printf(" --mode %s --dropout %g --pos-sizes %s\n", m.mode.c_str(), m.dropout, sizes.c_str());
+    std::printf("%14s train: --batch %d --accumulate %d --steps %lld --lr %g --warmup %lld --weight-decay %g "
+                "--beta1 %g --beta2 %g --eps %g --clip %g --eval-every %lld --eval-batches %lld --save-every %lld\n",
+                "", t.batch, t.accumulate, static_cast<long long>(t.steps), t.lr, static_cast<long long>(t.warmup),
+                t.weight_decay, t.beta1, t.beta2, t.eps, t.clip, static_cast<long long>(t.eval_every),
+                static_cast<long long>(t.eval_batches), static_cast<long long>(t.save_every));
+    std::printf("%14s data: --data-format %s; %.0f parameters\n", "", p.data_format.c_str(), parameter_count(m));
   }
 }
 
@@ -50,10 +68,9 @@ void run() {
 #endif
   utsname name{};
   uname(&name);
-  const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
   std::printf("machine: %s %s, %s\n", name.sysname, name.machine, cpu_model().c_str());
   std::printf("cpu threads: %d (OMP_NUM_THREADS sets this), memory: %.1f GiB\n", num_threads(),
-              static_cast<double>(pages) * page_size / (1024.0 * 1024.0 * 1024.0));
+              static_cast<double>(physical_memory_bytes()) / (1024.0 * 1024.0 * 1024.0));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -26,6 +27,11 @@ namespace {
 // of a dense pattern already take about 1.5 GB of text.
 constexpr int64_t kMaxDumpContext = 8192;
 constexpr int64_t kMaxContext = int64_t{1} << 30;
+// The block layout counts the keys of every query row in every causal key block,
+// heads x T x (T / BS) / 2 counts; 2^29 of them (4 heads at T = 2^17, block 64) take
+// 3.8 s on 2 cores, so this bound keeps the statistics to seconds. (The picture bounds
+// its own work: render_pattern.)
+constexpr int64_t kMaxLayoutWork = int64_t{1} << 29;
 
 struct PatternArgs {
   int64_t ctx = ModelConfig{}.ctx;
@@ -143,12 +149,22 @@ int64_t dump_mask(const Pattern& pattern, int layer, int64_t T, const std::strin
   return lines;
 }
 
+// Refuses statistics that would run for minutes, naming the limit and what brings it down.
+void check_layout_work(const PatternArgs& args, bool want_stats) {
+  const double blocks = std::ceil(static_cast<double>(args.ctx) / args.block);
+  const double layout_work = static_cast<double>(args.heads) * static_cast<double>(args.ctx) * blocks / 2;
+  SPT_CHECK(!want_stats || layout_work <= double(kMaxLayoutWork), "the statistics at T = ", args.ctx, " with ", args.heads,
+            " heads and block ", args.block, " count keys in ", layout_work, " (query, key block) rows, more than the ",
+            kMaxLayoutWork, " they may take (they would run for minutes): lower --ctx or --heads, or raise --block");
+}
+
 void run(const PatternArgs& args) {
   SPT_CHECK(args.ctx >= 1 && args.ctx <= kMaxContext, "context length T = ", args.ctx, " must be in [1, 2^30] (--ctx)");
   SPT_CHECK(valid_block_size(args.block), "block size ", args.block, " is not supported: use 16, 32, 64 or 128 (--block)");
   SPT_CHECK(args.heads >= 1, "heads ", args.heads, " must be at least 1 (--heads)");
   SPT_CHECK(args.layer >= 0, "layer ", args.layer, " must be non-negative (--layer)");
-  SPT_CHECK(args.crop >= 0, "crop ", args.crop, " must be non-negative (--crop; 0 shows every position)");
+  SPT_CHECK(args.crop >= 0 && args.crop <= args.ctx, "crop ", args.crop, " must be in [0, T = ", args.ctx,
+            "] (--crop; 0 shows every position)");
   const Pattern pattern(to_spec(args));
   const bool want_dump = !args.dump_path.empty(), want_png = !args.png_path.empty();
   const bool want_stats = args.stats || args.json || (!want_dump && !want_png);
@@ -156,6 +172,7 @@ void run(const PatternArgs& args) {
   SPT_CHECK(!want_dump || args.ctx <= kMaxDumpContext, "--dump-mask writes one line per (head, query) and stops at T = ",
             kMaxDumpContext, ", got T = ", args.ctx, ": use --stats or --png for longer contexts");
 
+  check_layout_work(args, want_stats);
   nlohmann::json report;
   if (want_png) {
     RenderOptions options;

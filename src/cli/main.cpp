@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "cli/commands.h"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("spt ") + SPT_VERSION);
   spt::cli::add_prepare_command(app);
+  app.option_defaults()->always_capture_default();  // --help shows every option's default
   spt::cli::add_train_command(app);
   spt::cli::add_eval_command(app);
   spt::cli::add_sample_command(app);
@@ -41,6 +43,11 @@ int main(int argc, char** argv) {
     // Help, version and the silent RuntimeError keep CLI11's handling; usage errors get one line.
     if (e.get_exit_code() == 0 || e.get_name() == "RuntimeError") return app.exit(e);
     return report_error(std::string(e.what()) + " (run `spt --help` or `spt <command> --help` for usage)");
+  } catch (const std::bad_alloc&) {
+    std::string command = "spt";
+    for (const CLI::App* sub : app.get_subcommands()) command += " " + sub->get_name();
+    return report_error("out of memory in `" + command + "` (std::bad_alloc): lower the sizes it was given "
+                        "(--batch, --ctx, --width, --layers, --count, --length) or free memory");
   } catch (const std::exception& e) {
     return report_error(e.what());
   }

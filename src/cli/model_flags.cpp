@@ -15,11 +15,14 @@ std::vector<int> parse_sizes(const std::string& text) {
   std::stringstream in(text);
   std::string part;
   while (std::getline(in, part, ',')) {
+    size_t used = 0;
     try {
-      sizes.push_back(std::stoi(part));
+      sizes.push_back(std::stoi(part, &used));
     } catch (const std::exception&) {
-      throw Error(message("--pos-sizes '", text, "': expected comma-separated integers such as 32,32,3"));
+      used = 0;
     }
+    SPT_CHECK(used > 0 && used == part.size(), "--pos-sizes '", text,
+              "': expected comma-separated integers below 2^31 such as 32,32,3");
   }
   return sizes;
 }
@@ -34,7 +37,8 @@ bool given(CLI::App* cmd, const char* flag) {
 
 void add_model_flags(CLI::App* cmd, ModelFlags& f, bool train) {
   cmd->add_option("--preset", f.preset, "start from a named configuration (see `spt info --presets`)");
-  cmd->add_option("--config", f.config_file, "JSON file {\"model\": {...}, \"train\": {...}} with config fields");
+  cmd->add_option("--config", f.config_file,
+                  "JSON file {\"model\": {...}, \"train\": {...}, \"data\": {...}}, e.g. a run's config.json");
   cmd->add_option("--layers", f.model.layers, "L, residual blocks");
   cmd->add_option("--width", f.model.width, "C, model width");
   cmd->add_option("--heads", f.model.heads, "H, attention heads");
@@ -58,6 +62,9 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f, bool train) {
   cmd->add_option("--lr", f.train.lr, "peak learning rate");
   cmd->add_option("--warmup", f.train.warmup, "linear warmup steps");
   cmd->add_option("--weight-decay", f.train.weight_decay, "AdamW weight decay on matrices");
+  cmd->add_option("--beta1", f.train.beta1, "AdamW first-moment decay");
+  cmd->add_option("--beta2", f.train.beta2, "AdamW second-moment decay");
+  cmd->add_option("--eps", f.train.eps, "AdamW epsilon");
   cmd->add_option("--clip", f.train.clip, "global gradient-norm clip (0: off)");
   cmd->add_option("--seed", f.train.seed, "seed of initialization, data order and dropout");
   cmd->add_option("--eval-every", f.train.eval_every, "steps between validation passes (0: at the end)");
@@ -66,17 +73,21 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f, bool train) {
   cmd->add_option("--recompute", f.train.recompute, "recompute each layer from its input in backward; CUDA keeps the attention output (true|false)");
 }
 
-void ModelFlags::resolve(CLI::App* cmd, ModelConfig& m, TrainConfig& t, std::string& format) const {
+// The resolution rule, one for every source: defaults, then the preset, then the --config
+// file, then the flags given on the command line; each level overwrites the fields it
+// gives. A level that gives ctx or stride but not pos_sizes re-derives text position
+// tables {ceil(T / l), l} (apply_geometry_rule); pos_sizes given at a level is kept.
+void ModelFlags::resolve(CLI::App* cmd, ModelConfig& m, TrainConfig& t, DataConfig& data) const {
   m = ModelConfig{};
   t = TrainConfig{};
-  format = "bytes";
+  data = DataConfig{"bytes", ""};
   if (!preset.empty()) {
     const Preset& p = find_preset(preset);
     m = p.model;
     t = p.train;
-    format = p.data_format;
+    data.format = p.data_format;
   }
-  if (!config_file.empty()) load_config_file(config_file, m, t);
+  if (!config_file.empty()) load_config_file(config_file, m, t, data);
   if (given(cmd, "--layers")) m.layers = model.layers;
   if (given(cmd, "--width")) m.width = model.width;
   if (given(cmd, "--heads")) m.heads = model.heads;
@@ -87,29 +98,40 @@ void ModelFlags::resolve(CLI::App* cmd, ModelConfig& m, TrainConfig& t, std::str
   if (given(cmd, "--summary-blocks")) m.summary_blocks = model.summary_blocks;
   if (given(cmd, "--mode")) m.mode = model.mode;
   if (given(cmd, "--dropout")) m.dropout = model.dropout;
-  const bool geometry_changed = given(cmd, "--ctx") || given(cmd, "--stride");
   if (given(cmd, "--ctx")) m.ctx = model.ctx;
   if (given(cmd, "--stride")) m.stride = model.stride;
   if (given(cmd, "--pos-sizes")) m.pos_sizes = parse_sizes(pos_sizes);
-  else if (geometry_changed && m.pos_sizes.size() == 2)  // text layout follows the new T and l
-    m.pos_sizes = {(m.ctx + m.stride - 1) / std::max(1, m.stride), std::max(1, m.stride)};
-  if (given(cmd, "--data-format")) format = data_format;
-  else if (!data_path.empty() && is_prepared_directory(data_path)) format = "prepared";
+  apply_geometry_rule(m, given(cmd, "--ctx") || given(cmd, "--stride"), given(cmd, "--pos-sizes"));
+  if (given(cmd, "--data-format")) data.format = data_format;
+  if (given(cmd, "--data")) data.path = data_path;
+  // A directory holding index.json is a prepared set unless a format is named.
+  if (!given(cmd, "--data-format") && !data.path.empty() && is_prepared_directory(data.path)) data.format = "prepared";
   if (given(cmd, "--sample-rate")) m.sample_rate = model.sample_rate;
-  if (cmd->get_option_no_throw("--accumulate") != nullptr) {
-    if (given(cmd, "--batch")) t.batch = train.batch;
-    if (given(cmd, "--accumulate")) t.accumulate = train.accumulate;
-    if (given(cmd, "--steps")) t.steps = train.steps;
-    if (given(cmd, "--lr")) t.lr = train.lr;
-    if (given(cmd, "--warmup")) t.warmup = train.warmup;
-    if (given(cmd, "--weight-decay")) t.weight_decay = train.weight_decay;
-    if (given(cmd, "--clip")) t.clip = train.clip;
-    if (given(cmd, "--seed")) t.seed = train.seed;
-    if (given(cmd, "--eval-every")) t.eval_every = train.eval_every;
-    if (given(cmd, "--eval-batches")) t.eval_batches = train.eval_batches;
-    if (given(cmd, "--save-every")) t.save_every = train.save_every;
-    if (given(cmd, "--recompute")) t.recompute = train.recompute;
-  }
+  if (cmd->get_option_no_throw("--accumulate") != nullptr) resolve_train(cmd, t);
+}
+
+void ModelFlags::resolve(CLI::App* cmd, ModelConfig& m, TrainConfig& t, std::string& format) const {
+  DataConfig data;
+  resolve(cmd, m, t, data);
+  format = data.format;
+}
+
+void ModelFlags::resolve_train(CLI::App* cmd, TrainConfig& t) const {
+  if (given(cmd, "--batch")) t.batch = train.batch;
+  if (given(cmd, "--accumulate")) t.accumulate = train.accumulate;
+  if (given(cmd, "--steps")) t.steps = train.steps;
+  if (given(cmd, "--lr")) t.lr = train.lr;
+  if (given(cmd, "--warmup")) t.warmup = train.warmup;
+  if (given(cmd, "--weight-decay")) t.weight_decay = train.weight_decay;
+  if (given(cmd, "--beta1")) t.beta1 = train.beta1;
+  if (given(cmd, "--beta2")) t.beta2 = train.beta2;
+  if (given(cmd, "--eps")) t.eps = train.eps;
+  if (given(cmd, "--clip")) t.clip = train.clip;
+  if (given(cmd, "--seed")) t.seed = train.seed;
+  if (given(cmd, "--eval-every")) t.eval_every = train.eval_every;
+  if (given(cmd, "--eval-batches")) t.eval_batches = train.eval_batches;
+  if (given(cmd, "--save-every")) t.save_every = train.save_every;
+  if (given(cmd, "--recompute")) t.recompute = train.recompute;
 }
 
 }  // namespace spt::cli

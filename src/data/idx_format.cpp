@@ -39,17 +39,15 @@ std::string find_idx_file(const std::string& directory, const std::string& name)
   throw Error(message("idx: neither '", plain, "' nor '", gz, "' exists; ", expected_files_hint()));
 }
 
-IdxImages read_idx_images(const std::string& path) {
-  const bool gzipped = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
-  std::vector<uint8_t> bytes = gzipped ? read_gzip_bytes(path) : read_file_bytes(path);
+// The header's dimensions, checked, into `images`; returns the file size they imply.
+int64_t parse_idx_header(const std::vector<uint8_t>& bytes, IdxImages& images) {
+  const std::string& path = images.path;
   const int64_t found = static_cast<int64_t>(bytes.size());
   SPT_CHECK(found >= kIdxHeader, "idx: '", path, "' holds ", found, " bytes, fewer than the ", kIdxHeader,
             "-byte IDX header");
   const uint32_t magic = big_endian_u32(bytes.data());
   SPT_CHECK(magic == kIdxUbyte3, "idx: '", path, "' has magic 0x", std::hex, magic,
             ", expected 0x00000803 (unsigned bytes, 3 dimensions: an images file, not labels)");
-  IdxImages images;
-  images.path = path;
   int64_t dims[3];
   for (int k = 0; k < 3; ++k) {
     // Dimensions are signed int32 in the format; a top bit set is a negative size.
@@ -62,7 +60,28 @@ IdxImages read_idx_images(const std::string& path) {
   const int64_t per_image = images.rows * images.cols;  // < 2^62: each factor < 2^31
   SPT_CHECK(images.count <= (INT64_MAX - kIdxHeader) / per_image, "idx: '", path, "' has dimensions ", images.count,
             " x ", images.rows, " x ", images.cols, ", too large for any file");
-  const int64_t expected = kIdxHeader + images.count * per_image;
+  return kIdxHeader + images.count * per_image;
+}
+
+// A .gz file is inflated only up to the size its header declares: a small file that
+// inflates to gigabytes is refused once it passes that size, never held whole.
+IdxImages read_idx_images(const std::string& path) {
+  const bool gzipped = path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
+  IdxImages images;
+  images.path = path;
+  int64_t expected = 0;
+  std::vector<uint8_t> bytes;
+  if (gzipped) {
+    expected = parse_idx_header(read_gzip_prefix(path, kIdxHeader), images);
+    const int64_t compressed = static_cast<int64_t>(std::filesystem::file_size(path));
+    SPT_CHECK(expected <= max_inflated_bytes(compressed), "idx: '", path, "' declares ", images.count, " x ",
+              images.rows, " x ", images.cols, " pixels, more than its ", compressed, " compressed bytes can hold");
+    bytes = read_gzip_bytes(path, expected);
+  } else {
+    bytes = read_file_bytes(path);
+    expected = parse_idx_header(bytes, images);
+  }
+  const int64_t found = static_cast<int64_t>(bytes.size());
   SPT_CHECK(found == expected, "idx: '", path, "' holds ", found, " bytes, expected ", expected, " (16-byte header + ",
             images.count, " x ", images.rows, " x ", images.cols, " pixels)",
             found < expected ? ": the file is truncated" : ": trailing bytes after the images");

@@ -1,9 +1,30 @@
 #include "model/config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
+#include "io/input_file.h"
+#include "model/model_size.h"
 #include "pattern/pattern.h"
 
 namespace spt {
+namespace {
+
+// Widths are ints: feed-forward and q/k/v widths (up to 3C) must stay below 2^31.
+constexpr int64_t kMaxWidth = 2147483647;
+
+}  // namespace
+
+std::vector<int> text_pos_sizes(int ctx, int stride) {
+  const int l = std::max(1, stride);
+  return {static_cast<int>((int64_t{ctx} + l - 1) / l), l};
+}
+
+void apply_geometry_rule(ModelConfig& config, bool geometry_given, bool pos_sizes_given) {
+  if (geometry_given && !pos_sizes_given && config.pos_sizes.size() == 2)
+    config.pos_sizes = text_pos_sizes(config.ctx, config.stride);
+}
 
 void validate(const ModelConfig& c) {
   SPT_CHECK(c.layers >= 1, "layers ", c.layers, " must be at least 1 (--layers)");
@@ -13,19 +34,31 @@ void validate(const ModelConfig& c) {
   SPT_CHECK(!c.half_qk || c.head_dim() % 2 == 0, "half-width q/k needs an even head dim, got width/heads = ",
             c.head_dim());
   SPT_CHECK(c.ctx >= 1, "context ", c.ctx, " must be at least 1 (--ctx)");
-  SPT_CHECK(c.ff_ratio > 0 && c.ff_width() >= 1, "ff_ratio ", c.ff_ratio, " must give a positive width (--ff-ratio)");
-  SPT_CHECK(c.dropout >= 0 && c.dropout < 1, "dropout ", c.dropout, " must be in [0, 1) (--dropout)");
+  // Feed-forward and q/k/v widths are ints; their products with the width must stay int64.
+  SPT_CHECK(std::isfinite(c.ff_ratio) && c.ff_ratio > 0 && c.ff_ratio * c.width + 0.5 >= 1 &&
+                c.ff_ratio * c.width < kMaxWidth,
+            "ff_ratio ", c.ff_ratio, " times width ", c.width, " must give a feed-forward width in [1, ", kMaxWidth,
+            ") (--ff-ratio, --width)");
+  SPT_CHECK(c.width < kMaxWidth / 3, "width ", c.width, " must be below ", kMaxWidth / 3, " (--width)");
+  SPT_CHECK(std::isfinite(c.dropout) && c.dropout >= 0 && c.dropout < 1, "dropout ", c.dropout,
+            " must be in [0, 1) (--dropout)");
   SPT_CHECK(c.sample_rate >= 0 && c.sample_rate <= 1000000, "sample_rate ", c.sample_rate,
             " must be in 0..1000000 (0: not an audio model) (--sample-rate)");
   SPT_CHECK(!c.pos_sizes.empty(), "pos_sizes must list at least one position table size");
   int64_t product = 1;
   for (int size : c.pos_sizes) {
     SPT_CHECK(size >= 1, "position table size ", size, " must be at least 1 (pos_sizes)");
-    product *= size;
+    product = std::min<int64_t>(product * size, int64_t{1} << 40);  // saturates above any ctx
   }
   SPT_CHECK(product >= c.ctx, "position tables of sizes whose product is ", product, " cannot index context ", c.ctx,
             ": pos_sizes must multiply to at least ctx");
   const Pattern check(pattern_spec(c));
+  // The CPU model always holds fp32 weights and gradients; refuse what cannot exist here
+  // before anything is allocated.
+  const double params = parameter_count(c), bytes = 8 * params;
+  SPT_CHECK(bytes <= static_cast<double>(physical_memory_bytes()), "a model of ", params, " parameters needs ",
+            format_bytes(bytes), " for its fp32 weights and gradients alone, more than this machine's ",
+            format_bytes(static_cast<double>(physical_memory_bytes())), " of memory: lower --layers or --width");
 }
 
 PatternSpec pattern_spec(const ModelConfig& c) {
@@ -45,11 +78,15 @@ void validate(const TrainConfig& t) {
   SPT_CHECK(t.steps >= 1, "steps ", t.steps, " must be at least 1 (--steps)");
   SPT_CHECK(t.lr > 0 && t.lr < 1, "learning rate ", t.lr, " must be in (0, 1) (--lr)");
   SPT_CHECK(t.warmup >= 0, "warmup ", t.warmup, " must be non-negative (--warmup)");
-  SPT_CHECK(t.weight_decay >= 0, "weight decay ", t.weight_decay, " must be non-negative (--weight-decay)");
-  SPT_CHECK(t.beta1 >= 0 && t.beta1 < 1 && t.beta2 >= 0 && t.beta2 < 1, "Adam betas ", t.beta1, ", ", t.beta2,
-            " must be in [0, 1)");
-  SPT_CHECK(t.eps > 0, "Adam eps ", t.eps, " must be positive");
-  SPT_CHECK(t.clip >= 0, "gradient clip ", t.clip, " must be non-negative (--clip; 0 disables)");
+  // AdamW shrinks weights by lr * weight_decay per step: at 1 or more it would zero or
+  // flip them.
+  SPT_CHECK(std::isfinite(t.weight_decay) && t.weight_decay >= 0 && t.weight_decay * t.lr < 1, "weight decay ",
+            t.weight_decay, " must be finite, non-negative and below 1 / lr = ", 1 / t.lr, " (--weight-decay)");
+  SPT_CHECK(t.beta1 >= 0 && t.beta1 < 1, "Adam beta1 ", t.beta1, " must be in [0, 1) (--beta1)");
+  SPT_CHECK(t.beta2 >= 0 && t.beta2 < 1, "Adam beta2 ", t.beta2, " must be in [0, 1) (--beta2)");
+  SPT_CHECK(std::isfinite(t.eps) && t.eps > 0 && t.eps < 1, "Adam eps ", t.eps, " must be in (0, 1) (--eps)");
+  SPT_CHECK(std::isfinite(t.clip) && t.clip >= 0, "gradient clip ", t.clip,
+            " must be finite and non-negative (--clip; 0 disables)");
   SPT_CHECK(t.eval_every >= 0 && t.save_every >= 0 && t.eval_batches >= 0,
             "--eval-every, --save-every and --eval-batches must be non-negative");
 }

@@ -59,6 +59,16 @@ struct TrainConfig {
   bool recompute = true;      // keep only the residual stream per layer (CUDA: and the attention output)
 };
 
+// Position tables of a text (or audio) layout: {ceil(T / l), l}.
+std::vector<int> text_pos_sizes(int ctx, int stride);
+
+// The one rule by which a config is resolved from its sources, applied level by level
+// (preset, then the --config file, then the command-line flags; each level overwrites
+// the fields it gives): a level that gives ctx or stride but not pos_sizes re-derives
+// text position tables {ceil(T / l), l} from the resolved T and l; pos_sizes given at a
+// level is kept as given. Image tables (three sizes) are never re-derived.
+void apply_geometry_rule(ModelConfig& config, bool geometry_given, bool pos_sizes_given);
+
 // Validate a config; throw spt::Error naming the bad value and the fix.
 void validate(const ModelConfig& config);
 void validate(const TrainConfig& config);

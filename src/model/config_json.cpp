@@ -1,11 +1,19 @@
 #include "model/config_json.h"
 
-#include <fstream>
-
 #include "core/error.h"
+#include "io/input_file.h"
+#include "io/json_limits.h"
 
 namespace spt {
 namespace {
+
+// A value for an error message, cut short: a config value can be arbitrarily long.
+std::string excerpt(const nlohmann::json& json) {
+  constexpr size_t kMaxChars = 80;
+  std::string text = json.dump();
+  if (text.size() > kMaxChars) text = text.substr(0, kMaxChars) + "...";
+  return text;
+}
 
 template <typename Value>
 void take(const nlohmann::json& json, const char* key, Value& value, const std::string& where) {
@@ -13,12 +21,12 @@ void take(const nlohmann::json& json, const char* key, Value& value, const std::
   try {
     value = json.at(key).get<Value>();
   } catch (const nlohmann::json::exception&) {
-    throw Error(message(where, ": '", key, "' has the wrong type: ", json.at(key).dump()));
+    throw Error(message(where, ": '", key, "' has the wrong type: ", excerpt(json.at(key))));
   }
 }
 
 void reject_unknown(const nlohmann::json& json, std::initializer_list<const char*> known, const std::string& where) {
-  SPT_CHECK(json.is_object(), where, ": expected a JSON object, got ", json.dump());
+  SPT_CHECK(json.is_object(), where, ": expected a JSON object, got ", excerpt(json));
   for (const auto& item : json.items()) {
     bool found = false;
     for (const char* key : known) found = found || item.key() == key;
@@ -64,6 +72,7 @@ void update_from_json(ModelConfig& c, const nlohmann::json& j, const std::string
   take(j, "dropout", c.dropout, where);
   take(j, "pos_sizes", c.pos_sizes, where);
   take(j, "sample_rate", c.sample_rate, where);
+  apply_geometry_rule(c, j.contains("ctx") || j.contains("stride"), j.contains("pos_sizes"));
 }
 
 void update_from_json(TrainConfig& c, const nlohmann::json& j, const std::string& where) {
@@ -86,18 +95,18 @@ void update_from_json(TrainConfig& c, const nlohmann::json& j, const std::string
   take(j, "recompute", c.recompute, where);
 }
 
-void load_config_file(const std::string& path, ModelConfig& model, TrainConfig& train) {
-  std::ifstream in(path);
-  SPT_CHECK(in, "cannot read the config file '", path, "'");
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(message(path, ": not valid JSON (", e.what(), ")"));
-  }
-  reject_unknown(json, {"model", "train"}, path);
+void load_config_file(const std::string& path, ModelConfig& model, TrainConfig& train, DataConfig& data) {
+  const nlohmann::json json = parse_json_limited(read_text_file(path), "config file '" + path + "'");
+  reject_unknown(json, {"model", "train", "data"}, path);
   if (json.contains("model")) update_from_json(model, json["model"], path + ": model");
   if (json.contains("train")) update_from_json(train, json["train"], path + ": train");
+  if (!json.contains("data")) return;
+  const nlohmann::json& section = json["data"];
+  const std::string where = path + ": data";
+  // The token counts are what the run loaded, recorded for the reader; they set nothing.
+  reject_unknown(section, {"format", "path", "train_tokens", "valid_tokens", "test_tokens"}, where);
+  take(section, "format", data.format, where);
+  take(section, "path", data.path, where);
 }
 
 }  // namespace spt

@@ -14,7 +14,7 @@ ModelConfig text_model(int layers, int width, int heads, int ctx, const std::str
   m.pattern = pattern;
   m.stride = stride;
   m.summary = summary;
-  m.pos_sizes = {(ctx + stride - 1) / stride, stride};
+  m.pos_sizes = text_pos_sizes(ctx, stride);
   return m;
 }
 

@@ -14,6 +14,21 @@ constexpr uint8_t kBlue[3] = {31, 119, 180};
 constexpr uint8_t kOrange[3] = {255, 127, 14};
 constexpr uint8_t kGrid[3] = {170, 170, 170};
 constexpr uint8_t kFuture = 235;  // keys after the query (never allowed)
+// Every pixel counts the keys of its query rows, heads x cells x shown counts in all;
+// 2^29 of them (4 heads, T = 2^17) take 2.2 s on 2 cores.
+constexpr int64_t kMaxShadingWork = int64_t{1} << 29;
+// 16 Mi pixels (48 MiB of RGB) take about a second to compress into the PNG.
+constexpr int64_t kMaxPixels = int64_t{1} << 24;
+
+void check_picture_size(int64_t shown, int64_t cells, int64_t zoom, int heads) {
+  const double work = double(heads) * double(cells) * double(shown);
+  const double side = double(cells) * zoom, pixels = double(heads) * side * side;
+  SPT_CHECK(work <= double(kMaxShadingWork) && pixels <= double(kMaxPixels), "a picture of ", shown,
+            " positions with ", heads, " heads would count ", work, " key rows into ", pixels,
+            " pixels, more than the ", kMaxShadingWork, " rows and ", kMaxPixels,
+            " pixels it may take (it would run for minutes): draw the first N positions with --crop N, N at most ",
+            static_cast<int64_t>(std::sqrt(double(kMaxPixels) / heads)));
+}
 
 // Fraction of allowed pairs of each part in the square [i0, i1) x [j0, j1).
 void part_fractions(const HeadMask& mask, int64_t i0, int64_t i1, int64_t j0, int64_t j1, double* a1, double* a2) {
@@ -48,6 +63,7 @@ PatternPicture render_pattern(const Pattern& pattern, const RenderOptions& optio
   const int64_t per_pixel = options.crop > 0 ? 1 : std::max<int64_t>(1, (shown + options.max_pixels - 1) / options.max_pixels);
   const int64_t cells = (shown + per_pixel - 1) / per_pixel;
   const int zoom = static_cast<int>(std::clamp<int64_t>(512 / cells, 1, 8));
+  check_picture_size(shown, cells, zoom, pattern.heads());
   const int panel = static_cast<int>(cells * zoom);
   const int heads = pattern.heads();
   PatternPicture picture;

@@ -24,6 +24,8 @@ struct RenderOptions {
   int64_t max_pixels = 1024;  // panel side above which the picture is downscaled
 };
 
+// Refuses (spt::Error suggesting --crop) a picture whose shading would take more than a
+// few seconds or whose pixels would take more than 48 MiB.
 PatternPicture render_pattern(const Pattern& pattern, const RenderOptions& options);
 
 }  // namespace spt

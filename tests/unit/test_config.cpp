@@ -1,0 +1,203 @@
+// Config resolution and validation: the --config file (a run's own config.json included),
+// the geometry rule, depth-limited JSON, range checks and the size of a model before it
+// is built (parameter count and host memory plan against the real Model).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "core/error.h"
+#include "io/json_limits.h"
+#include "model/config_json.h"
+#include "model/model.h"
+#include "model/model_size.h"
+#include "temp_dir.h"
+
+namespace spt {
+namespace {
+
+using testing_support::TempDir;
+
+void write_text(const std::string& path, const std::string& text) {
+  testing_support::write_bytes(path, std::vector<char>(text.begin(), text.end()));
+}
+
+// The message of the spt::Error that `f` throws ("" if it throws none).
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+struct Loaded {
+  ModelConfig model;
+  TrainConfig train;
+  DataConfig data;
+};
+
+Loaded load(const std::string& json) {
+  TempDir dir("config");
+  write_text(dir / "c.json", json);
+  Loaded out;
+  load_config_file(dir / "c.json", out.model, out.train, out.data);
+  return out;
+}
+
+TEST(ConfigFile, RunConfigJsonWithItsDataSectionLoads) {
+  // What `spt train` writes into a run directory, token counts included.
+  const Loaded got = load(R"({"model": {"layers": 3, "ctx": 64, "stride": 8, "pos_sizes": [8, 8]},
+      "train": {"batch": 2, "beta2": 0.95},
+      "data": {"format": "idx", "path": "data/fm", "train_tokens": 10, "valid_tokens": 2, "test_tokens": 3}})");
+  EXPECT_EQ(got.model.layers, 3);
+  EXPECT_EQ(got.train.batch, 2);
+  EXPECT_EQ(got.train.beta2, 0.95);
+  EXPECT_EQ(got.data.format, "idx");
+  EXPECT_EQ(got.data.path, "data/fm");
+}
+
+TEST(ConfigFile, UnknownKeysAreStillRefusedInEverySection) {
+  EXPECT_NE(error_of([] { load(R"({"data": {"format": "bytes", "shuffle": true}})"); }).find("unknown key 'shuffle'"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load(R"({"optim": {}})"); }).find("unknown key 'optim'"), std::string::npos);
+  EXPECT_NE(error_of([] { load(R"({"model": {"depth": 3}})"); }).find("unknown key 'depth'"), std::string::npos);
+}
+
+TEST(ConfigFile, CtxOrStrideRederiveTextPositionsUnlessPosSizesIsGiven) {
+  EXPECT_EQ(load(R"({"model": {"ctx": 500, "stride": 16}})").model.pos_sizes, (std::vector<int>{32, 16}));
+  EXPECT_EQ(load(R"({"model": {"stride": 64}})").model.pos_sizes, (std::vector<int>{16, 64}));  // T 1024
+  EXPECT_EQ(load(R"({"model": {"ctx": 500, "pos_sizes": [50, 10]}})").model.pos_sizes, (std::vector<int>{50, 10}));
+  // Image tables are never re-derived.
+  ModelConfig image;
+  image.pos_sizes = {28, 28, 1};
+  update_from_json(image, nlohmann::json{{"ctx", 784}}, "test");
+  EXPECT_EQ(image.pos_sizes, (std::vector<int>{28, 28, 1}));
+}
+
+TEST(ConfigFile, BadFilesAreOneLineErrorsNamingTheFile) {
+  TempDir dir("config");
+  ModelConfig m;
+  TrainConfig t;
+  DataConfig d;
+  EXPECT_NE(error_of([&] { load_config_file(dir.path(), m, t, d); }).find("is a directory"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_config_file(dir / "missing.json", m, t, d); }).find("No such file"), std::string::npos);
+  const std::string long_value = R"({"model": {"layers": ")" + std::string(10000, 'x') + R"("}})";
+  const std::string message = error_of([&] { load(long_value); });
+  EXPECT_NE(message.find("wrong type"), std::string::npos);
+  EXPECT_LT(message.size(), 300u);  // the value is cut short
+}
+
+TEST(JsonLimits, DeepNestingIsRefusedBeforeParsing) {
+  const int deep = 100000;
+  const std::string text = std::string(deep, '[') + std::string(deep, ']');
+  EXPECT_NE(error_of([&] { parse_json_limited(text, "x.json"); }).find("x.json: JSON nested more than 64"),
+            std::string::npos);
+  const std::string at_limit = std::string(64, '[') + std::string(64, ']');
+  EXPECT_NO_THROW(parse_json_limited(at_limit, "x.json"));
+  const std::string over = std::string(65, '[') + std::string(65, ']');
+  EXPECT_NE(error_of([&] { parse_json_limited(over, "x.json"); }).find("nested more than 64"), std::string::npos);
+  // Brackets inside strings do not count.
+  EXPECT_NO_THROW(parse_json_limited(R"({"a": ")" + std::string(1000, '[') + R"("})", "x.json"));
+  EXPECT_NE(error_of([] { parse_json_limited("{", "x.json"); }).find("x.json: not valid JSON"), std::string::npos);
+}
+
+TEST(ConfigFile, DeeplyNestedConfigIsAnErrorNotACrash) {
+  const int deep = 100000;
+  const std::string value = std::string(deep, '[') + std::string(deep, ']');
+  EXPECT_NE(error_of([&] { load(value); }).find("nested more than 64"), std::string::npos);
+  EXPECT_NE(error_of([&] { load(R"({"model": {"layers": )" + value + "}}"); }).find("nested more than 64"),
+            std::string::npos);
+}
+
+TEST(ConfigValidate, NonFiniteAndOutOfRangeValuesAreRefused) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  for (double bad : {inf, -1.0, nan, 2000.0}) {  // 2000 * lr 1e-3 >= 1
+    TrainConfig t;
+    t.weight_decay = bad;
+    EXPECT_NE(error_of([&] { validate(t); }).find("--weight-decay"), std::string::npos) << bad;
+  }
+  TrainConfig t;
+  t.clip = inf;
+  EXPECT_NE(error_of([&] { validate(t); }).find("--clip"), std::string::npos);
+  t = TrainConfig{};
+  t.eps = inf;
+  EXPECT_NE(error_of([&] { validate(t); }).find("--eps"), std::string::npos);
+  t = TrainConfig{};
+  t.beta2 = 1.0;
+  EXPECT_NE(error_of([&] { validate(t); }).find("--beta2"), std::string::npos);
+  ModelConfig m;
+  m.dropout = nan;
+  EXPECT_NE(error_of([&] { validate(m); }).find("--dropout"), std::string::npos);
+  m = ModelConfig{};
+  m.ff_ratio = inf;
+  EXPECT_NE(error_of([&] { validate(m); }).find("--ff-ratio"), std::string::npos);
+}
+
+TEST(ConfigValidate, ModelsLargerThanMemoryAreRefusedBeforeAllocation) {
+  ModelConfig m;
+  m.layers = std::numeric_limits<int>::max();
+  EXPECT_NE(error_of([&] { validate(m); }).find("more than this machine's"), std::string::npos);
+  m = ModelConfig{};
+  m.width = 1 << 20;
+  EXPECT_NE(error_of([&] { validate(m); }).find("more than this machine's"), std::string::npos);
+  m = ModelConfig{};
+  m.width = std::numeric_limits<int>::max();
+  m.heads = 1;
+  EXPECT_NE(error_of([&] { validate(m); }).find("feed-forward width"), std::string::npos);
+  m = ModelConfig{};
+  m.pos_sizes = {std::numeric_limits<int>::max(), std::numeric_limits<int>::max(), std::numeric_limits<int>::max()};
+  EXPECT_FALSE(error_of([&] { validate(m); }).empty());  // no overflow into a bogus product
+}
+
+TEST(ModelSize, ParameterCountMatchesTheBuiltModel) {
+  ModelConfig a;
+  a.layers = 2;
+  a.width = 36;
+  a.heads = 3;
+  a.ctx = 50;
+  a.stride = 7;
+  a.pos_sizes = text_pos_sizes(a.ctx, a.stride);
+  ModelConfig b = a;
+  b.half_qk = true;
+  b.heads = 2;
+  b.ff_ratio = 2.5;
+  b.pos_sizes = {5, 5, 2};
+  for (const ModelConfig& c : {a, b})
+    EXPECT_EQ(parameter_count(c), static_cast<double>(Model(c).params().total()));
+}
+
+TEST(ModelSize, HostMemoryPlanMatchesTheModelBuffers) {
+  ModelConfig c;
+  c.layers = 3;
+  c.width = 32;
+  c.heads = 2;
+  c.ctx = 24;
+  c.stride = 4;
+  c.pos_sizes = text_pos_sizes(c.ctx, c.stride);
+  const int B = 3;
+  const std::vector<uint8_t> tokens(B * c.ctx, 7);
+  for (bool recompute : {true, false}) {
+    Model model(c);
+    model.recompute = recompute;
+    model.init(1);
+    model.forward_backward(tokens.data(), B, DropoutContext{}, 1.0f);
+    const HostMemoryPlan plan = host_memory_plan(c, B, true, recompute);
+    EXPECT_EQ(plan.activations, static_cast<double>(model.activation_bytes())) << recompute;
+    EXPECT_EQ(plan.weights, 4.0 * model.weights().size());
+    EXPECT_EQ(plan.optimizer, 8.0 * model.weights().size());
+  }
+  Model model(c);
+  std::vector<float> losses(B * c.ctx);
+  model.evaluate(tokens.data(), B, losses.data());
+  EXPECT_EQ(host_memory_plan(c, B, false, true).activations, static_cast<double>(model.activation_bytes()));
+  EXPECT_NE(error_of([&] { check_memory_plan(host_memory_plan(c, B, true, true), 1000, "training"); })
+                .find("training needs"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace spt
