@@ -4,6 +4,8 @@
 // on a terminal; Ctrl-C stops within a position (exit 130).
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -125,7 +127,9 @@ void run(const SampleFlags& f) {
     }
     return !signals.requested();
   };
+  const auto start = std::chrono::steady_clock::now();
   const auto samples = sample(model, options);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   progress.finish();
   if (signals.requested()) {
     if (stream) std::fputc('\n', stdout);
@@ -148,6 +152,9 @@ void run(const SampleFlags& f) {
   } else {
     write_text_samples(f.out, samples);
   }
+  // The rate goes to stderr, so that it never mixes with samples written to stdout.
+  std::fprintf(stderr, "spt sample: %d x %lld tokens in %.2f s on %s: %.1f tokens/s\n", f.count,
+               static_cast<long long>(length), seconds, f.device.c_str(), f.count * length / std::max(seconds, 1e-9));
 }
 
 }  // namespace

@@ -29,8 +29,8 @@ int main(int argc, char** argv) {
   CLI::App app{"spt: Sparse Transformers for long sequences of bytes, pixels and audio"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("spt ") + SPT_VERSION);
-  spt::cli::add_prepare_command(app);
   app.option_defaults()->always_capture_default();  // --help shows every option's default
+  spt::cli::add_prepare_command(app);
   spt::cli::add_train_command(app);
   spt::cli::add_eval_command(app);
   spt::cli::add_sample_command(app);

@@ -82,22 +82,22 @@ int draw_token(const float* logits, const DrawOptions& draw, uint64_t key, uint6
 
 double sample_memory_bytes(const ModelConfig& c, int count, int64_t length, const std::string& device) {
   const double per_sequence_cache =
-      device == "cpu" ? 4.0 * c.layers * static_cast<double>(c.ctx) * (c.heads * c.qk_dim() + c.width) : 0.0;
+      device == "cpu" ? 4.0 * c.layers * static_cast<double>(length) * (c.heads * c.qk_dim() + c.width) : 0.0;
   const double per_sequence_rows = 4.0 * (4.0 * c.width + c.qkv_width() + c.ff_width() + kVocab);
   return static_cast<double>(count) * (per_sequence_cache + per_sequence_rows + static_cast<double>(length));
 }
 
 #ifdef SPT_HAVE_CUDA
 namespace cuda {
-std::unique_ptr<Decoder> make_cuda_decoder(const Model& model, int count);
+std::unique_ptr<Decoder> make_cuda_decoder(const Model& model, int count, int64_t capacity);
 }
 #endif
 
-std::unique_ptr<Decoder> make_decoder(const std::string& device, Model& model, int count) {
-  if (device == "cpu") return std::make_unique<KvDecoder>(model, count);
+std::unique_ptr<Decoder> make_decoder(const std::string& device, Model& model, int count, int64_t capacity) {
+  if (device == "cpu") return std::make_unique<KvDecoder>(model, count, capacity);
   if (device == "cuda") {
 #ifdef SPT_HAVE_CUDA
-    return cuda::make_cuda_decoder(model, count);
+    return cuda::make_cuda_decoder(model, count, capacity);
 #else
     throw Error("this spt was built without CUDA: rebuild on a machine with the CUDA toolkit (cmake -DSPT_CUDA=ON) "
                 "or use --device cpu");
@@ -106,15 +106,17 @@ std::unique_ptr<Decoder> make_decoder(const std::string& device, Model& model, i
   throw Error(message("unknown device '", device, "': use cpu or cuda (--device)"));
 }
 
-KvDecoder::KvDecoder(Model& model, int count) : model_(model), count_(count) {
+KvDecoder::KvDecoder(Model& model, int count, int64_t capacity) : model_(model), count_(count) {
   const ModelConfig& c = model.config();
   SPT_CHECK(count >= 1, "sample count ", count, " must be at least 1 (--count)");
+  SPT_CHECK(capacity >= 0 && capacity <= c.ctx, "decoder capacity ", capacity, " must be in [0, ", c.ctx, "]");
+  capacity_ = capacity > 0 ? capacity : c.ctx;
   const Pattern pattern = model_pattern(c);
   for (int r = 0; r < c.layers; ++r) plans_.push_back(make_plan(pattern, r));
   caches_.resize(c.layers);
   for (LayerCache& cache : caches_) {
-    cache.keys.assign(static_cast<size_t>(count) * c.ctx * c.heads * c.qk_dim(), 0.0f);
-    cache.values.assign(static_cast<size_t>(count) * c.ctx * c.width, 0.0f);
+    cache.keys.assign(static_cast<size_t>(count) * capacity_ * c.heads * c.qk_dim(), 0.0f);
+    cache.values.assign(static_cast<size_t>(count) * capacity_ * c.width, 0.0f);
   }
   const size_t rows = static_cast<size_t>(count);
   h_.resize(rows * c.width);
@@ -133,7 +135,7 @@ KvDecoder::KvDecoder(Model& model, int count) : model_(model), count_(count) {
 void KvDecoder::attend(int r) {
   const ModelConfig& c = model_.config();
   const int C = c.width, H = c.heads, Dk = c.qk_dim(), D = c.head_dim(), QKV = c.qkv_width();
-  const int64_t T = c.ctx;
+  const int64_t T = capacity_;  // rows per sequence in the cache
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dk)));
   LayerCache& cache = caches_[r];
   for (int s = 0; s < count_; ++s) {
@@ -171,7 +173,7 @@ void KvDecoder::attend(int r) {
 
 const std::vector<float>& KvDecoder::step(const uint8_t* previous) {
   const ModelConfig& c = model_.config();
-  SPT_CHECK(t_ < c.ctx, "the decoder is at position ", t_, ", the end of the context ", c.ctx);
+  SPT_CHECK(t_ < capacity_, "the decoder is at position ", t_, ", the end of its cache of ", capacity_, " positions");
   const int C = c.width, F = c.ff_width(), QKV = c.qkv_width();
   const float* tok_emb = model_.param("tok_emb.weight");
   for (int s = 0; s < count_; ++s) {
@@ -247,7 +249,7 @@ std::vector<std::vector<uint8_t>> sample(Model& model, const SampleOptions& opti
     return &options.prefixes[options.prefixes.size() == 1 ? 0 : s];
   };
   const DrawOptions draw{options.temperature, options.top_k, options.top_p};
-  const std::unique_ptr<Decoder> decoder = make_decoder(options.device, model, count);
+  const std::unique_ptr<Decoder> decoder = make_decoder(options.device, model, count, length);
   std::vector<std::vector<uint8_t>> out(count, std::vector<uint8_t>(length));
   std::vector<uint8_t> previous(count, 0);  // (count)
   for (int64_t t = 0; t < length; ++t) {

@@ -28,18 +28,20 @@ class Decoder {
 
 class KvDecoder final : public Decoder {
  public:
-  KvDecoder(Model& model, int count);
+  // capacity: positions the cache holds (0: the model context); decoding stops there.
+  KvDecoder(Model& model, int count, int64_t capacity = 0);
   int64_t position() const override { return t_; }
   const std::vector<float>& step(const uint8_t* previous) override;
 
  private:
   struct LayerCache {
-    std::vector<float> keys;    // (count, T, H * Dk)
-    std::vector<float> values;  // (count, T, C)
+    std::vector<float> keys;    // (count, capacity, H * Dk)
+    std::vector<float> values;  // (count, capacity, C)
   };
   void attend(int layer);
   Model& model_;
   int count_;
+  int64_t capacity_ = 0;  // positions the cache holds (<= T)
   int64_t t_ = 0;
   std::vector<AttentionPlan> plans_;                     // (L)
   std::vector<LayerCache> caches_;                       // (L)
@@ -87,7 +89,7 @@ double sample_memory_bytes(const ModelConfig& config, int count, int64_t length,
 
 // A decoder of `count` sequences on `device` (cpu | cuda). Asking for CUDA in a build or on
 // a machine without it is an error, never a silent CPU run.
-std::unique_ptr<Decoder> make_decoder(const std::string& device, Model& model, int count);
+std::unique_ptr<Decoder> make_decoder(const std::string& device, Model& model, int count, int64_t capacity = 0);
 
 // Returns `count` sequences of `length` tokens. Every token is drawn on the host from the
 // decoder's logits with the same counter-based random stream, so the CPU and the GPU give

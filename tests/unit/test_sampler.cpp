@@ -72,6 +72,28 @@ TEST(Sampler, CachedDecoderMatchesFullForward) {
   }
 }
 
+// A cache of fewer positions than the context (what sampling --length N < T allocates)
+// gives the same logits at every position it holds, and refuses the next one.
+TEST(Sampler, ASmallerCacheGivesTheSameLogits) {
+  for (const std::string pattern : {"strided", "fixed"}) {
+    const ModelConfig c = tiny(pattern, "merged");
+    Model model(c);
+    randomize(model, 9);
+    const int count = 2;
+    const int64_t capacity = 13;
+    const std::vector<uint8_t> tokens = random_tokens(count, capacity, 5);  // (count, capacity)
+    KvDecoder whole(model, count), part(model, count, capacity);
+    std::vector<uint8_t> previous(count);
+    for (int64_t t = 0; t < capacity; ++t) {
+      for (int s = 0; s < count; ++s) previous[s] = t > 0 ? tokens[s * capacity + t - 1] : 0;
+      const std::vector<float> want = whole.step(previous.data());
+      EXPECT_EQ(part.step(previous.data()), want) << pattern << " position " << t;
+    }
+    EXPECT_THROW(part.step(previous.data()), Error);
+  }
+  EXPECT_THROW(KvDecoder(*std::make_unique<Model>(tiny("strided", "merged")), 1, 41), Error);
+}
+
 TEST(Sampler, GreedyFollowsTheModelAndKeepsThePrefix) {
   const ModelConfig c = tiny("fixed", "merged");
   Model model(c);

@@ -27,6 +27,7 @@ constexpr int kAttentionBlock = 64;  // key blocks of the device plan that decod
 struct CudaDecoder::State : WeightOffsets {
   ModelConfig config;
   int count = 0;  // S sequences
+  int64_t capacity = 0;  // positions the cache holds (<= T)
   int64_t t = 0;
   std::vector<DeviceAttentionPlan> plans;   // (L)
   std::unique_ptr<BlasContext> blas;
@@ -43,12 +44,12 @@ struct CudaDecoder::State : WeightOffsets {
 
   const float* w(int64_t offset) const { return weights.data() + offset; }
   int64_t key_width() const { return int64_t{config.heads} * config.qk_dim(); }  // H * Dk
-  float* layer_keys(int r) { return keys.data() + int64_t{r} * count * config.ctx * key_width(); }
-  float* layer_values(int r) { return values.data() + int64_t{r} * count * config.ctx * config.width; }
+  float* layer_keys(int r) { return keys.data() + int64_t{r} * count * capacity * key_width(); }
+  float* layer_values(int r) { return values.data() + int64_t{r} * count * capacity * config.width; }
 
   // Copies the keys and values of position t (in qkv) into layer r's caches.
   void append(int r) {
-    const int64_t T = config.ctx, K = key_width(), C = config.width, QKV = config.qkv_width();
+    const int64_t T = capacity, K = key_width(), C = config.width, QKV = config.qkv_width();
     const size_t f = sizeof(float);
     SPT_CUDA_CHECK(cudaMemcpy2DAsync(layer_keys(r) + t * K, T * K * f, qkv.data() + K, QKV * f, K * f, count,
                                      cudaMemcpyDeviceToDevice, blas->stream()));
@@ -82,20 +83,24 @@ struct CudaDecoder::State : WeightOffsets {
   }
 };
 
-CudaDecoder::CudaDecoder(const Model& model, int count) : state_(std::make_unique<State>()) {
+CudaDecoder::CudaDecoder(const Model& model, int count, int64_t capacity) : state_(std::make_unique<State>()) {
   SPT_CHECK(cuda_available(), "no CUDA device is available for sampling: run with --device cpu");
   SPT_CHECK(count >= 1, "sample count ", count, " must be at least 1 (--count)");
   State& s = *state_;
   s.config = model.config();
   s.count = count;
   const ModelConfig& c = s.config;
+  SPT_CHECK(capacity >= 0 && capacity <= c.ctx, "decoder capacity ", capacity, " must be in [0, ", c.ctx, "]");
+  s.capacity = capacity > 0 ? capacity : c.ctx;
   SPT_CHECK(static_cast<int>(c.pos_sizes.size()) <= kMaxPositionTables, "the CUDA sampler takes at most ",
             kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size(), ": use --device cpu");
   SPT_CHECK(c.qk_dim() <= 128 && c.head_dim() <= 128, "the CUDA sampler needs head dims of at most 128, the model has ",
             "Dk = ", c.qk_dim(), ", D = ", c.head_dim(), ": use --device cpu");
   static_cast<WeightOffsets&>(s) = weight_offsets(model.params(), c);
 
-  const int64_t S = count, T = c.ctx, C = c.width;
+  // The pattern of positions below the capacity does not depend on T, so the plans and the
+  // cache are sized by the capacity alone.
+  const int64_t S = count, T = s.capacity, C = c.width;
   const int64_t cache_floats = int64_t{c.layers} * S * T * (s.key_width() + C);
   const int64_t weight_floats = static_cast<int64_t>(model.weights().size());
   size_t free_bytes = 0, total_bytes = 0;
@@ -130,7 +135,8 @@ int64_t CudaDecoder::position() const { return state_->t; }
 const std::vector<float>& CudaDecoder::step(const uint8_t* previous) {
   State& s = *state_;
   const ModelConfig& c = s.config;
-  SPT_CHECK(s.t < c.ctx, "the decoder is at position ", s.t, ", the end of the context ", c.ctx);
+  SPT_CHECK(s.t < s.capacity, "the decoder is at position ", s.t, ", the end of its cache of ", s.capacity,
+            " positions");
   if (s.t > 0) s.previous.upload(previous, static_cast<size_t>(s.count));
   PositionTables tables;
   tables.count = static_cast<int>(c.pos_sizes.size());
@@ -150,8 +156,8 @@ const std::vector<float>& CudaDecoder::step(const uint8_t* previous) {
   return s.host_logits;
 }
 
-std::unique_ptr<Decoder> make_cuda_decoder(const Model& model, int count) {
-  return std::make_unique<CudaDecoder>(model, count);
+std::unique_ptr<Decoder> make_cuda_decoder(const Model& model, int count, int64_t capacity) {
+  return std::make_unique<CudaDecoder>(model, count, capacity);
 }
 
 }  // namespace spt::cuda

@@ -17,8 +17,8 @@ namespace spt::cuda {
 class CudaDecoder final : public Decoder {
  public:
   // Copies the model's weights to the device and plans the cache of `count` sequences of
-  // the model's context; throws with the numbers when it does not fit.
-  CudaDecoder(const Model& model, int count);
+  // `capacity` positions (0: the model's context); throws with the numbers when it does not fit.
+  CudaDecoder(const Model& model, int count, int64_t capacity = 0);
   ~CudaDecoder() override;
   CudaDecoder(const CudaDecoder&) = delete;
   CudaDecoder& operator=(const CudaDecoder&) = delete;
@@ -31,6 +31,6 @@ class CudaDecoder final : public Decoder {
   std::unique_ptr<State> state_;
 };
 
-std::unique_ptr<Decoder> make_cuda_decoder(const Model& model, int count);
+std::unique_ptr<Decoder> make_cuda_decoder(const Model& model, int count, int64_t capacity);
 
 }  // namespace spt::cuda
