@@ -1,5 +1,6 @@
 // `spt train`: train a model on a data set, with checkpoints, resume and validation.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -104,6 +105,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--deterministic", run->deterministic,
                 "cuda: make every step repeat bit for bit (attention backward without atomic additions; slower)");
   cmd->add_option("--stop-at", run->stop_at, "save and stop once this many steps are done (resume later; 0: never)");
+  cmd->add_option("--time-limit", run->time_limit,
+                  "save and stop once this run's training steps took this many seconds (validation not counted; "
+                  "0: no limit)");
   cmd->footer("Example: spt train --preset kjv-small --data data/kjv.txt --out runs/kjv");
   cmd->callback([cmd, flags, run, dry_run] {
     TrainRun r = *run;
@@ -112,6 +116,8 @@ void add_train_command(CLI::App& app) {
     r.data_path = data.path;
     SPT_CHECK(r.eval_batch >= 1, "eval batch ", r.eval_batch, " must be at least 1 (--eval-batch)");
     SPT_CHECK(r.log_every >= 0 && r.stop_at >= 0, "--log-every and --stop-at must be non-negative");
+    SPT_CHECK(std::isfinite(r.time_limit) && r.time_limit >= 0, "--time-limit ", r.time_limit,
+              " must be a non-negative number of seconds");
     if (r.resume) {
       check_resume_flags(cmd);
       r.model = ModelConfig{};

@@ -165,10 +165,11 @@ int run_training(TrainRun run) {
   };
 
   while (state.step < run.train.steps) {
-    if (run.stop_at > 0 && state.step >= run.stop_at) {
+    const bool out_of_time = run.time_limit > 0 && train_seconds >= run.time_limit;
+    if ((run.stop_at > 0 && state.step >= run.stop_at) || out_of_time) {
       if (last_saved != state.step) save_now();
-      progress.note(message("stopped at step ", state.step, " as asked (--stop-at); continue with: spt train --out ",
-                            run.out_dir, " --resume"));
+      progress.note(message("stopped at step ", state.step, " as asked (", out_of_time ? "--time-limit" : "--stop-at",
+                            "); continue with: spt train --out ", run.out_dir, " --resume"));
       return 0;
     }
     if (signals.requested()) return stop_on_signal();

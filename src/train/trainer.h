@@ -21,6 +21,7 @@ struct TrainRun {
   std::string device = "cpu";  // cpu | cuda
   std::string precision;       // fp32 | bf16 | fp16 (empty: the device's default)
   int64_t stop_at = 0;      // > 0: save and stop once this many steps are done (resume later)
+  double time_limit = 0;    // > 0: save and stop once the steps of this run took this many seconds
   bool deterministic = false;  // cuda: bit-for-bit repeatable steps (EngineOptions::deterministic)
 };
 

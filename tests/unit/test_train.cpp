@@ -94,6 +94,16 @@ TEST_F(TrainTest, ResumeIsBitExact) {
         << file << " differs";
 }
 
+TEST_F(TrainTest, TimeLimitSavesAndStops) {
+  TrainRun run = small_run("timed");
+  run.train.steps = 1000000;
+  run.time_limit = 1e-9;  // spent by the first step
+  ASSERT_EQ(run_training(run), 0);
+  const CheckpointInfo info = read_checkpoint_info(run.out_dir + "/checkpoint");
+  EXPECT_EQ(info.state.step, 1);
+  EXPECT_EQ(info.train.steps, 1000000);
+}
+
 TEST_F(TrainTest, CheckpointEvaluatesAsTheRunDid) {
   const TrainRun run = small_run("run");
   ASSERT_EQ(run_training(run), 0);
