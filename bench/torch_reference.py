@@ -7,7 +7,8 @@ autocast, per-block activation checkpointing, fused AdamW, torch.compile.
     python3 bench/torch_reference.py --attention flex --steps 12
     python3 bench/torch_reference.py --attention dense
 
-Prints one JSON line: median step time after warm-up, tokens/s, peak GPU memory.
+Prints one JSON line: median step time after warm-up, tokens/s, peak GPU memory (or, when
+the model does not run, the error and the memory reached).
 """
 import argparse
 import json
@@ -132,4 +133,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (torch.OutOfMemoryError, RuntimeError) as error:
+        # Record what happened (at long contexts the block mask or the activations may not fit).
+        print(json.dumps({"impl": "pytorch", "error": f"{type(error).__name__}: {str(error).splitlines()[0][:300]}",
+                          "peak_gib": torch.cuda.max_memory_allocated() / 2**30}), flush=True)
+        raise SystemExit(1)
