@@ -48,6 +48,7 @@ void write_text(const SampleFlags& f, const std::vector<std::vector<uint8_t>>& s
 }
 
 void run(const SampleFlags& f) {
+  if (!f.out.empty()) refuse_checkpoint_overwrite(f.out, "--out");
   const CheckpointInfo info = read_checkpoint_info(f.checkpoint);
   Model model(info.model);
   load_checkpoint(f.checkpoint, model, nullptr);
@@ -68,7 +69,10 @@ void run(const SampleFlags& f) {
     SPT_CHECK(f.prefix_rows < c.pos_sizes[0], "--prefix-rows ", f.prefix_rows, " must be below the image height ",
               c.pos_sizes[0]);
     const std::string path = f.data_path.empty() ? info.state.data_path : f.data_path;
-    const std::string format = f.data_format.empty() ? info.state.data_format : f.data_format;
+    std::string format = f.data_format.empty() ? info.state.data_format : f.data_format;
+    if (format.empty()) format = "bytes";
+    SPT_CHECK(!path.empty(), "'", f.checkpoint, "' holds weights only (no state.json names the data set): give ",
+              "--data FILE for --prefix-rows");
     const Dataset data = load_dataset(format, path);
     check_model_fits(data, c);
     SPT_CHECK(data.test.records() >= f.count, "the test split has ", data.test.records(), " images, fewer than --count ",
@@ -101,7 +105,7 @@ void run(const SampleFlags& f) {
 void add_sample_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("sample", "Sample sequences from a checkpoint (text, or a PNG grid of images)");
   auto f = std::make_shared<SampleFlags>();
-  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint)")->required();
+  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint), run directory, or model.safetensors alone")->required();
   cmd->add_option("--count", f->count, "sequences to sample");
   cmd->add_option("--length", f->length, "tokens per sequence, prompt included (default: the context)");
   cmd->add_option("--temperature", f->temperature, "softmax temperature (0: most likely token)");

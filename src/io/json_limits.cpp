@@ -1,0 +1,36 @@
+#include "io/json_limits.h"
+
+#include "core/error.h"
+
+namespace spt {
+namespace {
+
+// Thrown out of the parser callback; turned into spt::Error by parse_json_limited.
+struct TooDeep {};
+
+}  // namespace
+
+nlohmann::json parse_json_limited(const std::string& text, const std::string& what, const JsonKeyHook& on_key) {
+  using Event = nlohmann::json::parse_event_t;
+  const auto callback = [&](int depth, Event event, nlohmann::json& parsed) {
+    // The depth of an opening bracket is that of its container; its content is one deeper.
+    if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxJsonDepth) throw TooDeep{};
+    if (event == Event::key && on_key) on_key(depth, parsed.get<std::string>());
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text, callback);
+  } catch (const TooDeep&) {
+    throw Error(message(what, ": JSON nested deeper than ", kMaxJsonDepth, " levels (not a file spt reads)"));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(message(what, ": not valid JSON (", e.what(), ")"));
+  }
+}
+
+std::string json_excerpt(const nlohmann::json& value, size_t limit) {
+  std::string text = value.dump();
+  if (text.size() > limit) text = text.substr(0, limit) + "...";
+  return text;
+}
+
+}  // namespace spt
