@@ -176,10 +176,9 @@ bool verify_model_file(const Located& at, const StateFile& state) {
     verify_file(at.model_file, *record, true);
     return true;
   }
-  std::fprintf(stderr,
-               "spt: note: '%s' is %lld bytes, not the %lld that state.json records (re-saved by another tool?): "
-               "checked its config, tensor names, shapes, F32 dtype and finite values instead of its checksum\n",
-               at.model_file.c_str(), static_cast<long long>(bytes), static_cast<long long>(record->bytes));
+  note_once(message("'", at.model_file, "' is ", bytes, " bytes, not the ", record->bytes,
+                    " that state.json records (re-saved by another tool?): checked its config, tensor names, shapes, ",
+                    "F32 dtype and finite values instead of its checksum"));
   return false;
 }
 
@@ -233,10 +232,8 @@ void load_once(const std::string& requested, Model& model, OptimizerState* optim
   if (!at.has_state) {
     SPT_CHECK(!optimizer, "'", at.model_file, "' holds weights only (no state.json): it cannot be resumed");
     load_model_tensors(at.model_file, model, weights);
-    std::fprintf(stderr,
-                 "spt: note: '%s' has no state.json: checked its config, tensor names, shapes, F32 dtype and finite "
-                 "values (there is no checksum to verify)\n",
-                 at.model_file.c_str());
+    note_once(message("'", at.model_file, "' has no state.json: checked its config, tensor names, shapes, F32 ",
+                      "dtype and finite values (there is no checksum to verify)"));
   } else {
     const StateFile state = read_state_file(at.dir + "/" + kStateFile);
     const ModelConfig& config = state.info.model;

@@ -20,6 +20,10 @@ inline constexpr const char* kDamagedHint =
 
 std::string strip_trailing_slashes(std::string path);
 
+// Prints "spt: note: <text>" to stderr, once per process for the same text (a checkpoint
+// is read twice by eval and sample: its config, then its tensors).
+void note_once(const std::string& text);
+
 struct FileRecord {
   int64_t bytes = 0;
   uint32_t crc32 = 0;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "core/error.h"
@@ -63,8 +64,7 @@ Located locate_path(const std::string& dir) {
     return locate_checkpoint((path / "checkpoint").string());  // a run directory
   const std::string old = dir + ".old";
   if (!path_exists(path) && is_dir(old)) {
-    std::fprintf(stderr, "spt: note: '%s' is missing but '%s' exists (a save was interrupted); loading '%s'\n",
-                 dir.c_str(), old.c_str(), old.c_str());
+    note_once(message("'", dir, "' is missing but '", old, "' exists (a save was interrupted); loading '", old, "'"));
     return checkpoint_in(old);
   }
   throw Error(message("no checkpoint at '", dir, "': ", path_exists(path) ? "" : "it does not exist; ",
@@ -75,6 +75,11 @@ Located locate_path(const std::string& dir) {
 }  // namespace
 
 namespace checkpoint_detail {
+
+void note_once(const std::string& text) {
+  static std::set<std::string> printed;
+  if (printed.insert(text).second) std::fprintf(stderr, "spt: note: %s\n", text.c_str());
+}
 
 std::string strip_trailing_slashes(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
@@ -133,6 +138,8 @@ bool is_checkpoint_directory(const std::string& dir) {
 
 void refuse_checkpoint_overwrite(const std::string& path, const std::string& flag) {
   const fs::path target(strip_trailing_slashes(path));
+  SPT_CHECK(!is_checkpoint_directory(target.string()), flag, " '", path,
+            "' is a checkpoint directory: writing there would destroy the checkpoint; choose another path");
   const std::string name = target.filename().string();
   const bool checkpoint_name = name == kModelFile || name == kOptimizerFile || name == kStateFile;
   const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();

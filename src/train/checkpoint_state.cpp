@@ -29,10 +29,8 @@ uint32_t crc_of(const json& content) {
 // Verifies the checksum when the file has one; old checkpoints without it get a note.
 void check_checksum(json& root, const std::string& path) {
   if (!root.contains(kChecksumKey)) {
-    std::fprintf(stderr,
-                 "spt: note: '%s' has no %s (written by an older spt): its fields are type-checked but edits "
-                 "cannot be detected\n",
-                 path.c_str(), kChecksumKey);
+    note_once(message("'", path, "' has no ", kChecksumKey,
+                      " (written by an older spt): its fields are type-checked but edits cannot be detected"));
     return;
   }
   const json recorded = root[kChecksumKey];

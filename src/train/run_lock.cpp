@@ -79,7 +79,7 @@ RunDirectory::~RunDirectory() {
   std::error_code ec;
   const fs::path dir(path_);
   const bool has_checkpoint = fs::exists(dir / "checkpoint", ec) || fs::exists(dir / "checkpoint.old", ec);
-  if (failed && !created_.empty() && !has_checkpoint) {
+  if (failed && !kept_ && !created_.empty() && !has_checkpoint) {
     // The directory is this process's own: what a run writes there is this run's.
     for (const char* name : {"config.json", "metrics.jsonl", kLockFile}) fs::remove(dir / name, ec);
     for (auto it = created_.rbegin(); it != created_.rend(); ++it) fs::remove(*it, ec);  // only if empty

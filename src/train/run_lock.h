@@ -14,9 +14,11 @@ class RunDirectory {
   // another process is refused naming that process's pid.
   explicit RunDirectory(const std::string& path);
   // When the constructor created directories and the run fails (an exception unwinds
-  // through this) before any checkpoint exists, the files a run writes and the created
+  // through this) before keep() and before any checkpoint exists, the files a run writes and the created
   // directories are removed, so a failed run leaves nothing behind.
   ~RunDirectory();
+  // Training has started: from now on its files document the run and stay.
+  void keep() { kept_ = true; }
   RunDirectory(const RunDirectory&) = delete;
   RunDirectory& operator=(const RunDirectory&) = delete;
 
@@ -25,6 +27,7 @@ class RunDirectory {
   std::vector<std::string> created_;  // directories this process created, innermost last
   int fd_ = -1;
   int exceptions_at_start_ = 0;
+  bool kept_ = false;
 };
 
 // True when a process holds the lock of the run directory `path` (a trainer is running).

@@ -105,7 +105,7 @@ int run_training(TrainRun run) {
   namespace fs = std::filesystem;
   SPT_CHECK(!run.out_dir.empty(), "no output directory: use --out DIR");
   const std::string checkpoint_dir = (fs::path(run.out_dir) / "checkpoint").string();
-  const RunDirectory run_directory(run.out_dir);
+  RunDirectory run_directory(run.out_dir);
   remove_stale_checkpoint_temps(checkpoint_dir, true);
   const bool has_checkpoint = fs::exists(checkpoint_dir) || fs::exists(checkpoint_dir + ".old");
   TrainState state;
@@ -168,6 +168,7 @@ int run_training(TrainRun run) {
   std::fflush(stdout);
 
   MetricsLog metrics((fs::path(run.out_dir) / "metrics.jsonl").string());
+  run_directory.keep();
   StopSignals signals;
   Progress progress(run.train.steps, state.step, run.log_every);
   const int64_t T = run.model.ctx;
