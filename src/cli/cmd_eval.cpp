@@ -27,8 +27,10 @@ struct EvalFlags {
 void run(const EvalFlags& f) {
   const CheckpointInfo info = read_checkpoint_info(f.checkpoint);
   const std::string path = f.data_path.empty() ? info.state.data_path : f.data_path;
-  const std::string format = f.data_format.empty() ? info.state.data_format : f.data_format;
-  SPT_CHECK(!path.empty(), "the checkpoint does not name its data set: use --data");
+  std::string format = f.data_format.empty() ? info.state.data_format : f.data_format;
+  if (format.empty()) format = "bytes";
+  SPT_CHECK(!path.empty(), "'", f.checkpoint, "' holds weights only (no state.json names the data set): give --data ",
+            "FILE (and --data-format unless it is bytes)");
   const Dataset data = load_dataset(format, path);
   check_model_fits(data, info.model);
   Model model(info.model);
@@ -64,7 +66,7 @@ void run(const EvalFlags& f) {
 void add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "Bits per byte/dim of a checkpoint over a whole split");
   auto f = std::make_shared<EvalFlags>();
-  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint)")->required();
+  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint), run directory, or model.safetensors alone")->required();
   cmd->add_option("--split", f->split, "train | valid | test");
   cmd->add_option("--data", f->data_path, "data set (default: the one the checkpoint was trained on)");
   cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 | prepared (default: the checkpoint's)");

@@ -31,6 +31,8 @@ struct GradientFlags {
 };
 
 void run(CLI::App* cmd, const ModelFlags& flags, const GradientFlags& f) {
+  // The files written here (model.safetensors, ...) must not land in a checkpoint.
+  refuse_checkpoint_overwrite(f.out, "--out");
   ModelConfig config;
   TrainConfig train;
   std::string format;

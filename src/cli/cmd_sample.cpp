@@ -48,6 +48,8 @@ std::vector<Image> test_images(const SampleFlags& f, const CheckpointInfo& info)
   SPT_CHECK(f.prefix_rows < c.pos_sizes[0], "--prefix-rows ", f.prefix_rows, " must be below the image height ",
             c.pos_sizes[0]);
   const std::string path = f.data_path.empty() ? info.state.data_path : f.data_path;
+  SPT_CHECK(!path.empty(), "'", f.checkpoint, "' holds weights only (no state.json names the data set): give ",
+            "--data DIR for --prefix-rows");
   const std::string format = f.data_format.empty() ? info.state.data_format : f.data_format;
   const Dataset data = load_dataset(format, path);
   check_model_fits(data, c);
@@ -81,6 +83,7 @@ void run(const SampleFlags& f) {
   SPT_CHECK(f.length >= 0, "--length ", f.length, " must not be negative (0: the model context)");
   SPT_CHECK(f.scale >= 0, "--scale ", f.scale, " must be at least 1 (0: automatic)");
   validate(DrawOptions{f.temperature, f.top_k, f.top_p});
+  if (!f.out.empty()) refuse_checkpoint_overwrite(f.out, "--out");
   const CheckpointInfo info = read_checkpoint_info(f.checkpoint);
   const ModelConfig& c = info.model;
   const bool images = c.pos_sizes.size() == 3;
@@ -162,7 +165,7 @@ void run(const SampleFlags& f) {
 void add_sample_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("sample", "Sample sequences from a checkpoint (text, or a PNG grid of images)");
   auto f = std::make_shared<SampleFlags>();
-  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint)")->required();
+  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint), run directory, or model.safetensors alone")->required();
   cmd->add_option("--count", f->count, "sequences to sample (at least 1)");
   cmd->add_option("--length", f->length, "tokens per sequence, prompt included (0, the default: the context)");
   cmd->add_option("--temperature", f->temperature, "softmax temperature (0: most likely token)");

@@ -44,8 +44,29 @@ void sync_directory(const std::string& path);
 // The directory holding `path` ("." for a bare name).
 std::string parent_directory(const std::string& path);
 
-// Size in bytes; throws naming the path when it cannot be read.
+// Size in bytes of a regular file; throws "cannot read 'PATH': reason" when it is
+// missing, unreadable, or a directory, FIFO or device (checked with stat, never opened).
 int64_t file_size(const std::string& path);
+
+// The whole content of a regular file of at most `max_bytes` bytes. The type is checked
+// before opening and the open does not block (a FIFO is refused, never waited on).
+std::string read_regular_file(const std::string& path, int64_t max_bytes);
+
+// A file opened for appending lines (a log). Every write is checked: a failure (disk
+// full, I/O error) throws "cannot write 'PATH': reason" instead of being dropped.
+class AppendFile {
+ public:
+  explicit AppendFile(const std::string& path);  // creates it when missing
+  ~AppendFile();
+  AppendFile(const AppendFile&) = delete;
+  AppendFile& operator=(const AppendFile&) = delete;
+  void write(const std::string& text);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
 
 // zlib's CRC-32 of a whole file.
 uint32_t file_crc32(const std::string& path);

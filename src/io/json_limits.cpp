@@ -1,45 +1,36 @@
 #include "io/json_limits.h"
 
-#include <algorithm>
-
 #include "core/error.h"
 
 namespace spt {
 namespace {
 
-constexpr int kMaxJsonDepth = 64;
-
-// The deepest bracket nesting of `text`, counting only brackets outside strings. Stops
-// counting past `limit` so the answer for a hostile file is found in one pass.
-int nesting_depth(const std::string& text, int limit) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (const char ch : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (ch == '\\') escaped = true;
-      else if (ch == '"') in_string = false;
-      continue;
-    }
-    if (ch == '"') in_string = true;
-    else if (ch == '[' || ch == '{') deepest = std::max(deepest, ++depth);
-    else if (ch == ']' || ch == '}') --depth;
-    if (deepest > limit) break;
-  }
-  return deepest;
-}
+// Thrown out of the parser callback; turned into spt::Error by parse_json_limited.
+struct TooDeep {};
 
 }  // namespace
 
-nlohmann::json parse_json_limited(const std::string& text, const std::string& what) {
-  const int depth = nesting_depth(text, kMaxJsonDepth);
-  SPT_CHECK(depth <= kMaxJsonDepth, what, ": JSON nested more than ", kMaxJsonDepth,
-            " levels deep; this is not a file spt wrote or accepts");
+nlohmann::json parse_json_limited(const std::string& text, const std::string& what, const JsonKeyHook& on_key) {
+  using Event = nlohmann::json::parse_event_t;
+  const auto callback = [&](int depth, Event event, nlohmann::json& parsed) {
+    // The depth of an opening bracket is that of its container; its content is one deeper.
+    if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxJsonDepth) throw TooDeep{};
+    if (event == Event::key && on_key) on_key(depth, parsed.get<std::string>());
+    return true;
+  };
   try {
-    return nlohmann::json::parse(text);
+    return nlohmann::json::parse(text, callback);
+  } catch (const TooDeep&) {
+    throw Error(message(what, ": JSON nested deeper than ", kMaxJsonDepth, " levels (not a file spt reads)"));
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(message(what, ": not valid JSON (", e.what(), ")"));
   }
+}
+
+std::string json_excerpt(const nlohmann::json& value, size_t limit) {
+  std::string text = value.dump();
+  if (text.size() > limit) text = text.substr(0, limit) + "...";
+  return text;
 }
 
 }  // namespace spt

@@ -1,15 +1,27 @@
-// JSON from untrusted files with a bounded nesting depth: nlohmann's DOM and its dump()
-// recurse once per level, so a file of 100,000 nested brackets would overflow the stack.
+// JSON from files spt does not trust (state.json, safetensors headers, --config files):
+// nesting deeper than a real file needs is refused while parsing, so a forged
+// `[[[[...]]]]` cannot exhaust the stack in code that walks or prints the value later.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include <functional>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace spt {
 
-// Parses `text`; throws spt::Error naming `what` when it is not valid JSON or nests
-// arrays and objects more than 64 levels deep (spt's own files use 3). The depth is
-// checked before any value is built.
-nlohmann::json parse_json_limited(const std::string& text, const std::string& what);
+// Deeper than any file spt writes or reads (a safetensors header nests 3 levels).
+inline constexpr int kMaxJsonDepth = 64;
+
+// Called for every object key with its nesting depth (1 for the top-level keys).
+using JsonKeyHook = std::function<void(int depth, const std::string& key)>;
+
+// Parses `text`; invalid JSON or nesting beyond kMaxJsonDepth throws spt::Error
+// "<what>: not valid JSON (...)" / "<what>: JSON nested deeper than 64 levels".
+nlohmann::json parse_json_limited(const std::string& text, const std::string& what,
+                                  const JsonKeyHook& on_key = nullptr);
+
+// A value shortened for an error message (at most `limit` characters of its dump).
+std::string json_excerpt(const nlohmann::json& value, size_t limit = 60);
 
 }  // namespace spt

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_limits.h"
 
 namespace spt {
 
@@ -62,7 +63,7 @@ uint64_t get_u64_le(const unsigned char* in) {
 
 int64_t json_offset(const nlohmann::json& value, const std::string& where) {
   SPT_CHECK(value.is_number_unsigned(), where, ": data_offsets must hold two non-negative integers, got ",
-            value.dump());
+            json_excerpt(value));
   const uint64_t v = value.get<uint64_t>();
   SPT_CHECK(v <= static_cast<uint64_t>(INT64_MAX), where, ": data offset ", v, " is out of range");
   return static_cast<int64_t>(v);
@@ -172,17 +173,10 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
   // A repeated name would silently replace the earlier entry in the parsed object.
   std::set<std::string> seen_names;
   std::string duplicate;
-  const auto find_duplicates = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    if (event == nlohmann::json::parse_event_t::key && depth == 1 && !seen_names.insert(parsed.get<std::string>()).second)
-      duplicate = parsed.get<std::string>();
-    return true;
+  const auto find_duplicates = [&](int depth, const std::string& key) {
+    if (depth == 1 && !seen_names.insert(key).second) duplicate = key;
   };
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(text, find_duplicates);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(message(path, ": the header is not valid JSON (", e.what(), ")"));
-  }
+  const nlohmann::json header = parse_json_limited(text, path + ": the header", find_duplicates);
   SPT_CHECK(header.is_object(), path, ": the header must be a JSON object, got ", header.type_name());
   SPT_CHECK(duplicate.empty(), path, ": the header names '", duplicate, "' twice");
 
@@ -193,7 +187,7 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       SPT_CHECK(value.is_object(), path, ": __metadata__ must be an object of strings");
       for (const auto& meta : value.items()) {
         SPT_CHECK(meta.value().is_string(), path, ": __metadata__ value '", meta.key(),
-                  "' must be a string, got ", meta.value().dump());
+                  "' must be a string, got ", json_excerpt(meta.value()));
         metadata_[meta.key()] = meta.value().get<std::string>();
       }
       continue;
@@ -204,23 +198,23 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       SPT_CHECK(value.contains(field), where, ": missing '", field, "'");
     TensorInfo info;
     info.name = name;
-    SPT_CHECK(value["dtype"].is_string(), where, ": dtype must be a string, got ", value["dtype"].dump());
+    SPT_CHECK(value["dtype"].is_string(), where, ": dtype must be a string, got ", json_excerpt(value["dtype"]));
     try {
       info.dtype = parse_dtype(value["dtype"].get<std::string>());
     } catch (const Error& e) {
       throw Error(message(where, ": ", e.what()));
     }
-    SPT_CHECK(value["shape"].is_array(), where, ": shape must be an array, got ", value["shape"].dump());
+    SPT_CHECK(value["shape"].is_array(), where, ": shape must be an array, got ", json_excerpt(value["shape"]));
     for (const nlohmann::json& dim : value["shape"]) {
       SPT_CHECK(dim.is_number_unsigned(), where, ": shape must hold non-negative integers, got ",
-                value["shape"].dump());
-      SPT_CHECK(dim.get<uint64_t>() <= static_cast<uint64_t>(kMaxElements), where, ": dimension ", dim.dump(),
+                json_excerpt(value["shape"]));
+      SPT_CHECK(dim.get<uint64_t>() <= static_cast<uint64_t>(kMaxElements), where, ": dimension ", json_excerpt(dim),
                 " is too large");
       info.shape.push_back(dim.get<int64_t>());
     }
     const nlohmann::json& offsets = value["data_offsets"];
     SPT_CHECK(offsets.is_array() && offsets.size() == 2, where, ": data_offsets must be [begin, end], got ",
-              offsets.dump());
+              json_excerpt(offsets));
     info.begin = json_offset(offsets[0], where);
     info.end = json_offset(offsets[1], where);
     SPT_CHECK(info.begin <= info.end, where, ": data_offsets [", info.begin, ", ", info.end, "] end before they begin");

@@ -6,31 +6,23 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <limits>
 #include <set>
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/json_limits.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"
+#include "train/checkpoint_internal.h"
 
 namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace checkpoint_detail;
 
-constexpr const char* kModelFile = "model.safetensors";
-constexpr const char* kOptimizerFile = "optimizer.safetensors";
-constexpr const char* kStateFile = "state.json";
-constexpr const char* kCheckpointFormat = "spt-checkpoint-1";
 constexpr const char* kModelFormat = "spt";
-constexpr const char* kDamagedHint = "the checkpoint is damaged: restore it from a copy or start the run afresh";
-
-std::string strip_trailing_slashes(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  return path;
-}
+constexpr int64_t kMaxConfigBytes = int64_t{1} << 20;
 
 void add_model_tensors(SafetensorsWriter& writer, const Model& model) {
   for (const ParamInfo& p : model.params().all()) writer.add_f32(p.name, p.shape, model.weights().data() + p.offset);
@@ -66,12 +58,9 @@ std::string config_difference(const ModelConfig& found, const ModelConfig& expec
 }
 
 ModelConfig model_config_from_json_text(const std::string& text, const std::string& where) {
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(message(where, ": model_config is not valid JSON (", e.what(), ")"));
-  }
+  SPT_CHECK(static_cast<int64_t>(text.size()) <= kMaxConfigBytes, where, ": model_config is ", text.size(),
+            " bytes, too long for a config");
+  const nlohmann::json json = parse_json_limited(text, where + ": model_config");
   SPT_CHECK(json.is_object(), where, ": model_config must be a JSON object");
   const nlohmann::json keys = to_json(ModelConfig{});
   for (const auto& item : keys.items())
@@ -82,20 +71,48 @@ ModelConfig model_config_from_json_text(const std::string& text, const std::stri
   return config;
 }
 
+// The config in __metadata__. Other tools re-saving the weights may change or drop
+// "format" (safetensors' torch writer sets "pt"); model_config is what identifies them.
 ModelConfig model_config_of(const SafetensorsReader& reader) {
-  const auto format = reader.metadata().find("format");
-  SPT_CHECK(format != reader.metadata().end() && format->second == kModelFormat, reader.path(),
-            ": not an spt model file (__metadata__ format is ",
-            format == reader.metadata().end() ? std::string("missing") : "'" + format->second + "'",
-            ", expected 'spt')");
-  return model_config_from_json_text(reader.metadata_value("model_config"), reader.path());
+  const auto config = reader.metadata().find("model_config");
+  if (config == reader.metadata().end()) {
+    const auto format = reader.metadata().find("format");
+    throw Error(message(reader.path(), ": not an spt model file (__metadata__ has no model_config; its format is ",
+                        format == reader.metadata().end() ? std::string("missing") : "'" + format->second + "'",
+                        "): re-save it with the __metadata__ of the file spt wrote"));
+  }
+  return model_config_from_json_text(config->second, reader.path());
 }
 
-// Reads one tensor per parameter, named prefix + name, into `out` (model layout); the
-// file must hold exactly these tensors.
+// The parameter count a config describes, without building the model (so that a forged
+// config cannot make anything allocate before it is compared with the file).
+long double parameter_count(const ModelConfig& c) {
+  const long double C = c.width, F = c.ff_width(), QKV = c.qkv_width(), V = kVocab;
+  long double positions = 0;
+  for (int size : c.pos_sizes) positions += size;
+  const long double layer = 4 * C + QKV * C + QKV + C * C + C + 2 * F * C + F + C;
+  return 2 * V * C + V + positions * C + 2 * C + c.layers * layer;
+}
+
+void check_parameter_count(const SafetensorsReader& reader, const ModelConfig& config) {
+  long double held = 0;
+  for (const TensorInfo& t : reader.tensors()) held += static_cast<long double>(t.bytes()) / dtype_size(t.dtype);
+  const long double wanted = parameter_count(config);
+  SPT_CHECK(held == wanted, reader.path(), ": its model config describes ", static_cast<double>(wanted),
+            " parameters but its tensors hold ", static_cast<double>(held), " (an edited config or another model's file)");
+}
+
+// Reads one tensor per parameter, named prefix + name, into `out` (model layout);
+// a NaN or infinite value is refused naming the tensor.
 void read_parameter_tensors(SafetensorsReader& reader, const ParamTable& table, const std::string& prefix,
                             std::vector<float>& out) {  // out: (table.total())
-  for (const ParamInfo& p : table.all()) reader.read_f32(prefix + p.name, p.shape, out.data() + p.offset);
+  for (const ParamInfo& p : table.all()) {
+    float* values = out.data() + p.offset;
+    reader.read_f32(prefix + p.name, p.shape, values);
+    const float* bad = std::find_if(values, values + p.size, [](float v) { return !std::isfinite(v); });
+    SPT_CHECK(bad == values + p.size, reader.path(), ": tensor '", prefix + p.name, "' holds ", *bad,
+              " at element ", bad - values, ": the weights are unusable (a diverged run or a damaged file)");
+  }
 }
 
 void check_tensor_names(const SafetensorsReader& reader, const ParamTable& table,
@@ -125,129 +142,115 @@ int64_t parse_step(const std::string& text, const std::string& where) {
   return step;
 }
 
-// ----- state.json ------------------------------------------------------------------------
-
-struct FileRecord {
-  int64_t bytes = 0;
-  uint32_t crc32 = 0;
-};
-
-struct StateFile {
-  CheckpointInfo info;
-  std::string dir;  // where the checkpoint was found (dir, or dir.old after a crash)
-  std::vector<std::pair<std::string, FileRecord>> files;
-};
-
-nlohmann::json state_json(const Model& model, const TrainConfig& train, const TrainState& state,
-                          const std::vector<std::pair<std::string, FileRecord>>& files) {
-  nlohmann::json record = nlohmann::json::object();
-  for (const auto& [name, file] : files) record[name] = {{"bytes", file.bytes}, {"crc32", file.crc32}};
-  nlohmann::json json = {{"format", kCheckpointFormat},
-                         {"step", state.step},
-                         {"tokens_seen", state.tokens_seen},
-                         {"data_format", state.data_format},
-                         {"data_path", state.data_path},
-                         {"loss_scale", state.loss_scale},
-                         {"clean_steps", state.clean_steps},
-                         {"model", to_json(model.config())},
-                         {"train", to_json(train)},
-                         {"files", record}};
-  // JSON has no NaN: a non-finite value is stored as null.
-  if (std::isfinite(state.last_valid_bits)) json["last_valid_bits"] = state.last_valid_bits;
-  else json["last_valid_bits"] = nullptr;
-  return json;
+const FileRecord* record_of(const StateFile& state, const std::string& name) {
+  for (const auto& [file, record] : state.files)
+    if (file == name) return &record;
+  return nullptr;
 }
 
-template <typename Value>
-Value state_field(const nlohmann::json& json, const char* key, const std::string& where) {
-  SPT_CHECK(json.contains(key), where, ": missing '", key, "'; ", kDamagedHint);
-  try {
-    return json.at(key).get<Value>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(message(where, ": '", key, "' has the wrong type: ", json.at(key).dump(), "; ", kDamagedHint));
-  }
-}
-
-// Finds the checkpoint: `dir`, or `dir.old` when a crash came between the two renames
-// of a save (the old checkpoint was moved aside and the new one not yet moved in).
-std::string locate_checkpoint(const std::string& requested) {
-  const std::string dir = strip_trailing_slashes(requested);
+// A missing file is "missing"; only a file that exists and fails its check is damage.
+void require_listed_file(const std::string& path) {
   std::error_code ec;
-  if (fs::exists(dir, ec)) {
-    SPT_CHECK(fs::is_directory(dir, ec), "'", dir, "' is not a checkpoint directory");
-    return dir;
-  }
-  const std::string old = dir + ".old";
-  if (fs::is_directory(old, ec)) {
-    std::fprintf(stderr,
-                 "spt: note: '%s' is missing but '%s' exists (a save was interrupted); loading '%s'\n",
-                 dir.c_str(), old.c_str(), old.c_str());
-    return old;
-  }
-  throw Error(message("no checkpoint at '", dir, "': give the directory a run saved (<out>/checkpoint)"));
+  SPT_CHECK(fs::exists(path, ec), "'", path, "' is missing (state.json lists it): copy the whole checkpoint ",
+            "directory, or give the model file alone to eval or sample");
 }
 
-StateFile read_state(const std::string& requested) {
-  StateFile result;
-  result.dir = locate_checkpoint(requested);
-  const std::string path = result.dir + "/" + kStateFile;
-  std::ifstream in(path);
-  SPT_CHECK(in, "cannot read '", path, "': the checkpoint is incomplete; ", kDamagedHint);
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(message(path, ": not valid JSON (", e.what(), "); ", kDamagedHint));
-  }
-  SPT_CHECK(json.is_object(), path, ": expected a JSON object; ", kDamagedHint);
-  const std::string format = state_field<std::string>(json, "format", path);
-  SPT_CHECK(format == kCheckpointFormat, path, ": format '", format, "' is not '", kCheckpointFormat,
-            "': this checkpoint was written by another program or version");
-
-  CheckpointInfo& info = result.info;
-  SPT_CHECK(json.contains("model") && json["model"].is_object(), path, ": missing 'model'; ", kDamagedHint);
-  info.model = model_config_from_json_text(json["model"].dump(), path);
-  SPT_CHECK(json.contains("train"), path, ": missing 'train'; ", kDamagedHint);
-  update_from_json(info.train, json["train"], path + ": train");
-  info.state.step = state_field<int64_t>(json, "step", path);
-  info.state.tokens_seen = state_field<int64_t>(json, "tokens_seen", path);
-  info.state.data_format = state_field<std::string>(json, "data_format", path);
-  info.state.data_path = state_field<std::string>(json, "data_path", path);
-  info.state.loss_scale = state_field<double>(json, "loss_scale", path);
-  info.state.clean_steps = state_field<int64_t>(json, "clean_steps", path);
-  SPT_CHECK(json.contains("last_valid_bits"), path, ": missing 'last_valid_bits'; ", kDamagedHint);
-  info.state.last_valid_bits = json["last_valid_bits"].is_null() ? std::numeric_limits<double>::quiet_NaN()
-                                                                 : state_field<double>(json, "last_valid_bits", path);
-
-  SPT_CHECK(json.contains("files") && json["files"].is_object(), path, ": missing 'files'; ", kDamagedHint);
-  const nlohmann::json& files = json["files"];
-  for (const auto& item : files.items()) {
-    const std::string where = path + ": files." + item.key();
-    SPT_CHECK(item.key() == kModelFile || item.key() == kOptimizerFile, path, ": unknown file '", item.key(), "'");
-    FileRecord record;
-    record.bytes = state_field<int64_t>(item.value(), "bytes", where);
-    record.crc32 = state_field<uint32_t>(item.value(), "crc32", where);
-    result.files.emplace_back(item.key(), record);
-  }
-  SPT_CHECK(files.contains(kModelFile), path, ": lists no ", kModelFile, "; ", kDamagedHint);
-  info.has_optimizer = files.contains(kOptimizerFile);
-  return result;
+void verify_file(const std::string& path, const FileRecord& record, bool checksum) {
+  require_listed_file(path);
+  const int64_t bytes = file_size(path);
+  SPT_CHECK(bytes == record.bytes, path, ": ", bytes, " bytes but state.json records ", record.bytes,
+            " (truncated or replaced); ", kDamagedHint);
+  if (!checksum) return;
+  const uint32_t crc = file_crc32(path);
+  SPT_CHECK(crc == record.crc32, path, ": CRC-32 ", crc, " differs from ", record.crc32,
+            " recorded in state.json (the file is corrupted); ", kDamagedHint);
 }
 
-// Sizes always; CRC-32 too when `checksums` (it reads every byte).
-void verify_files(const StateFile& state, bool checksums) {
-  for (const auto& [name, record] : state.files) {
-    const std::string path = state.dir + "/" + name;
+// The model file is "the one state.json describes" when its size is the recorded one:
+// then its checksum must match. A re-saved copy (another size) is checked by content.
+bool verify_model_file(const Located& at, const StateFile& state) {
+  const FileRecord* record = record_of(state, kModelFile);
+  require_listed_file(at.model_file);
+  const int64_t bytes = file_size(at.model_file);
+  if (bytes == record->bytes) {
+    verify_file(at.model_file, *record, true);
+    return true;
+  }
+  note_once(message("'", at.model_file, "' is ", bytes, " bytes, not the ", record->bytes,
+                    " that state.json records (re-saved by another tool?): checked its config, tensor names, shapes, ",
+                    "F32 dtype and finite values instead of its checksum"));
+  return false;
+}
+
+CheckpointInfo read_info_once(const std::string& requested) {
+  const Located at = locate_checkpoint(requested);
+  CheckpointInfo info;
+  if (at.has_state) {
+    const StateFile state = read_state_file(at.dir + "/" + kStateFile);
+    const FileRecord* optimizer = record_of(state, kOptimizerFile);
     std::error_code ec;
-    SPT_CHECK(fs::exists(path, ec), "'", path, "' is missing; ", kDamagedHint);
-    const int64_t bytes = file_size(path);
-    SPT_CHECK(bytes == record.bytes, path, ": ", bytes, " bytes but ", kStateFile, " records ", record.bytes,
-              " (truncated or replaced); ", kDamagedHint);
-    if (!checksums) continue;
-    const uint32_t crc = file_crc32(path);
-    SPT_CHECK(crc == record.crc32, path, ": CRC-32 ", crc, " differs from ", record.crc32, " recorded in ",
-              kStateFile, " (the file is corrupted); ", kDamagedHint);
+    const std::string optimizer_path = at.dir + "/" + kOptimizerFile;
+    if (optimizer && fs::exists(optimizer_path, ec)) verify_file(optimizer_path, *optimizer, false);
+    info = state.info;
   }
+  if (at.has_state) require_listed_file(at.model_file);
+  const SafetensorsReader reader(at.model_file);
+  const ModelConfig file_config = model_config_of(reader);
+  if (!at.has_state) {
+    info.model = file_config;
+    info.weights_only = true;
+  }
+  SPT_CHECK(to_json(file_config) == to_json(info.model), at.model_file, ": its model_config differs from ", at.dir,
+            "/state.json (", config_difference(file_config, info.model), "); ", kDamagedHint);
+  check_parameter_count(reader, info.model);
+  return info;
+}
+
+void load_model_tensors(const std::string& path, Model& model, std::vector<float>& weights) {
+  SafetensorsReader reader(path);
+  const ModelConfig file_config = model_config_of(reader);
+  SPT_CHECK(to_json(file_config) == to_json(model.config()), path, ": its model_config differs from the model's (",
+            config_difference(file_config, model.config()), ")");
+  check_parameter_count(reader, file_config);
+  check_tensor_names(reader, model.params(), {""});
+  read_parameter_tensors(reader, model.params(), "", weights);
+}
+
+void load_optimizer(const std::string& path, const ParamTable& table, OptimizerState& out) {
+  SafetensorsReader reader(path);
+  check_tensor_names(reader, table, {"exp_avg.", "exp_avg_sq."});
+  OptimizerState loaded(table.total());
+  read_parameter_tensors(reader, table, "exp_avg.", loaded.exp_avg);
+  read_parameter_tensors(reader, table, "exp_avg_sq.", loaded.exp_avg_sq);
+  loaded.step = parse_step(reader.metadata_value("step"), reader.path());
+  out = std::move(loaded);
+}
+
+void load_once(const std::string& requested, Model& model, OptimizerState* optimizer) {
+  const Located at = locate_checkpoint(requested);
+  std::vector<float> weights(model.params().total(), 0.0f);  // (total)
+  if (!at.has_state) {
+    SPT_CHECK(!optimizer, "'", at.model_file, "' holds weights only (no state.json): it cannot be resumed");
+    load_model_tensors(at.model_file, model, weights);
+    note_once(message("'", at.model_file, "' has no state.json: checked its config, tensor names, shapes, F32 ",
+                      "dtype and finite values (there is no checksum to verify)"));
+  } else {
+    const StateFile state = read_state_file(at.dir + "/" + kStateFile);
+    const ModelConfig& config = state.info.model;
+    SPT_CHECK(to_json(config) == to_json(model.config()), "checkpoint '", at.dir, "' holds a different model (",
+              config_difference(config, model.config()),
+              ", checkpoint vs this model): build the model from the checkpoint's config or use another --out");
+    SPT_CHECK(!optimizer || state.info.has_optimizer, "checkpoint '", at.dir,
+              "' has no optimizer state (weights only): it cannot be resumed; load the weights alone instead");
+    if (optimizer) {
+      for (const auto& [name, record] : state.files) verify_file(at.dir + "/" + name, record, true);
+    } else {
+      verify_model_file(at, state);
+    }
+    load_model_tensors(at.model_file, model, weights);
+    if (optimizer) load_optimizer(at.dir + "/" + kOptimizerFile, model.params(), *optimizer);
+  }
+  std::copy(weights.begin(), weights.end(), model.weights().begin());
 }
 
 void remove_quietly(const std::string& path) {
@@ -255,60 +258,37 @@ void remove_quietly(const std::string& path) {
   fs::remove_all(path, ec);
 }
 
-}  // namespace
-
-// ----- checkpoints -----------------------------------------------------------------------
-
-void save_checkpoint(const std::string& requested, const Model& model, const OptimizerState* optimizer,
-                     const TrainConfig& train, const TrainState& state) {
-  if (optimizer) check_optimizer_size(model, *optimizer);
-  const std::string dir = strip_trailing_slashes(requested);
-  const std::string temp = dir + ".tmp-" + std::to_string(::getpid());
-  const std::string old = dir + ".old";
-  const std::string parent = parent_directory(dir);
-  std::error_code ec;
-  SPT_CHECK(!fs::exists(dir, ec) || fs::is_directory(dir, ec), "cannot save a checkpoint to '", dir,
-            "': it exists and is not a directory; choose another --out");
-  fs::create_directories(parent, ec);
-  SPT_CHECK(fs::is_directory(parent), "cannot save a checkpoint to '", dir, "': cannot create the directory '",
-            parent, "'", ec ? ": " + ec.message() : std::string());
-  // A leftover of a crashed process that had this pid.
-  remove_quietly(temp);
-  SPT_CHECK(fs::create_directory(temp, ec) && !ec, "cannot save a checkpoint to '", dir, "': cannot create '",
-            temp, "': ", ec ? ec.message() : std::string("it already exists"));
-
-  try {
-    std::vector<std::pair<std::string, FileRecord>> files;
-    const auto write_tensor_file = [&](const char* name, const SafetensorsWriter& writer) {
-      OutputFile out(temp + "/" + name);
-      writer.write(out);
-      out.sync_and_close();
-      files.emplace_back(name, FileRecord{out.bytes_written(), out.crc32()});
-    };
-    {
-      SafetensorsWriter writer;
-      add_model_tensors(writer, model);
-      write_tensor_file(kModelFile, writer);
-    }
-    if (optimizer) {
-      SafetensorsWriter writer;
-      add_optimizer_tensors(writer, model, *optimizer);
-      write_tensor_file(kOptimizerFile, writer);
-    }
-    const std::string text = state_json(model, train, state, files).dump(2) + "\n";
-    OutputFile out(temp + "/" + kStateFile);
-    out.write(text.data(), static_cast<int64_t>(text.size()));
+// Writes the checkpoint's files into `temp` (created here) and syncs them.
+void write_checkpoint_files(const std::string& temp, const Model& model, const OptimizerState* optimizer,
+                            const TrainConfig& train, const TrainState& state) {
+  FileRecords files;
+  const auto write_tensor_file = [&](const char* name, const SafetensorsWriter& writer) {
+    OutputFile out(temp + "/" + name);
+    writer.write(out);
     out.sync_and_close();
-    sync_directory(temp);
-  } catch (const Error& e) {
-    remove_quietly(temp);
-    throw Error(message("cannot save a checkpoint to '", dir, "': ", e.what()));
-  } catch (...) {
-    remove_quietly(temp);
-    throw;
+    files.emplace_back(name, FileRecord{out.bytes_written(), out.crc32()});
+  };
+  {
+    SafetensorsWriter writer;
+    add_model_tensors(writer, model);
+    write_tensor_file(kModelFile, writer);
   }
+  if (optimizer) {
+    SafetensorsWriter writer;
+    add_optimizer_tensors(writer, model, *optimizer);
+    write_tensor_file(kOptimizerFile, writer);
+  }
+  const std::string text = state_json_text(model.config(), train, state, files);
+  OutputFile out(temp + "/" + kStateFile);
+  out.write(text.data(), static_cast<int64_t>(text.size()));
+  out.sync_and_close();
+  sync_directory(temp);
+}
 
-  // Swap. At every instant either `dir` or `old` holds a complete checkpoint.
+// Swaps `temp` in. At every instant either `dir` or `old` holds a complete checkpoint.
+void swap_into_place(const std::string& temp, const std::string& dir) {
+  const std::string old = dir + ".old";
+  std::error_code ec;
   if (fs::exists(dir, ec)) {
     // `dir` is complete here, so an existing `old` is a leftover of an earlier save.
     remove_quietly(old);
@@ -327,49 +307,51 @@ void save_checkpoint(const std::string& requested, const Model& model, const Opt
     remove_quietly(temp);
     throw Error(message("cannot save a checkpoint to '", dir, "': cannot rename '", temp, "' to it: ", reason));
   }
-  sync_directory(parent);
+  sync_directory(parent_directory(dir));
   fs::remove_all(old, ec);
   if (ec)
     std::fprintf(stderr, "spt: warning: could not remove the previous checkpoint '%s': %s\n", old.c_str(),
                  ec.message().c_str());
 }
 
+}  // namespace
+
+// ----- checkpoints -----------------------------------------------------------------------
+
+void save_checkpoint(const std::string& requested, const Model& model, const OptimizerState* optimizer,
+                     const TrainConfig& train, const TrainState& state) {
+  if (optimizer) check_optimizer_size(model, *optimizer);
+  const std::string dir = strip_trailing_slashes(requested);
+  const std::string temp = dir + ".tmp-" + std::to_string(::getpid());
+  const std::string parent = parent_directory(dir);
+  std::error_code ec;
+  SPT_CHECK(!fs::exists(dir, ec) || fs::is_directory(dir, ec), "cannot save a checkpoint to '", dir,
+            "': it exists and is not a directory; choose another --out");
+  fs::create_directories(parent, ec);
+  SPT_CHECK(fs::is_directory(parent), "cannot save a checkpoint to '", dir, "': cannot create the directory '",
+            parent, "'", ec ? ": " + ec.message() : std::string());
+  remove_stale_checkpoint_temps(dir, false);
+  remove_quietly(temp);  // a leftover of a crashed process that had this pid
+  SPT_CHECK(fs::create_directory(temp, ec) && !ec, "cannot save a checkpoint to '", dir, "': cannot create '",
+            temp, "': ", ec ? ec.message() : std::string("it already exists"));
+  try {
+    write_checkpoint_files(temp, model, optimizer, train, state);
+  } catch (const Error& e) {
+    remove_quietly(temp);
+    throw Error(message("cannot save a checkpoint to '", dir, "': ", e.what()));
+  } catch (...) {
+    remove_quietly(temp);
+    throw;
+  }
+  swap_into_place(temp, dir);
+}
+
 CheckpointInfo read_checkpoint_info(const std::string& dir) {
-  const StateFile state = read_state(dir);
-  verify_files(state, false);
-  return state.info;
+  return read_during_saves(dir, [&] { return read_info_once(dir); });
 }
 
 void load_checkpoint(const std::string& dir, Model& model, OptimizerState* optimizer) {
-  const StateFile state = read_state(dir);
-  const std::string state_path = state.dir + "/" + kStateFile;
-  const ModelConfig& config = state.info.model;
-  SPT_CHECK(to_json(config) == to_json(model.config()), "checkpoint '", state.dir,
-            "' holds a different model (", config_difference(config, model.config()),
-            ", checkpoint vs this model): build the model from the checkpoint's config or use another --out");
-  SPT_CHECK(!optimizer || state.info.has_optimizer, "checkpoint '", state.dir,
-            "' has no optimizer state (weights only): it cannot be resumed; load the weights alone instead");
-  verify_files(state, true);
-
-  const ParamTable& table = model.params();
-  SafetensorsReader model_file(state.dir + "/" + kModelFile);
-  const ModelConfig file_config = model_config_of(model_file);
-  SPT_CHECK(to_json(file_config) == to_json(config), model_file.path(), ": its model_config differs from ",
-            state_path, " (", config_difference(file_config, config), "); ", kDamagedHint);
-  check_tensor_names(model_file, table, {""});
-  std::vector<float> weights(table.total(), 0.0f);  // (total)
-  read_parameter_tensors(model_file, table, "", weights);
-
-  if (optimizer) {
-    SafetensorsReader optimizer_file(state.dir + "/" + kOptimizerFile);
-    check_tensor_names(optimizer_file, table, {"exp_avg.", "exp_avg_sq."});
-    OptimizerState loaded(table.total());
-    read_parameter_tensors(optimizer_file, table, "exp_avg.", loaded.exp_avg);
-    read_parameter_tensors(optimizer_file, table, "exp_avg_sq.", loaded.exp_avg_sq);
-    loaded.step = parse_step(optimizer_file.metadata_value("step"), optimizer_file.path());
-    *optimizer = std::move(loaded);
-  }
-  std::copy(weights.begin(), weights.end(), model.weights().begin());
+  read_during_saves(dir, [&] { load_once(dir, model, optimizer); });
 }
 
 // ----- weights alone ---------------------------------------------------------------------

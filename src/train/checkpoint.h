@@ -1,9 +1,11 @@
 // Checkpoints: a directory holding model.safetensors (weights, DESIGN.md names, the
 // model config in __metadata__), optimizer.safetensors (AdamW moments) and state.json
-// (step, seed, data, configs, CRC-32 of both tensor files). It is written to a
-// temporary sibling, fsynced and swapped into place, so the last good checkpoint
+// (step, seed, data, configs, CRC-32 of both tensor files and of itself). It is written
+// to a temporary sibling, fsynced and swapped into place, so the last good checkpoint
 // survives any crash; a checkpoint whose files do not match their recorded sizes and
-// checksums is refused.
+// checksums is refused. For inference (eval, sample) model.safetensors alone suffices:
+// its config comes from its __metadata__, and a copy re-saved by other tools (other
+// tensor order, extra metadata) is accepted when its tensors are valid.
 #pragma once
 
 #include <cstdint>
@@ -39,22 +41,40 @@ struct CheckpointInfo {
   TrainConfig train;
   TrainState state;
   bool has_optimizer = false;
+  bool weights_only = false;  // no state.json: train and state are defaults, data unknown
 };
 
-// Both read dir, or dir + ".old" when dir is missing (a save interrupted between its two
-// renames; a note goes to stderr). Neither modifies any file.
-// Reads and verifies state.json, the config and the recorded file sizes; throws naming
-// the file on any problem.
+// Both accept a checkpoint directory, dir + ".old" when dir is missing (a save
+// interrupted between its two renames; a note goes to stderr), a run directory (its
+// checkpoint/), or a model.safetensors file or a directory holding only one (weights
+// only). Neither modifies any file. A read that fails while a trainer is saving into
+// the checkpoint is retried, so a healthy checkpoint is never reported as damaged.
+// Reads and verifies state.json, the config and the header of model.safetensors, whose
+// tensors must hold as many parameters as the config describes (checked before anything
+// of that size is allocated); throws naming the file on any problem.
 CheckpointInfo read_checkpoint_info(const std::string& dir);
-// Verifies sizes and CRC-32 of every file before reading any tensor, then loads the
-// weights (and the optimizer when given) into a model built from the same config. A
+// Verifies before reading any tensor: with an optimizer (resume), sizes and CRC-32 of
+// every file; without, the CRC-32 of model.safetensors when it is the file state.json
+// describes (otherwise a note says that names, shapes, dtypes and finite values were
+// checked instead). Then loads the weights (and the optimizer when given) into a model
+// built from the same config; a non-finite value is refused naming the tensor. A
 // different config, a damaged or missing file, or a missing optimizer is refused and
 // leaves the model and optimizer as they were.
 void load_checkpoint(const std::string& dir, Model& model, OptimizerState* optimizer);
 
+// Removes `checkpoint_dir`.tmp-<pid> siblings left by killed saves: those whose process
+// is gone, or all but this process's own when the caller holds the run's lock.
+void remove_stale_checkpoint_temps(const std::string& checkpoint_dir, bool run_locked);
+
+// True for a directory holding state.json or optimizer.safetensors.
+bool is_checkpoint_directory(const std::string& dir);
+// Throws (naming `flag` and the path) when writing `path` would overwrite a checkpoint:
+// it lies in a checkpoint directory, or is an existing file named like a checkpoint file.
+void refuse_checkpoint_overwrite(const std::string& path, const std::string& flag);
+
 // Weights alone (model.safetensors) for a model of the config in its metadata. Saving
 // is atomic (temporary, fsync, rename); loading checks that the file holds exactly the
-// model's tensors with their shapes as F32, not that the rest of the config agrees.
+// model's tensors with their shapes as finite F32, not that the rest of the config agrees.
 void save_model_file(const std::string& path, const Model& model);
 ModelConfig read_model_config(const std::string& model_file);
 void load_model_file(const std::string& path, Model& model);

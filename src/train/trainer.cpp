@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 #include "core/error.h"
@@ -22,6 +23,7 @@
 #include "train/loss_plot.h"
 #include "train/optimizer.h"
 #include "train/progress.h"
+#include "train/run_lock.h"
 #include "train/schedule.h"
 #include "train/stop_signal.h"
 
@@ -33,19 +35,32 @@ namespace {
 constexpr double kInitialLossScale = 65536.0;
 constexpr int64_t kLossScaleGrowthSteps = 1000;
 
+// Every row is checked as it is written: a full disk stops the run. `on_failure` (set
+// once the run can save) saves what can be saved and says what it did.
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path) : out_(path, std::ios::app) {
-    SPT_CHECK(out_, "cannot open the metrics log '", path, "' for appending");
-  }
+  explicit MetricsLog(const std::string& path) : out_(path) {}
   void write(const nlohmann::json& row) {
-    out_ << row.dump() << '\n';
-    out_.flush();
+    try {
+      out_.write(row.dump() + '\n');
+    } catch (const Error& e) {
+      if (!on_failure) throw;
+      throw Error(message(e.what(), "; stopped training: ", on_failure()));
+    }
   }
+  std::function<std::string()> on_failure;
 
  private:
-  std::ofstream out_;
+  AppendFile out_;
 };
+
+// The data path as stored in the checkpoint and config.json: absolute, so that eval and
+// --resume work from any directory.
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  return ec ? path : absolute.lexically_normal().string();
+}
 
 // Peak resident set size of this process so far.
 int64_t peak_resident_mib() {
@@ -64,9 +79,11 @@ int run_training(TrainRun run) {
   namespace fs = std::filesystem;
   SPT_CHECK(!run.out_dir.empty(), "no output directory: use --out DIR");
   const std::string checkpoint_dir = (fs::path(run.out_dir) / "checkpoint").string();
+  RunDirectory run_directory(run.out_dir);
+  remove_stale_checkpoint_temps(checkpoint_dir, true);
+  const bool has_checkpoint = fs::exists(checkpoint_dir) || fs::exists(checkpoint_dir + ".old");
   TrainState state;
   if (run.resume) {
-    const bool has_checkpoint = fs::exists(checkpoint_dir) || fs::exists(checkpoint_dir + ".old");
     SPT_CHECK(has_checkpoint, "--resume: no checkpoint in '", run.out_dir, "': start a new run without --resume");
     const CheckpointInfo info = read_checkpoint_info(checkpoint_dir);
     const int64_t steps = run.train.steps;
@@ -77,19 +94,19 @@ int run_training(TrainRun run) {
     if (run.data_path.empty()) run.data_path = state.data_path;
     if (run.data_format.empty()) run.data_format = state.data_format;
   } else {
-    SPT_CHECK(!fs::exists(checkpoint_dir), "'", run.out_dir, "' already holds a checkpoint: add --resume to continue ",
-              "it or choose another --out");
+    SPT_CHECK(!has_checkpoint, "'", run.out_dir, "' already holds a checkpoint (",
+              fs::exists(checkpoint_dir) ? checkpoint_dir : checkpoint_dir + ".old",
+              "): add --resume to continue it or choose another --out");
   }
   validate(run.model);
   validate(run.train);
   SPT_CHECK(!run.data_path.empty(), "no training data: use --data FILE_OR_DIR");
-  fs::create_directories(run.out_dir);
 
   const Dataset data = load_dataset(run.data_format, run.data_path);
   adopt_sample_rate(data, run.model);
   check_model_fits(data, run.model);
   state.data_format = data.format;
-  state.data_path = data.path;
+  state.data_path = absolute_path(data.path);
 
   Model model(run.model);
   model.recompute = run.train.recompute;
@@ -108,7 +125,7 @@ int run_training(TrainRun run) {
   }
 
   const nlohmann::json resolved = {{"model", to_json(run.model)}, {"train", to_json(run.train)},
-                                   {"data", {{"format", data.format}, {"path", data.path},
+                                   {"data", {{"format", data.format}, {"path", state.data_path},
                                              {"train_tokens", data.train.size()}, {"valid_tokens", data.valid.size()},
                                              {"test_tokens", data.test.size()}}}};
   const std::string config_text = resolved.dump(2) + "\n";
@@ -127,6 +144,7 @@ int run_training(TrainRun run) {
 
   const std::string metrics_path = (fs::path(run.out_dir) / "metrics.jsonl").string();
   MetricsLog metrics(metrics_path);
+  run_directory.keep();
   StopSignals signals;
   Progress progress(run.train.steps, state.step, run.log_every);
   const int64_t T = run.model.ctx;
@@ -162,6 +180,16 @@ int run_training(TrainRun run) {
     progress.note(message("interrupted: saved the checkpoint of step ", state.step, " in ", checkpoint_dir,
                           "; continue with: spt train --out ", run.out_dir, " --resume"));
     return kInterruptedExitCode;
+  };
+  metrics.on_failure = [&]() -> std::string {
+    try {
+      if (last_saved != state.step) save_now();
+      return message("the checkpoint of step ", state.step, " is in ", checkpoint_dir);
+    } catch (const Error& e) {
+      return message("the checkpoint could not be saved either (", e.what(), "); ",
+                     last_saved < 0 ? std::string("this run has no checkpoint")
+                                    : message("the last one (step ", last_saved, ") is kept"));
+    }
   };
 
   while (state.step < run.train.steps) {

@@ -94,12 +94,12 @@ TEST(ConfigFile, BadFilesAreOneLineErrorsNamingTheFile) {
 TEST(JsonLimits, DeepNestingIsRefusedBeforeParsing) {
   const int deep = 100000;
   const std::string text = std::string(deep, '[') + std::string(deep, ']');
-  EXPECT_NE(error_of([&] { parse_json_limited(text, "x.json"); }).find("x.json: JSON nested more than 64"),
+  EXPECT_NE(error_of([&] { parse_json_limited(text, "x.json"); }).find("x.json: JSON nested deeper than 64"),
             std::string::npos);
   const std::string at_limit = std::string(64, '[') + std::string(64, ']');
   EXPECT_NO_THROW(parse_json_limited(at_limit, "x.json"));
   const std::string over = std::string(65, '[') + std::string(65, ']');
-  EXPECT_NE(error_of([&] { parse_json_limited(over, "x.json"); }).find("nested more than 64"), std::string::npos);
+  EXPECT_NE(error_of([&] { parse_json_limited(over, "x.json"); }).find("nested deeper than 64"), std::string::npos);
   // Brackets inside strings do not count.
   EXPECT_NO_THROW(parse_json_limited(R"({"a": ")" + std::string(1000, '[') + R"("})", "x.json"));
   EXPECT_NE(error_of([] { parse_json_limited("{", "x.json"); }).find("x.json: not valid JSON"), std::string::npos);
@@ -108,8 +108,8 @@ TEST(JsonLimits, DeepNestingIsRefusedBeforeParsing) {
 TEST(ConfigFile, DeeplyNestedConfigIsAnErrorNotACrash) {
   const int deep = 100000;
   const std::string value = std::string(deep, '[') + std::string(deep, ']');
-  EXPECT_NE(error_of([&] { load(value); }).find("nested more than 64"), std::string::npos);
-  EXPECT_NE(error_of([&] { load(R"({"model": {"layers": )" + value + "}}"); }).find("nested more than 64"),
+  EXPECT_NE(error_of([&] { load(value); }).find("nested deeper than 64"), std::string::npos);
+  EXPECT_NE(error_of([&] { load(R"({"model": {"layers": )" + value + "}}"); }).find("nested deeper than 64"),
             std::string::npos);
 }
 

@@ -130,13 +130,14 @@ TEST_F(TrainTest, RefusesToOverwriteAndStopsOnNonFiniteLoss) {
   ASSERT_EQ(run_training(run), 0);
   EXPECT_THROW(run_training(small_run("run")), Error);  // a new run into a used directory
 
-  // Poison one weight (a checkpoint that loads but gives a NaN loss), then resume.
+  // Poison one weight (a checkpoint that loads, its values finite, but gives a non-finite
+  // loss: NaN weights themselves are refused on load), then resume.
   const std::string ckpt = run.out_dir + "/checkpoint";
   const CheckpointInfo info = read_checkpoint_info(ckpt);
   Model model(info.model);
   OptimizerState optimizer(static_cast<int64_t>(model.weights().size()));
   load_checkpoint(ckpt, model, &optimizer);
-  model.weights()[model.params().find("blocks.0.attn.qkv.weight").offset] = std::nanf("");
+  model.weights()[model.params().find("blocks.0.attn.qkv.weight").offset] = 3e38f;
   save_checkpoint(ckpt, model, &optimizer, info.train, info.state);
   const std::string before = read_bytes(fs::path(ckpt) / "model.safetensors");
   TrainRun resume;
