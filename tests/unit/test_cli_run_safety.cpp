@@ -34,7 +34,8 @@ struct Finished {
 pid_t start_spt(const std::vector<std::string>& args, const std::string& log, rlim_t file_limit = 0) {
   const pid_t pid = fork();
   if (pid != 0) return pid;
-  if (!freopen(log.c_str(), "w", stderr) || !freopen(log.c_str(), "a", stdout)) _exit(126);
+  // Both appending, so that neither overwrites what the other wrote.
+  if (!freopen(log.c_str(), "a", stderr) || !freopen(log.c_str(), "a", stdout)) _exit(126);
   if (file_limit > 0) {
     signal(SIGXFSZ, SIG_IGN);
     const rlimit limit{file_limit, file_limit};
