@@ -83,18 +83,20 @@ void write_gzip_bomb(const std::string& path, const Bytes& prefix, int64_t zeros
   gzclose(file);
 }
 
-std::string changed_token(const Bytes& before, const Bytes& after) {
-  size_t at = 0;
-  while (at < before.size() && at < after.size() && before[at] == after[at]) ++at;
+std::vector<std::string> changed_tokens(const Bytes& before, const Bytes& after) {
   const auto inside = [&](size_t k) {
     const char ch = static_cast<char>(after[k]);
     return !std::isspace(static_cast<unsigned char>(ch)) && std::string("\"{}[]:,").find(ch) == std::string::npos;
   };
-  if (at >= after.size() || !inside(at)) return "";
-  size_t begin = at, end = at;
-  while (begin > 0 && inside(begin - 1)) --begin;
-  while (end < after.size() && inside(end)) ++end;
-  return std::string(after.begin() + static_cast<int64_t>(begin), after.begin() + static_cast<int64_t>(end));
+  std::vector<std::string> tokens;
+  for (size_t at = 0; at < std::min(before.size(), after.size()); ++at) {
+    if (before[at] == after[at] || !inside(at)) continue;
+    size_t begin = at, end = at;
+    while (begin > 0 && inside(begin - 1)) --begin;
+    while (end < after.size() && inside(end)) ++end;
+    tokens.emplace_back(after.begin() + static_cast<int64_t>(begin), after.begin() + static_cast<int64_t>(end));
+  }
+  return tokens;
 }
 
 std::string flip_bits(Bytes& bytes, int64_t begin, int64_t end, int count, Rng& rng) {

@@ -25,9 +25,9 @@ bool gunzip_file(const std::string& path, int64_t limit, Bytes& out);
 // A gzip file of `zeros` zero bytes after `prefix`, written in bounded memory.
 void write_gzip_bomb(const std::string& path, const Bytes& prefix, int64_t zeros);
 
-// The JSON token (a run of characters other than whitespace, quotes and punctuation) of
-// `after` around its first byte that differs from `before`: what an error may quote.
-std::string changed_token(const Bytes& before, const Bytes& after);
+// The JSON tokens (runs of characters other than whitespace, quotes and punctuation) of
+// `after` around each byte that differs from `before`: what an error may quote.
+std::vector<std::string> changed_tokens(const Bytes& before, const Bytes& after);
 
 // Flips `count` random bits in bytes [begin, end) of `bytes`; returns the offsets.
 std::string flip_bits(Bytes& bytes, int64_t begin, int64_t end, int count, Rng& rng);

@@ -40,8 +40,7 @@ int64_t data_start(const Bytes& file) {
 void add_commands_for(const Base& base, Case& c, const CheckpointCopy& ck, const Target& t, const Bytes& before,
                       const Bytes& after) {
   if (t.state && same_json(before, after)) return add_checkpoint_commands(base, c, ck, Expect::either, Expect::either);
-  std::vector<std::string> names;
-  if (t.state && !changed_token(before, after).empty()) names.push_back(changed_token(before, after));
+  const std::vector<std::string> names = t.state ? changed_tokens(before, after) : std::vector<std::string>{};
   add_checkpoint_commands(base, c, ck, t.optimizer ? Expect::either : Expect::refuse, Expect::refuse, names);
 }
 

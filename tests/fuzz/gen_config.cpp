@@ -38,6 +38,7 @@ struct Edit {
   std::string text, what, key;
   Expect expect = Expect::refuse;
   std::string value;  // the new value's text, which an error may quote instead of the key
+  std::vector<std::string> tokens;  // byte damage: the damaged tokens
 };
 
 Edit edit_field(json config, Rng& rng) {
@@ -100,7 +101,7 @@ void config_edit(const Base& base, Rng& rng, int64_t, Case& c) {
     else { b.resize(static_cast<size_t>(rng.range(0, static_cast<int64_t>(b.size()) - 2))); edit.what = "truncated to " + std::to_string(b.size()) + " bytes"; }
     edit.text.assign(b.begin(), b.end());
     edit.expect = byte_damage_oracle(config, edit.text);
-    edit.key = changed_token(base_text, b);
+    edit.tokens = changed_tokens(base_text, b);
   } else if (r < 88) {
     edit = edit_field(config, rng);
   } else {
@@ -111,6 +112,7 @@ void config_edit(const Base& base, Rng& rng, int64_t, Case& c) {
   std::vector<std::string> names = {path};
   for (const std::string& name : {edit.key, edit.value})
     if (!name.empty()) names.push_back(name);
+  names.insert(names.end(), edit.tokens.begin(), edit.tokens.end());
   c.commands.push_back({{"train", "--config", path, "--data", base.text, "--out", c.dir + "/run", "--steps", "1",
                          "--eval-batches", "1"},
                         edit.expect,
