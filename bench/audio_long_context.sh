@@ -18,7 +18,7 @@ for spec in "$@"; do
   run="$OUT/run-$preset"
   rm -rf "$run"
   "$build/spt" train --preset "$preset" --data "$data" --device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}" --out "$run" \
-    --steps 1000000 --warmup 50 --lr "$lr" --eval-every 0 --eval-batch 1 --save-every 0 --log-every 20 \
+    --steps 1000000 --warmup "${WARMUP:-50}" --lr "$lr" --eval-every 0 --eval-batch 1 --save-every 0 --log-every 20 \
     --time-limit "$seconds" >"$OUT/train-$preset.log" 2>&1 || { echo "$preset: training FAILED"; tail -5 "$OUT/train-$preset.log"; }
   "$build/spt" eval --checkpoint "$run/checkpoint" --split test --device "${DEVICE:-cuda}" --batch 1 --max-windows "${EVAL_WINDOWS:-0}" --json \
     >"$OUT/eval-$preset.json" 2>"$OUT/eval-$preset.err" || { echo "$preset: eval FAILED"; tail -3 "$OUT/eval-$preset.err"; }
