@@ -2,6 +2,7 @@
 # Puts the example data sets from Debian's packages under data/ (see docs/RESULTS.md).
 #   tools/fetch_data.sh kjv       -> data/kjv.txt (King James Bible, 4.3 MB of text)
 #   tools/fetch_data.sh fashion   -> data/fashion-mnist/ (Fashion-MNIST IDX, gzip'd)
+#   tools/fetch_data.sh speech    -> checks the Asterisk speech recordings (8 kHz WAV) are installed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p data
@@ -21,5 +22,10 @@ case "${1:-kjv}" in
     cp -u "$src"/*-ubyte.gz data/fashion-mnist/
     echo "data/fashion-mnist: $(ls data/fashion-mnist | tr '\n' ' ')"
     ;;
-  *) echo "fetch_data: unknown data set '$1': use kjv or fashion" >&2; exit 2 ;;
+  speech)
+    src=/usr/share/asterisk/sounds/en_US_f_Allison
+    [ -d "$src" ] || { echo "fetch_data: $src missing: apt-get install asterisk-core-sounds-en-wav" >&2; exit 1; }
+    echo "speech recordings: $(find "$src" -name '*.wav' | wc -l) WAV files in $src"
+    ;;
+  *) echo "fetch_data: unknown data set '$1': use kjv, fashion or speech" >&2; exit 2 ;;
 esac

@@ -82,6 +82,20 @@ std::vector<Preset> make_presets() {
   all.push_back(audio_preset("audio-262k", 32, 256, 4, 262144, 512, "25M"));
   all.push_back(audio_preset("audio-1m", 14, 128, 2, 1048576, 1024, "3M"));
   {
+    // Speech on the CPU (tools/quickstart.sh audio): about 10 minutes on 2 cores.
+    Preset p{"audio-small", "CPU: 3 layers, width 128, 2 heads, T 1024 mu-law samples at 8 kHz, strided l 32",
+             "prepared", text_model(3, 128, 2, 1024, "strided", 32, 8), TrainConfig{}};
+    p.model.sample_rate = 8000;
+    p.train.batch = 8;
+    p.train.lr = 2e-3;
+    p.train.warmup = 50;
+    p.train.steps = 1500;
+    p.train.eval_every = 500;
+    p.train.eval_batches = 64;
+    p.train.save_every = 500;
+    all.push_back(p);
+  }
+  {
     Preset p{"kjv-small", "CPU: 2 layers, width 128, 4 heads, T 256, fixed l 16 c 4 merged, on a byte file", "bytes",
              text_model(2, 128, 4, 256, "fixed", 16, 4), TrainConfig{}};
     p.train.batch = 32;
