@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/input_file.h"
 #include "io/json_limits.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"

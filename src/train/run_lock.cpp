@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/input_file.h"
 
 namespace spt {
 namespace {
@@ -26,7 +27,7 @@ std::string lock_path(const std::string& dir) { return (fs::path(dir) / kLockFil
 // The pid the holder wrote into the lock file ("?" when it cannot be read).
 std::string holder_pid(const std::string& path) {
   try {
-    std::string text = read_regular_file(path, 64);
+    std::string text = read_text_file(path, 64);
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     return text.empty() ? "?" : text;
   } catch (const Error&) {
