@@ -51,7 +51,8 @@ struct Located {
 Located locate_checkpoint(const std::string& requested);
 
 // True while a trainer may be swapping the checkpoint `requested` points into: a
-// temporary or .old sibling exists (`swapping`), or the run directory's lock is held.
+// temporary sibling of a running process exists (`swapping`), or another process holds
+// the run directory's lock.
 bool save_in_progress(const std::string& requested, bool& swapping);
 
 // Runs `read` and, when it fails while a save is in progress, retries it after a short

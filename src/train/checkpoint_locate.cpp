@@ -97,16 +97,20 @@ bool save_in_progress(const std::string& requested, bool& swapping) {
   if (dir.filename() == kModelFile) dir = dir.parent_path();
   std::string base = dir.filename().string();
   if (base.size() > 4 && base.compare(base.size() - 4, 4, ".old") == 0) base.resize(base.size() - 4);
+  // Only a live writer makes a retry worth it: a temporary whose process runs (a save
+  // writes it until its final rename) or the run lock held by another process (a trainer
+  // that may swap files between the reader's reads). A lone .old or a dead process's
+  // temporary is what a killed save left: damage there is final, and is reported at once.
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir.parent_path(), ec)) {
-    const std::string name = entry.path().filename().string();
-    swapping = swapping || name == base + ".old" || temp_owner(name, base + ".tmp-") > 0;
+    const long pid = temp_owner(entry.path().filename().string(), base + ".tmp-");
+    swapping = swapping || (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM));
   }
   return swapping || run_lock_held(dir.parent_path().string());
 }
 
 void wait_before_retry(const std::string& requested, int attempt, const Error&) {
-  // Saves can take seconds for large models: wait while one visibly swaps files
+  // Saves can take seconds for large models: wait while one visibly writes its temporary
   // (up to about a minute); a trainer between saves gets a few quick retries.
   bool swapping = false;
   const bool saving = save_in_progress(requested, swapping);

@@ -102,6 +102,10 @@ struct StateEdit {
   std::string what;
   bool same_meaning = false, drops_optimizer = false;
   std::string value;  // the new value's text, which an error may quote instead of the key
+
+  StateEdit(std::string what_, bool same_meaning_ = false, bool drops_optimizer_ = false, std::string value_ = "")
+      : what(std::move(what_)), same_meaning(same_meaning_), drops_optimizer(drops_optimizer_),
+        value(std::move(value_)) {}
 };
 
 StateEdit edit_state_field(json& state, const std::string& path, Rng& rng, std::vector<std::string>& raw) {
