@@ -21,8 +21,23 @@ inline constexpr const char* kDamagedHint =
 std::string strip_trailing_slashes(std::string path);
 
 // Prints "spt: note: <text>" to stderr, once per process for the same text (a checkpoint
-// is read twice by eval and sample: its config, then its tensors).
+// is read twice by eval and sample: its config, then its tensors). Inside a HeldNotes
+// scope the note waits for the scope's end.
 void note_once(const std::string& text);
+
+// Holds the notes of a read until it ends: printed when it succeeds, dropped when it
+// throws, so that a refusal is one error line alone (the error names the file the notes
+// would have) and a retried read does not print them twice.
+class HeldNotes {
+ public:
+  HeldNotes();
+  ~HeldNotes();
+  HeldNotes(const HeldNotes&) = delete;
+  HeldNotes& operator=(const HeldNotes&) = delete;
+
+ private:
+  int exceptions_;
+};
 
 struct FileRecord {
   int64_t bytes = 0;
@@ -66,6 +81,7 @@ template <typename Read>
 auto read_during_saves(const std::string& requested, Read read) -> decltype(read()) {
   for (int attempt = 0;; ++attempt) {
     try {
+      const HeldNotes notes;
       return read();
     } catch (const Error& e) {
       wait_before_retry(requested, attempt, e);  // rethrows e when retrying cannot help

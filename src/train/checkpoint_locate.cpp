@@ -4,11 +4,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <set>
+#include <vector>
 #include <thread>
 
 #include "core/error.h"
@@ -76,9 +79,38 @@ Located locate_path(const std::string& dir) {
 
 namespace checkpoint_detail {
 
+namespace {
+
+struct Notes {
+  std::set<std::string> printed;
+  std::vector<std::string> held;
+  int holders = 0;  // open HeldNotes scopes
+};
+
+Notes& notes() {
+  static Notes all;
+  return all;
+}
+
+}  // namespace
+
 void note_once(const std::string& text) {
-  static std::set<std::string> printed;
-  if (printed.insert(text).second) std::fprintf(stderr, "spt: note: %s\n", text.c_str());
+  Notes& n = notes();
+  if (n.printed.count(text) || std::find(n.held.begin(), n.held.end(), text) != n.held.end()) return;
+  if (n.holders > 0) return n.held.push_back(text);
+  n.printed.insert(text);
+  std::fprintf(stderr, "spt: note: %s\n", text.c_str());
+}
+
+HeldNotes::HeldNotes() : exceptions_(std::uncaught_exceptions()) { ++notes().holders; }
+
+HeldNotes::~HeldNotes() {
+  Notes& n = notes();
+  if (--n.holders > 0) return;
+  std::vector<std::string> held;
+  held.swap(n.held);
+  if (std::uncaught_exceptions() > exceptions_) return;
+  for (const std::string& text : held) note_once(text);
 }
 
 std::string strip_trailing_slashes(std::string path) {
