@@ -48,6 +48,9 @@ void validate(const ModelConfig& c) {
   int64_t product = 1;
   for (int size : c.pos_sizes) {
     SPT_CHECK(size >= 1, "position table size ", size, " must be at least 1 (pos_sizes)");
+    // A table has a row per value of its coordinate, which takes at most ctx values.
+    SPT_CHECK(size <= c.ctx, "position table size ", size, " exceeds context ", c.ctx,
+              ": rows beyond ctx are never used (pos_sizes)");
     product = std::min<int64_t>(product * size, int64_t{1} << 40);  // saturates above any ctx
   }
   SPT_CHECK(product >= c.ctx, "position tables of sizes whose product is ", product, " cannot index context ", c.ctx,

@@ -172,6 +172,16 @@ TEST(ConfigValidate, FieldsOnlyTheFixedPatternUsesAreStillChecked) {
   EXPECT_NE(error_of([&] { validate(m); }).find("must be in [1, ctx"), std::string::npos);
 }
 
+TEST(ConfigValidate, PositionTablesLargerThanTheContextAreRefused) {
+  ModelConfig m;
+  m.ctx = 64;
+  m.stride = 8;
+  m.pos_sizes = {65536, 65536};  // fits memory, but no position reaches most rows
+  EXPECT_NE(error_of([&] { validate(m); }).find("position table size 65536 exceeds context 64"), std::string::npos);
+  m.pos_sizes = {8, 8, 1};
+  EXPECT_EQ(error_of([&] { validate(m); }), "");
+}
+
 TEST(ConfigValidate, ModelsLargerThanMemoryAreRefusedBeforeAllocation) {
   ModelConfig m;
   m.layers = std::numeric_limits<int>::max();
