@@ -52,8 +52,9 @@ HostMemoryPlan checked_host_plan(const TrainRun& r) {
   const int widest = std::max(r.train.batch, r.eval_batch);
   HostMemoryPlan plan = host_memory_plan(r.model, widest, true, r.train.recompute);
   if (!cpu) plan.activations = 0;
-  check_memory_plan(plan, static_cast<double>(physical_memory_bytes()),
-                    message("training this model at batch ", widest, cpu ? "" : " (host side of a GPU run)"));
+  check_memory_plan(plan, static_cast<double>(memory_limit_bytes()),
+                    message("training this model (", size_fields(r.model), ") at batch ", widest,
+                            cpu ? "" : " (host side of a GPU run)"));
   plan = host_memory_plan(r.model, r.train.batch, true, r.train.recompute);
   if (!cpu) plan.activations = 0;
   return plan;

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "data/file_read.h"
 #include "data/formats.h"
+#include "io/input_file.h"
 
 namespace spt {
 namespace {
@@ -62,8 +63,9 @@ Dataset load_cifar10(const std::string& path) {
   for (int batch = 1; batch <= 5; ++batch) {
     batches.push_back((directory / message("data_batch_", batch, ".bin")).string());
     SPT_CHECK(file_exists(batches.back()), "cifar10: '", batches.back(), "' does not exist; ", expected_files_hint());
-    train_bytes += std::filesystem::file_size(batches.back());
+    train_bytes += file_size(batches.back());
   }
+  check_fits_in_memory(directory.string(), static_cast<int64_t>(train_bytes));
   data.train.tokens.reserve(static_cast<size_t>(train_bytes / kRecord * kPixels));
   for (const std::string& batch : batches) append_batch(batch, data.train.tokens);
   append_batch((directory / "test_batch.bin").string(), data.test.tokens);

@@ -62,8 +62,7 @@ void check_stream_end(gzFile gz, const std::string& path) {
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   InputFile file(path);
-  SPT_CHECK(file.size() <= physical_memory_bytes(), "cannot read '", path, "': its ", file.size(),
-            " bytes exceed this machine's memory (", physical_memory_bytes(), " bytes)");
+  check_fits_in_memory(path, file.size());
   std::vector<uint8_t> bytes(static_cast<size_t>(file.size()));
   file.read_exact(bytes.data(), file.size());
   return bytes;
@@ -78,7 +77,7 @@ std::vector<uint8_t> read_gzip_prefix(const std::string& path, int64_t count) {
 }
 
 std::vector<uint8_t> read_gzip_bytes(const std::string& path, int64_t max_bytes) {
-  const int64_t limit = std::min(max_bytes, physical_memory_bytes());
+  const int64_t limit = std::min(max_bytes, memory_limit_bytes());
   GzipFile gz = open_gzip(path);
   std::vector<uint8_t> bytes;
   // One byte past the limit tells "exactly the limit" from "more than the limit".

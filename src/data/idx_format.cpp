@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "data/file_read.h"
 #include "data/formats.h"
+#include "io/input_file.h"
 
 namespace spt {
 namespace {
@@ -73,7 +74,7 @@ IdxImages read_idx_images(const std::string& path) {
   std::vector<uint8_t> bytes;
   if (gzipped) {
     expected = parse_idx_header(read_gzip_prefix(path, kIdxHeader), images);
-    const int64_t compressed = static_cast<int64_t>(std::filesystem::file_size(path));
+    const int64_t compressed = file_size(path);
     SPT_CHECK(expected <= max_inflated_bytes(compressed), "idx: '", path, "' declares ", images.count, " x ",
               images.rows, " x ", images.cols, " pixels, more than its ", compressed, " compressed bytes can hold");
     bytes = read_gzip_bytes(path, expected);

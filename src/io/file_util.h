@@ -44,14 +44,6 @@ void sync_directory(const std::string& path);
 // The directory holding `path` ("." for a bare name).
 std::string parent_directory(const std::string& path);
 
-// Size in bytes of a regular file; throws "cannot read 'PATH': reason" when it is
-// missing, unreadable, or a directory, FIFO or device (checked with stat, never opened).
-int64_t file_size(const std::string& path);
-
-// The whole content of a regular file of at most `max_bytes` bytes. The type is checked
-// before opening and the open does not block (a FIFO is refused, never waited on).
-std::string read_regular_file(const std::string& path, int64_t max_bytes);
-
 // A file opened for appending lines (a log). Every write is checked: a failure (disk
 // full, I/O error) throws "cannot write 'PATH': reason" instead of being dropped.
 class AppendFile {

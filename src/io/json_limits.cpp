@@ -22,7 +22,7 @@ nlohmann::json parse_json_limited(const std::string& text, const std::string& wh
     return nlohmann::json::parse(text, callback);
   } catch (const TooDeep&) {
     throw Error(message(what, ": JSON nested deeper than ", kMaxJsonDepth, " levels (not a file spt reads)"));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, or a number beyond a double (1e400)
     throw Error(message(what, ": not valid JSON (", e.what(), ")"));
   }
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/input_file.h"
 
 namespace spt {
 namespace {

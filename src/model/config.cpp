@@ -48,17 +48,34 @@ void validate(const ModelConfig& c) {
   int64_t product = 1;
   for (int size : c.pos_sizes) {
     SPT_CHECK(size >= 1, "position table size ", size, " must be at least 1 (pos_sizes)");
+    // A table has a row per value of its coordinate, which takes at most ctx values.
+    SPT_CHECK(size <= c.ctx, "position table size ", size, " exceeds context ", c.ctx,
+              ": rows beyond ctx are never used (pos_sizes)");
     product = std::min<int64_t>(product * size, int64_t{1} << 40);  // saturates above any ctx
   }
   SPT_CHECK(product >= c.ctx, "position tables of sizes whose product is ", product, " cannot index context ", c.ctx,
             ": pos_sizes must multiply to at least ctx");
+  // Fields that only the fixed pattern uses must still be sane: a file that holds a
+  // negative or absurd one is damaged, whatever the pattern.
+  SPT_CHECK(c.stride >= 1 && c.stride <= c.ctx, "stride ", c.stride, " must be in [1, ctx ", c.ctx, "] (--stride)");
+  SPT_CHECK(c.summary >= 1, "summary ", c.summary, " must be at least 1 (--summary)");
+  SPT_CHECK(c.summary_blocks >= 1 && c.summary_blocks <= c.heads, "summary_blocks ", c.summary_blocks,
+            " must be in [1, heads ", c.heads, "] (--summary-blocks)");
   const Pattern check(pattern_spec(c));
   // The CPU model always holds fp32 weights and gradients; refuse what cannot exist here
-  // before anything is allocated.
+  // before anything is allocated, naming the fields that make the model this large.
   const double params = parameter_count(c), bytes = 8 * params;
-  SPT_CHECK(bytes <= static_cast<double>(physical_memory_bytes()), "a model of ", params, " parameters needs ",
-            format_bytes(bytes), " for its fp32 weights and gradients alone, more than this machine's ",
-            format_bytes(static_cast<double>(physical_memory_bytes())), " of memory: lower --layers or --width");
+  const double limit = static_cast<double>(memory_limit_bytes());
+  SPT_CHECK(bytes <= limit, "a model of ", params, " parameters (", size_fields(c), ") needs ", format_bytes(bytes),
+            " for its fp32 weights and gradients alone, more than the ", format_bytes(limit),
+            " of memory spt may use here: lower layers, width, ff_ratio or pos_sizes (--layers, --width, --ff-ratio, "
+            "--ctx)");
+}
+
+std::string size_fields(const ModelConfig& c) {
+  std::string sizes;
+  for (int size : c.pos_sizes) sizes += (sizes.empty() ? "" : ", ") + std::to_string(size);
+  return message("layers ", c.layers, ", width ", c.width, ", ff_ratio ", c.ff_ratio, ", pos_sizes [", sizes, "]");
 }
 
 PatternSpec pattern_spec(const ModelConfig& c) {

@@ -73,6 +73,10 @@ void apply_geometry_rule(ModelConfig& config, bool geometry_given, bool pos_size
 void validate(const ModelConfig& config);
 void validate(const TrainConfig& config);
 
+// "layers 2, width 32, ff_ratio 4, pos_sizes [8, 8]": the fields that set a model's size,
+// for messages refusing one too large.
+std::string size_fields(const ModelConfig& config);
+
 // The attention pattern a model config describes (validated by Pattern's constructor).
 PatternSpec pattern_spec(const ModelConfig& config);
 

@@ -1,5 +1,8 @@
 #include "model/config_json.h"
 
+#include <cmath>
+#include <cstdint>
+
 #include "core/error.h"
 #include "io/input_file.h"
 #include "io/json_limits.h"
@@ -15,14 +18,59 @@ std::string excerpt(const nlohmann::json& json) {
   return text;
 }
 
+// nlohmann converts between every number type and bool without a word (4294967298 read as
+// an int is 2, true is 1, 2.5 is 2, -1 as a uint64 is 2^64-1), so each field type has a
+// strict reader: the JSON type must match and an integer must fit the field.
+struct Field {
+  const nlohmann::json& value;
+  const char* key;
+  const std::string& where;
+
+  [[noreturn]] void wrong(const char* expected) const {
+    throw Error(message(where, ": '", key, "' must be ", expected, ", got ", excerpt(value)));
+  }
+  int64_t integer(int64_t lo, int64_t hi, const char* expected) const {
+    if (!value.is_number_integer()) wrong(expected);
+    const bool fits = value.is_number_unsigned() ? value.get<uint64_t>() <= static_cast<uint64_t>(hi)
+                                                 : value.get<int64_t>() >= lo && value.get<int64_t>() <= hi;
+    if (!fits) wrong(expected);
+    return value.get<int64_t>();
+  }
+};
+
+constexpr int64_t kIntMax = 2147483647;
+
+void read(const Field& f, int& out) { out = static_cast<int>(f.integer(-kIntMax - 1, kIntMax, "an integer of 32 bits")); }
+void read(const Field& f, int64_t& out) { out = f.integer(INT64_MIN, INT64_MAX, "an integer of 64 bits"); }
+void read(const Field& f, uint64_t& out) {
+  if (!f.value.is_number_unsigned()) f.wrong("a non-negative integer below 2^64");
+  out = f.value.get<uint64_t>();
+}
+void read(const Field& f, double& out) {
+  // A number too large for a double (1e400) parses as infinity.
+  if (!f.value.is_number() || !std::isfinite(f.value.get<double>())) f.wrong("a finite number");
+  out = f.value.get<double>();
+}
+void read(const Field& f, bool& out) {
+  if (!f.value.is_boolean()) f.wrong("true or false");
+  out = f.value.get<bool>();
+}
+void read(const Field& f, std::string& out) {
+  if (!f.value.is_string()) f.wrong("a string");
+  out = f.value.get<std::string>();
+}
+void read(const Field& f, std::vector<int>& out) {
+  const char* expected = "a list of integers of 32 bits";
+  if (!f.value.is_array()) f.wrong(expected);
+  std::vector<int> values;
+  for (const nlohmann::json& item : f.value)
+    values.push_back(static_cast<int>(Field{item, f.key, f.where}.integer(-kIntMax - 1, kIntMax, expected)));
+  out = std::move(values);
+}
+
 template <typename Value>
 void take(const nlohmann::json& json, const char* key, Value& value, const std::string& where) {
-  if (!json.contains(key)) return;
-  try {
-    value = json.at(key).get<Value>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(message(where, ": '", key, "' has the wrong type: ", excerpt(json.at(key))));
-  }
+  if (json.contains(key)) read(Field{json.at(key), key, where}, value);
 }
 
 void reject_unknown(const nlohmann::json& json, std::initializer_list<const char*> known, const std::string& where) {

@@ -70,8 +70,8 @@ std::string HostMemoryPlan::describe() const {
 
 void check_memory_plan(const HostMemoryPlan& plan, double limit_bytes, const std::string& what) {
   SPT_CHECK(plan.total() <= limit_bytes, what, " needs ", format_bytes(plan.total()), " of host memory (",
-            plan.describe(), "), more than this machine's ", format_bytes(limit_bytes),
-            ": lower --layers, --width, --ctx or --batch");
+            plan.describe(), "), more than the ", format_bytes(limit_bytes),
+            " of memory spt may use here: lower --layers, --width, --ctx or --batch");
 }
 
 }  // namespace spt

@@ -27,7 +27,7 @@ struct HostMemoryPlan {
 // without `recompute` every layer keeps its activations.
 HostMemoryPlan host_memory_plan(const ModelConfig& config, int B, bool training, bool recompute);
 
-// Throws spt::Error when `plan` exceeds `limit_bytes` (physical memory, see
+// Throws spt::Error when `plan` exceeds `limit_bytes` (memory_limit_bytes, see
 // io/input_file.h), naming the plan, the limit, `what` and the flags that shrink it.
 void check_memory_plan(const HostMemoryPlan& plan, double limit_bytes, const std::string& what);
 

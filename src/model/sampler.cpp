@@ -4,8 +4,6 @@
 // keys its mask allows, in fp32 (SPEC: q.k in fp32 for sampling).
 #include "model/sampler.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -14,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/input_file.h"
 #include "ops/activation.h"
 #include "ops/embedding.h"
 #include "ops/layernorm.h"
@@ -231,10 +230,10 @@ void check_sample_options(const ModelConfig& c, const SampleOptions& options, in
     SPT_CHECK(static_cast<int64_t>(p.size()) <= length, "prefix of ", p.size(), " tokens is longer than the ",
               length, " tokens to sample: raise --length");
   const double needed = sample_memory_bytes(c, options.count, length, options.device);
-  const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-  SPT_CHECK(physical <= 0 || needed <= physical, "sampling ", options.count, " sequences of ", length,
-            " tokens needs ", static_cast<int64_t>(needed / (1 << 20)), " MiB, more than this machine's ",
-            static_cast<int64_t>(physical / (1 << 20)), " MiB: lower --count or --length");
+  const double limit = static_cast<double>(memory_limit_bytes());
+  SPT_CHECK(needed <= limit, "sampling ", options.count, " sequences of ", length, " tokens needs ",
+            static_cast<int64_t>(needed / (1 << 20)), " MiB, more than the ", static_cast<int64_t>(limit / (1 << 20)),
+            " MiB of memory spt may use here: lower --count or --length");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/input_file.h"
 #include "io/json_limits.h"
 #include "io/safetensors.h"
 #include "model/config_json.h"
@@ -67,7 +68,11 @@ ModelConfig model_config_from_json_text(const std::string& text, const std::stri
     SPT_CHECK(json.contains(item.key()), where, ": model_config lacks '", item.key(), "'");
   ModelConfig config;
   update_from_json(config, json, where + ": model_config");
-  validate(config);
+  try {
+    validate(config);
+  } catch (const Error& e) {
+    throw Error(message(where, ": model_config: ", e.what()));
+  }
   return config;
 }
 
@@ -103,15 +108,18 @@ void check_parameter_count(const SafetensorsReader& reader, const ModelConfig& c
 }
 
 // Reads one tensor per parameter, named prefix + name, into `out` (model layout);
-// a NaN or infinite value is refused naming the tensor.
+// a NaN or infinite value, or a negative one where `non_negative` (Adam's second moments,
+// whose square root the update takes), is refused naming the tensor.
 void read_parameter_tensors(SafetensorsReader& reader, const ParamTable& table, const std::string& prefix,
-                            std::vector<float>& out) {  // out: (table.total())
+                            std::vector<float>& out, bool non_negative = false) {  // out: (table.total())
   for (const ParamInfo& p : table.all()) {
     float* values = out.data() + p.offset;
     reader.read_f32(prefix + p.name, p.shape, values);
-    const float* bad = std::find_if(values, values + p.size, [](float v) { return !std::isfinite(v); });
+    const float* bad = std::find_if(values, values + p.size,
+                                    [&](float v) { return !std::isfinite(v) || (non_negative && v < 0); });
     SPT_CHECK(bad == values + p.size, reader.path(), ": tensor '", prefix + p.name, "' holds ", *bad,
-              " at element ", bad - values, ": the weights are unusable (a diverged run or a damaged file)");
+              " at element ", bad - values, non_negative ? ", but a second moment is never negative" : "",
+              ": the values are unusable (a diverged run or a damaged file)");
   }
 }
 
@@ -216,13 +224,17 @@ void load_model_tensors(const std::string& path, Model& model, std::vector<float
   read_parameter_tensors(reader, model.params(), "", weights);
 }
 
-void load_optimizer(const std::string& path, const ParamTable& table, OptimizerState& out) {
+// `max_step`: the training steps state.json records; Adam counts only the steps it took
+// (a step whose gradients were not finite is skipped), never more.
+void load_optimizer(const std::string& path, const ParamTable& table, int64_t max_step, OptimizerState& out) {
   SafetensorsReader reader(path);
   check_tensor_names(reader, table, {"exp_avg.", "exp_avg_sq."});
   OptimizerState loaded(table.total());
-  read_parameter_tensors(reader, table, "exp_avg.", loaded.exp_avg);
-  read_parameter_tensors(reader, table, "exp_avg_sq.", loaded.exp_avg_sq);
   loaded.step = parse_step(reader.metadata_value("step"), reader.path());
+  SPT_CHECK(loaded.step <= max_step, reader.path(), ": __metadata__ step ", loaded.step, " exceeds the ", max_step,
+            " training steps that state.json records; ", kDamagedHint);
+  read_parameter_tensors(reader, table, "exp_avg.", loaded.exp_avg);
+  read_parameter_tensors(reader, table, "exp_avg_sq.", loaded.exp_avg_sq, true);
   out = std::move(loaded);
 }
 
@@ -248,7 +260,7 @@ void load_once(const std::string& requested, Model& model, OptimizerState* optim
       verify_model_file(at, state);
     }
     load_model_tensors(at.model_file, model, weights);
-    if (optimizer) load_optimizer(at.dir + "/" + kOptimizerFile, model.params(), *optimizer);
+    if (optimizer) load_optimizer(at.dir + "/" + kOptimizerFile, model.params(), state.info.state.step, *optimizer);
   }
   std::copy(weights.begin(), weights.end(), model.weights().begin());
 }

@@ -21,8 +21,23 @@ inline constexpr const char* kDamagedHint =
 std::string strip_trailing_slashes(std::string path);
 
 // Prints "spt: note: <text>" to stderr, once per process for the same text (a checkpoint
-// is read twice by eval and sample: its config, then its tensors).
+// is read twice by eval and sample: its config, then its tensors). Inside a HeldNotes
+// scope the note waits for the scope's end.
 void note_once(const std::string& text);
+
+// Holds the notes of a read until it ends: printed when it succeeds, dropped when it
+// throws, so that a refusal is one error line alone (the error names the file the notes
+// would have) and a retried read does not print them twice.
+class HeldNotes {
+ public:
+  HeldNotes();
+  ~HeldNotes();
+  HeldNotes(const HeldNotes&) = delete;
+  HeldNotes& operator=(const HeldNotes&) = delete;
+
+ private:
+  int exceptions_;
+};
 
 struct FileRecord {
   int64_t bytes = 0;
@@ -51,7 +66,8 @@ struct Located {
 Located locate_checkpoint(const std::string& requested);
 
 // True while a trainer may be swapping the checkpoint `requested` points into: a
-// temporary or .old sibling exists (`swapping`), or the run directory's lock is held.
+// temporary sibling of a running process exists (`swapping`), or another process holds
+// the run directory's lock.
 bool save_in_progress(const std::string& requested, bool& swapping);
 
 // Runs `read` and, when it fails while a save is in progress, retries it after a short
@@ -65,6 +81,7 @@ template <typename Read>
 auto read_during_saves(const std::string& requested, Read read) -> decltype(read()) {
   for (int attempt = 0;; ++attempt) {
     try {
+      const HeldNotes notes;
       return read();
     } catch (const Error& e) {
       wait_before_retry(requested, attempt, e);  // rethrows e when retrying cannot help

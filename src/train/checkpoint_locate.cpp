@@ -4,11 +4,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <set>
+#include <vector>
 #include <thread>
 
 #include "core/error.h"
@@ -76,9 +79,38 @@ Located locate_path(const std::string& dir) {
 
 namespace checkpoint_detail {
 
+namespace {
+
+struct Notes {
+  std::set<std::string> printed;
+  std::vector<std::string> held;
+  int holders = 0;  // open HeldNotes scopes
+};
+
+Notes& notes() {
+  static Notes all;
+  return all;
+}
+
+}  // namespace
+
 void note_once(const std::string& text) {
-  static std::set<std::string> printed;
-  if (printed.insert(text).second) std::fprintf(stderr, "spt: note: %s\n", text.c_str());
+  Notes& n = notes();
+  if (n.printed.count(text) || std::find(n.held.begin(), n.held.end(), text) != n.held.end()) return;
+  if (n.holders > 0) return n.held.push_back(text);
+  n.printed.insert(text);
+  std::fprintf(stderr, "spt: note: %s\n", text.c_str());
+}
+
+HeldNotes::HeldNotes() : exceptions_(std::uncaught_exceptions()) { ++notes().holders; }
+
+HeldNotes::~HeldNotes() {
+  Notes& n = notes();
+  if (--n.holders > 0) return;
+  std::vector<std::string> held;
+  held.swap(n.held);
+  if (std::uncaught_exceptions() > exceptions_) return;
+  for (const std::string& text : held) note_once(text);
 }
 
 std::string strip_trailing_slashes(std::string path) {
@@ -97,16 +129,20 @@ bool save_in_progress(const std::string& requested, bool& swapping) {
   if (dir.filename() == kModelFile) dir = dir.parent_path();
   std::string base = dir.filename().string();
   if (base.size() > 4 && base.compare(base.size() - 4, 4, ".old") == 0) base.resize(base.size() - 4);
+  // Only a live writer makes a retry worth it: a temporary whose process runs (a save
+  // writes it until its final rename) or the run lock held by another process (a trainer
+  // that may swap files between the reader's reads). A lone .old or a dead process's
+  // temporary is what a killed save left: damage there is final, and is reported at once.
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir.parent_path(), ec)) {
-    const std::string name = entry.path().filename().string();
-    swapping = swapping || name == base + ".old" || temp_owner(name, base + ".tmp-") > 0;
+    const long pid = temp_owner(entry.path().filename().string(), base + ".tmp-");
+    swapping = swapping || (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM));
   }
   return swapping || run_lock_held(dir.parent_path().string());
 }
 
 void wait_before_retry(const std::string& requested, int attempt, const Error&) {
-  // Saves can take seconds for large models: wait while one visibly swaps files
+  // Saves can take seconds for large models: wait while one visibly writes its temporary
   // (up to about a minute); a trainer between saves gets a few quick retries.
   bool swapping = false;
   const bool saving = save_in_progress(requested, swapping);

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/input_file.h"
 #include "io/json_limits.h"
 #include "model/config_json.h"
 #include "train/checkpoint_internal.h"
@@ -144,7 +145,7 @@ std::string state_json_text(const ModelConfig& model, const TrainConfig& train, 
 }
 
 StateFile read_state_file(const std::string& path) {
-  json root = parse_json_limited(read_regular_file(path, kMaxStateBytes), path);
+  json root = parse_json_limited(read_text_file(path, kMaxStateBytes), path);
   SPT_CHECK(root.is_object(), path, ": expected a JSON object; ", kDamagedHint);
   const std::string format = string_field(root, "format", path);
   SPT_CHECK(format == kCheckpointFormat, path, ": format '", format, "' is not '", kCheckpointFormat,

@@ -9,10 +9,12 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/input_file.h"
 
 namespace spt {
 namespace {
@@ -23,10 +25,24 @@ constexpr const char* kLockFile = ".lock";
 
 std::string lock_path(const std::string& dir) { return (fs::path(dir) / kLockFile).string(); }
 
+// The run directories this process has locked: flock conflicts between two descriptors
+// of one process too, so run_lock_held must not mistake this process's own lock for
+// another trainer's.
+std::set<std::string>& own_locks() {
+  static std::set<std::string> locks;
+  return locks;
+}
+
+std::string lock_key(const std::string& dir) {
+  std::error_code ec;
+  const fs::path canonical = fs::weakly_canonical(fs::absolute(dir), ec);
+  return ec ? fs::absolute(dir).lexically_normal().string() : canonical.string();
+}
+
 // The pid the holder wrote into the lock file ("?" when it cannot be read).
 std::string holder_pid(const std::string& path) {
   try {
-    std::string text = read_regular_file(path, 64);
+    std::string text = read_text_file(path, 64);
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     return text.empty() ? "?" : text;
   } catch (const Error&) {
@@ -69,6 +85,7 @@ RunDirectory::RunDirectory(const std::string& path) : path_(path) {
     throw Error(message("'", path, "' is in use by another spt train (pid ", holder_pid(lock),
                         "): wait for it to finish or choose another --out"));
   }
+  own_locks().insert(lock_key(path));
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
     throw Error(message("cannot write the run lock '", lock, "': ", std::strerror(errno)));
@@ -84,10 +101,14 @@ RunDirectory::~RunDirectory() {
     for (const char* name : {"config.json", "metrics.jsonl", kLockFile}) fs::remove(dir / name, ec);
     for (auto it = created_.rbegin(); it != created_.rend(); ++it) fs::remove(*it, ec);  // only if empty
   }
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) {
+    own_locks().erase(lock_key(path_));
+    ::close(fd_);
+  }
 }
 
 bool run_lock_held(const std::string& path) {
+  if (own_locks().count(lock_key(path))) return false;
   const std::string lock = lock_path(path);
   const int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return false;

@@ -30,7 +30,8 @@ class RunDirectory {
   bool kept_ = false;
 };
 
-// True when a process holds the lock of the run directory `path` (a trainer is running).
+// True when another process holds the lock of the run directory `path` (a trainer is
+// running there); a lock this process holds does not count.
 bool run_lock_held(const std::string& path);
 
 }  // namespace spt

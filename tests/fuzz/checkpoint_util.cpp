@@ -1,5 +1,6 @@
 #include "checkpoint_util.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
@@ -47,10 +48,10 @@ Safetensors parse_safetensors(const Bytes& file) {
 Bytes build_safetensors(const std::string& header_text, const Bytes& data) {
   std::string text = header_text;
   while (text.size() % 8 != 0) text += ' ';
-  Bytes out(8);
+  Bytes out(8 + text.size() + data.size());
   for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<uint8_t>(uint64_t{text.size()} >> (8 * i));
-  out.insert(out.end(), text.begin(), text.end());
-  out.insert(out.end(), data.begin(), data.end());
+  std::copy(text.begin(), text.end(), out.begin() + 8);
+  std::copy(data.begin(), data.end(), out.begin() + 8 + static_cast<int64_t>(text.size()));
   return out;
 }
 

@@ -105,7 +105,10 @@ std::string flip_bits(Bytes& bytes, int64_t begin, int64_t end, int count, Rng& 
     const int64_t offset = rng.range(begin, end - 1);
     const int bit = static_cast<int>(rng.below(8));
     bytes[static_cast<size_t>(offset)] ^= static_cast<uint8_t>(1u << bit);
-    where += (where.empty() ? "" : ",") + std::to_string(offset) + ":" + std::to_string(bit);
+    if (!where.empty()) where += ',';
+    where += std::to_string(offset);
+    where += ':';
+    where += std::to_string(bit);
   }
   return "bits flipped at byte:bit " + where;
 }

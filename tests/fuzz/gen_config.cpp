@@ -39,6 +39,11 @@ struct Edit {
   Expect expect = Expect::refuse;
   std::string value;  // the new value's text, which an error may quote instead of the key
   std::vector<std::string> tokens;  // byte damage: the damaged tokens
+
+  Edit() = default;
+  Edit(std::string text_, std::string what_, std::string key_, Expect expect_, std::string value_ = "")
+      : text(std::move(text_)), what(std::move(what_)), key(std::move(key_)), expect(expect_),
+        value(std::move(value_)) {}
 };
 
 Edit edit_field(json config, Rng& rng) {

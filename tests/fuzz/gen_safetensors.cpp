@@ -46,11 +46,11 @@ Edit edit_shape(json& h, const std::string& t, Rng& rng, std::vector<std::string
 Edit edit_offsets(json& h, const std::string& t, int64_t data_size, Rng& rng, std::vector<std::string>& raw) {
   json& o = h[t]["data_offsets"];
   const int64_t b = o[0].get<int64_t>(), e = o[1].get<int64_t>();
+  // json::dump rather than string concatenation, on which GCC 12 warns falsely (-Wrestrict).
+  const auto list = [](std::initializer_list<int64_t> values) { return json(values).dump(); };
   const std::vector<std::string> choices = {
-      "[" + std::to_string(e) + ", " + std::to_string(b) + "]", "[" + std::to_string(b + 4) + ", " + std::to_string(e) + "]",
-      "[" + std::to_string(b) + ", " + std::to_string(e + 4) + "]", "[" + std::to_string(b) + ", " + std::to_string(data_size + 8) + "]",
-      "[0, 9223372036854775807]", "[-4, " + std::to_string(e) + "]", "[" + std::to_string(b) + "]",
-      "[" + std::to_string(b) + ", " + std::to_string(e) + ", 0]", "\"x\"", "[0, 18446744073709551616]", "[0.5, 4]"};
+      list({e, b}), list({b + 4, e}), list({b, e + 4}), list({b, data_size + 8}), "[0, 9223372036854775807]",
+      list({-4, e}), list({b}), list({b, e, 0}), "\"x\"", "[0, 18446744073709551616]", "[0.5, 4]"};
   raw.push_back(rng.pick(choices));
   o = raw_marker(0);
   return {"data_offsets of '" + t + "' set to " + raw.back()};
@@ -77,7 +77,10 @@ Edit edit_metadata(json& h, bool optimizer, Rng& rng, std::vector<std::string>& 
     meta["step"] = step;
     return {"__metadata__ step set to '" + step + "'"};
   }
-  if (r == 3) { meta["format"] = "pt"; return {"__metadata__ format set to 'pt'"}; }
+  // What other tools write when they re-save the weights (torch's writer sets "pt"): spt
+  // identifies its files by model_config and deliberately accepts any format, so the
+  // meaning is unchanged and spt may go either way.
+  if (r == 3) { meta["format"] = "pt"; return {"__metadata__ format set to 'pt'", true}; }
   json config = json::parse(meta["model_config"].get<std::string>());
   switch (r) {
     case 4: config["layers"] = 3; break;

@@ -1,18 +1,30 @@
 #include "json_values.h"
 
 #include <map>
+#include <set>
 
 namespace spt::fuzz {
 namespace {
 
 using List = std::vector<std::string>;
 
-List ill_typed(const nlohmann::json& original) {
+// Fields spt holds in 64 bits (TrainConfig's step counts and seed, state.json's counters
+// and sizes): 4294967298 is a value they hold exactly, not one that wraps, and a negative
+// one is a range error that --steps may override; values beyond 64 bits are ill-typed.
+bool is_64_bit(const std::string& key) {
+  static const std::set<std::string> keys = {"steps", "warmup", "eval_every", "eval_batches", "save_every", "seed",
+                                             "step", "tokens_seen", "clean_steps", "bytes"};
+  return keys.count(key) != 0;
+}
+
+List ill_typed(const std::string& key, const nlohmann::json& original) {
   if (original.is_boolean()) return {"1", "\"true\"", "null", "0", "[]"};
   if (original.is_string()) return {"1", "null", "[\"strided\"]", "true", "{}"};
   if (original.is_array()) return {"64", "\"8,8\"", "[8.5, 8]", "[\"8\", 8]", "[[8], 8]", "null", "{}"};
   if (original.is_number_float()) return {"\"0.1\"", "true", "null", "[1]", "{}"};
   // Integers: a fraction, a string, other types, and values that wrap when cast to 32 bits.
+  if (is_64_bit(key)) return {"\"2\"", "2.5", "true", "null", "[]", "{}", "18446744073709551616",
+                            "-9223372036854775809"};
   return {"\"2\"", "2.5", "true", "null", "[]", "{}", "4294967298", "-4294967294"};
 }
 
@@ -74,7 +86,7 @@ const char* kind_name(ValueKind kind) {
 
 ValueEdit value_for(ValueKind kind, const std::string& key, const nlohmann::json& original, Rng& rng) {
   switch (kind) {
-    case ValueKind::ill_typed: return {kind, rng.pick(ill_typed(original))};
+    case ValueKind::ill_typed: return {kind, rng.pick(ill_typed(key, original))};
     case ValueKind::out_of_range: return {kind, pick_from(out_of_range_table(), key, rng)};
     case ValueKind::huge: return {kind, pick_from(huge_table(), key, rng)};
     case ValueKind::valid: return {kind, pick_from(valid_table(), key, rng)};

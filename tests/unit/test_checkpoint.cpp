@@ -63,7 +63,7 @@ OptimizerState random_optimizer(const Model& model, uint64_t seed) {
   fill(state.exp_avg, seed);
   fill(state.exp_avg_sq, seed + 1);
   for (float& v : state.exp_avg_sq) v = v * v;
-  state.step = 13;
+  state.step = 11;  // Adam skips a step whose gradients are not finite: at most the 12 of sample_state
   return state;
 }
 
@@ -135,7 +135,7 @@ TEST(Checkpoint, LoadsIdenticalWeightsOptimizerAndState) {
   EXPECT_TRUE(same_bits(fresh.weights(), saved.model.weights()));
   EXPECT_TRUE(same_bits(loaded.exp_avg, saved.optimizer.exp_avg));
   EXPECT_TRUE(same_bits(loaded.exp_avg_sq, saved.optimizer.exp_avg_sq));
-  EXPECT_EQ(loaded.step, 13);
+  EXPECT_EQ(loaded.step, 11);
 }
 
 TEST(Checkpoint, SavingAgainReplacesTheCheckpoint) {

@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <regex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -148,6 +150,22 @@ TEST(CheckpointSafety, NonFiniteWeightsAreRefusedNamingTheTensor) {
   EXPECT_ERROR_HAS([&] { load_checkpoint(dir / "model.safetensors", fresh, nullptr); }, "'blocks.1.ln2.weight' holds inf");
 }
 
+TEST(CheckpointSafety, ImpossibleOptimizerStateIsRefused) {
+  // Saved as a tool forging the files would write them: every checksum matches.
+  Saved saved;
+  TrainState state;
+  state.step = 5;
+  saved.optimizer.step = 6;  // Adam took more steps than the run
+  save_checkpoint(saved.path, saved.model, &saved.optimizer, TrainConfig{}, state);
+  Model fresh(small_config());
+  OptimizerState loaded(fresh.params().total());
+  EXPECT_ERROR_HAS([&] { load_checkpoint(saved.path, fresh, &loaded); }, "__metadata__ step 6 exceeds the 5");
+  saved.optimizer.step = 5;
+  saved.optimizer.exp_avg_sq[3] = -1;  // a second moment is a mean of squares
+  save_checkpoint(saved.path, saved.model, &saved.optimizer, TrainConfig{}, state);
+  EXPECT_ERROR_HAS([&] { load_checkpoint(saved.path, fresh, &loaded); }, "a second moment is never negative");
+}
+
 TEST(CheckpointSafety, DeepJsonIsAnErrorNotACrash) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   EXPECT_ERROR_HAS([&] { parse_json_limited(deep, "x.json"); }, "x.json: JSON nested deeper than");
@@ -272,11 +290,67 @@ TEST(CheckpointSafety, OutputsRefuseToOverwriteCheckpoints) {
   refuse_checkpoint_overwrite(saved.dir / "fresh", "--out");
 }
 
+// A process holding the run lock of `dir` until the object is destroyed: a trainer.
+class OtherLockHolder {
+ public:
+  explicit OtherLockHolder(const std::string& dir) {
+    int ready[2], release[2];
+    if (pipe(ready) != 0 || pipe(release) != 0) throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(ready[0]);
+      close(release[1]);
+      try {
+        const RunDirectory lock(dir);
+        char byte = 'x';
+        if (write(ready[1], &byte, 1) != 1 || read(release[0], &byte, 1) < 0) _exit(1);
+      } catch (...) {
+        _exit(1);
+      }
+      _exit(0);
+    }
+    close(ready[1]);
+    close(release[0]);
+    release_ = release[1];
+    char byte = 0;
+    if (read(ready[0], &byte, 1) != 1) throw std::runtime_error("the lock holder failed");
+    close(ready[0]);
+  }
+  ~OtherLockHolder() {
+    close(release_);
+    waitpid(pid_, nullptr, 0);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int release_ = -1;
+};
+
 TEST(CheckpointSafety, RunLockRefusesASecondOwner) {
   TempDir dir("lock");
-  const RunDirectory first(dir / "run");
+  {
+    const RunDirectory first(dir / "run");
+    EXPECT_FALSE(run_lock_held(dir / "run")) << "this process's own lock is no other trainer";
+    EXPECT_ERROR_HAS([&] { RunDirectory second(dir / "run"); }, "(pid " + std::to_string(getpid()) + ")");
+  }
+  EXPECT_FALSE(run_lock_held(dir / "run"));
+  const OtherLockHolder other(dir / "run");
   EXPECT_TRUE(run_lock_held(dir / "run"));
-  EXPECT_ERROR_HAS([&] { RunDirectory second(dir / "run"); }, "(pid " + std::to_string(getpid()) + ")");
+}
+
+TEST(CheckpointSafety, DamagedOldCheckpointIsRefusedAtOnce) {
+  // A save killed between its two renames leaves only checkpoint.old: no writer is left
+  // to wait for, even where this process holds the run lock itself (train --resume).
+  Saved saved;
+  const RunDirectory own(saved.dir / "run");
+  std::vector<char> model = read_bytes(saved.path + "/model.safetensors");
+  model[4] ^= 4;
+  write_bytes(saved.path + "/model.safetensors", model);
+  fs::rename(saved.path, saved.path + ".old");
+  Model fresh(small_config());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(error_of([&] { load_checkpoint(saved.path, fresh, nullptr); }).find("checkpoint.old"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(200)) << "no retries";
 }
 
 TEST(CheckpointSafety, FailedRunRemovesOnlyWhatItCreated) {
@@ -300,7 +374,7 @@ TEST(CheckpointSafety, FailedRunRemovesOnlyWhatItCreated) {
 
 TEST(CheckpointSafety, ReadersDuringSavesNeverSeeDamage) {
   Saved saved;
-  const RunDirectory lock(saved.dir / "run");  // what a trainer holds
+  const OtherLockHolder trainer(saved.dir / "run");  // the lock a trainer holds
   std::atomic<bool> done{false};
   std::thread writer([&] {
     Model other(small_config());

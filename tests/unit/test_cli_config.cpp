@@ -108,13 +108,16 @@ TEST(CliConfig, BadValuesAndHugeSizesAreOneLineErrors) {
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
 }
 
-TEST(CliConfig, OutOfMemoryIsAOneLineErrorNamingTheCommand) {
+TEST(CliConfig, AnAddressSpaceLimitIsRefusedBeforeAllocation) {
   TempDir dir("cli-config");
   write_text(dir / "data.txt", std::string(200000, 'a'));
-  // Fits the machine's memory, so only the 400 MB address-space cap stops it.
+  // Fits the machine's memory, not the 400 MB address-space cap: the plan is refused up
+  // front against the cap, never by a std::bad_alloc half way.
   const Result r = spt(dir, "train --preset tiny --batch 20000 --data data.txt --out run", "ulimit -v 400000");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("spt: error: out of memory in `spt train` (std::bad_alloc): lower"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.rfind("spt: error: training this model (layers 2, width 32", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find("of memory spt may use here: lower"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
 }
 
 TEST(CliConfig, DeepOrNonRegularInputsAreErrorsNotCrashesOrHangs) {

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "io/json_limits.h"
@@ -87,8 +89,29 @@ TEST(ConfigFile, BadFilesAreOneLineErrorsNamingTheFile) {
   EXPECT_NE(error_of([&] { load_config_file(dir / "missing.json", m, t, d); }).find("No such file"), std::string::npos);
   const std::string long_value = R"({"model": {"layers": ")" + std::string(10000, 'x') + R"("}})";
   const std::string message = error_of([&] { load(long_value); });
-  EXPECT_NE(message.find("wrong type"), std::string::npos);
+  EXPECT_NE(message.find("'layers' must be an integer"), std::string::npos) << message;
   EXPECT_LT(message.size(), 300u);  // the value is cut short
+}
+
+TEST(ConfigFile, NumbersAreTypeAndRangeCheckedAsRead) {
+  // Each of these nlohmann would convert without a word (to 2, 1, 2, 2^64-1, infinity).
+  for (const auto& [json, expected] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"model": {"layers": 4294967298}})", "'layers' must be an integer of 32 bits, got 4294967298"},
+           {R"({"model": {"summary": true}})", "'summary' must be an integer of 32 bits, got true"},
+           {R"({"model": {"width": 2.5}})", "'width' must be an integer of 32 bits, got 2.5"},
+           {R"({"model": {"pos_sizes": [8, 4294967304]}})", "'pos_sizes' must be a list of integers"},
+           {R"({"model": {"half_qk": 1}})", "'half_qk' must be true or false"},
+           {R"({"train": {"seed": -1}})", "'seed' must be a non-negative integer"},
+           {R"({"train": {"steps": 18446744073709551615}})", "'steps' must be an integer of 64 bits"},
+           {R"({"train": {"lr": 1e400}})", "c.json': not valid JSON ([json.exception.out_of_range.406] number overflow parsing '1e400')"},
+           {R"({"train": {"lr": true}})", "'lr' must be a finite number"}}) {
+    const std::string message = error_of([&] { load(json); });
+    EXPECT_NE(message.find(expected), std::string::npos) << json << ": " << message;
+  }
+  const Loaded wide = load(R"({"model": {"ff_ratio": 2}, "train": {"steps": 4294967298, "seed": 18446744073709551615}})");
+  EXPECT_EQ(wide.model.ff_ratio, 2.0);
+  EXPECT_EQ(wide.train.steps, int64_t{4294967298});
+  EXPECT_EQ(wide.train.seed, std::numeric_limits<uint64_t>::max());
 }
 
 TEST(JsonLimits, DeepNestingIsRefusedBeforeParsing) {
@@ -137,13 +160,39 @@ TEST(ConfigValidate, NonFiniteAndOutOfRangeValuesAreRefused) {
   EXPECT_NE(error_of([&] { validate(m); }).find("--ff-ratio"), std::string::npos);
 }
 
+TEST(ConfigValidate, FieldsOnlyTheFixedPatternUsesAreStillChecked) {
+  ModelConfig m;  // strided
+  m.summary = -1;
+  EXPECT_NE(error_of([&] { validate(m); }).find("summary -1"), std::string::npos);
+  m = ModelConfig{};
+  m.summary_blocks = std::numeric_limits<int>::max();
+  EXPECT_NE(error_of([&] { validate(m); }).find("summary_blocks 2147483647"), std::string::npos);
+  m = ModelConfig{};
+  m.stride = m.ctx + 1;
+  EXPECT_NE(error_of([&] { validate(m); }).find("must be in [1, ctx"), std::string::npos);
+}
+
+TEST(ConfigValidate, PositionTablesLargerThanTheContextAreRefused) {
+  ModelConfig m;
+  m.ctx = 64;
+  m.stride = 8;
+  m.pos_sizes = {65536, 65536};  // fits memory, but no position reaches most rows
+  EXPECT_NE(error_of([&] { validate(m); }).find("position table size 65536 exceeds context 64"), std::string::npos);
+  m.pos_sizes = {8, 8, 1};
+  EXPECT_EQ(error_of([&] { validate(m); }), "");
+}
+
 TEST(ConfigValidate, ModelsLargerThanMemoryAreRefusedBeforeAllocation) {
   ModelConfig m;
   m.layers = std::numeric_limits<int>::max();
-  EXPECT_NE(error_of([&] { validate(m); }).find("more than this machine's"), std::string::npos);
+  EXPECT_NE(error_of([&] { validate(m); }).find("of memory spt may use here"), std::string::npos);
   m = ModelConfig{};
   m.width = 1 << 20;
-  EXPECT_NE(error_of([&] { validate(m); }).find("more than this machine's"), std::string::npos);
+  EXPECT_NE(error_of([&] { validate(m); }).find("of memory spt may use here"), std::string::npos);
+  m = ModelConfig{};
+  m.ff_ratio = 1e6;  // the refusal names the fields that make the model large
+  EXPECT_NE(error_of([&] { validate(m); }).find("(layers 4, width 256, ff_ratio 1e+06, pos_sizes [32, 32])"),
+            std::string::npos);
   m = ModelConfig{};
   m.width = std::numeric_limits<int>::max();
   m.heads = 1;

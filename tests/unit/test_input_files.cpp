@@ -2,7 +2,10 @@
 // errors name the file and the reason, and a gzip IDX file is inflated only up to the
 // size its header declares.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <chrono>
@@ -49,6 +52,27 @@ TEST(InputFile, RegularFilesReadWhole) {
   EXPECT_EQ(read_file_bytes(dir / "f"), (std::vector<uint8_t>{'a', 'b', 'c'}));
   EXPECT_EQ(read_text_file(dir / "f"), "abc");
   EXPECT_GT(physical_memory_bytes(), int64_t{1} << 20);
+}
+
+TEST(InputFile, FilesLargerThanTheAddressSpaceLimitAreRefusedUnread) {
+  TempDir dir("input");
+  testing_support::write_bytes(dir / "big", {'x'});
+  ASSERT_EQ(truncate((dir / "big").c_str(), int64_t{3} << 30), 0);  // sparse
+  // In a child: the limit (ulimit -v) must not constrain this test process.
+  const pid_t child = fork();
+  if (child == 0) {
+    const rlimit limit{rlim_t{1} << 30, rlim_t{1} << 30};
+    setrlimit(RLIMIT_AS, &limit);
+    const bool under = memory_limit_bytes() < (int64_t{1} << 30);
+    const std::string message = error_of_read(dir / "big");
+    const bool named = message.find("cannot read '" + (dir / "big") + "': its 3221225472 bytes exceed the ") == 0;
+    _exit(under && named && message.find("ulimit -v") != std::string::npos ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_GE(memory_limit_bytes(), int64_t{1} << 20);
+  EXPECT_LE(memory_limit_bytes(), physical_memory_bytes());
 }
 
 std::vector<uint8_t> idx_header(uint32_t count, uint32_t rows, uint32_t cols) {

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/input_file.h"
 #include "io/safetensors.h"
 #include "temp_dir.h"
 
