@@ -17,6 +17,7 @@
 #include "data/resample.h"
 #include "io/wav.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 #ifdef SPT_HAVE_SNDFILE
 #include <sndfile.h>
@@ -25,16 +26,8 @@
 namespace spt {
 namespace {
 
+using testing_support::error_of;
 using testing_support::TempDir;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -19,24 +18,16 @@
 #include "train/checkpoint.h"
 #include "train/run_lock.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::CliResult;
+using testing_support::run_spt;
+using testing_support::slurp;
 using testing_support::TempDir;
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 class CliCheckpoint : public ::testing::Test {
  protected:
@@ -45,13 +36,9 @@ class CliCheckpoint : public ::testing::Test {
     for (int i = 0; text.size() < 20000; ++i) text += static_cast<char>('a' + uniform_int(5, i, 26));
     std::ofstream(dir_ / "data.txt") << text;
   }
-  // Runs `spt ARGS` (in `cwd` when given) with output captured.
-  Result spt(const std::string& args, const std::string& cwd = "") const {
-    const std::string out = dir_ / "stdout", err = dir_ / "stderr";
-    const std::string command = (cwd.empty() ? "" : "cd '" + cwd + "' && ") + "OMP_NUM_THREADS=1 timeout 60 " +
-                                SPT_BINARY + " " + args + " >" + out + " 2>" + err;
-    const int status = std::system(command.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  // Runs `spt ARGS` (in `cwd` when given) with output captured, one OpenMP thread.
+  CliResult spt(const std::string& args, const std::string& cwd = "") const {
+    return run_spt(dir_.path(), args, "export OMP_NUM_THREADS=1", cwd);
   }
   std::string tiny(const std::string& out, int steps) const {
     return "train --layers 1 --width 32 --heads 2 --ctx 64 --stride 8 --batch 2 --eval-batches 1 --log-every 1000 "
@@ -65,7 +52,7 @@ TEST_F(CliCheckpoint, WeightsAloneAndRunDirectories) {
   EXPECT_EQ(spt("eval --max-windows 1 --checkpoint " + dir_ / "run").code, 0) << "a run directory works";
   fs::create_directory(dir_ / "share");
   fs::copy_file(dir_ / "run/checkpoint/model.safetensors", dir_ / "share/model.safetensors");
-  Result r = spt("eval --max-windows 1 --checkpoint " + dir_ / "share");
+  CliResult r = spt("eval --max-windows 1 --checkpoint " + dir_ / "share");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("give --data"), std::string::npos) << r.err;
   for (const std::string& where : {dir_ / "share", dir_ / "share/model.safetensors"}) {
@@ -88,13 +75,13 @@ TEST_F(CliCheckpoint, DataPathIsAbsoluteAndResumeTakesData) {
   EXPECT_EQ(spt("eval --max-windows 1 --checkpoint " + dir_ / "run", "/").code, 0);
   fs::rename(dir_ / "data.txt", dir_ / "moved.txt");
   EXPECT_EQ(spt("train --resume --steps 3 --out " + dir_ / "run").code, 1);
-  const Result r = spt("train --resume --steps 3 --out " + dir_ / "run --data " + dir_ / "moved.txt");
+  const CliResult r = spt("train --resume --steps 3 --out " + dir_ / "run --data " + dir_ / "moved.txt");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(slurp(dir_ / "run/checkpoint/state.json").find(dir_ / "moved.txt"), std::string::npos);
 }
 
 TEST_F(CliCheckpoint, FailedRunLeavesNoDirectory) {
-  Result r = spt("train --preset tiny --data " + dir_ / "missing.txt" + " --out " + dir_ / "new/run");
+  CliResult r = spt("train --preset tiny --data " + dir_ / "missing.txt" + " --out " + dir_ / "new/run");
   EXPECT_EQ(r.code, 1);
   EXPECT_FALSE(fs::exists(dir_ / "new")) << r.err;
   r = spt("train --layers 3 --width 5 --heads 2 --data " + dir_ / "data.txt" + " --out " + dir_ / "bad");
@@ -105,7 +92,7 @@ TEST_F(CliCheckpoint, FailedRunLeavesNoDirectory) {
 TEST_F(CliCheckpoint, CheckpointsAreNotOverwritten) {
   ASSERT_EQ(spt(tiny(dir_ / "run", 2)).code, 0);
   const std::string model = slurp(dir_ / "run/checkpoint/model.safetensors");
-  Result r = spt("sample --length 8 --checkpoint " + dir_ / "run --out " + dir_ / "run/checkpoint/model.safetensors");
+  CliResult r = spt("sample --length 8 --checkpoint " + dir_ / "run --out " + dir_ / "run/checkpoint/model.safetensors");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find(dir_ / "run/checkpoint/model.safetensors"), std::string::npos) << r.err;
   r = spt("gradients --layers 1 --width 32 --heads 2 --ctx 64 --stride 8 --out " + dir_ / "run/checkpoint");
@@ -122,7 +109,7 @@ TEST_F(CliCheckpoint, CheckpointsAreNotOverwritten) {
 
 TEST_F(CliCheckpoint, SecondTrainerIsRefusedNamingTheHolder) {
   const RunDirectory held(dir_ / "run");
-  const Result r = spt(tiny(dir_ / "run", 2));
+  const CliResult r = spt(tiny(dir_ / "run", 2));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("in use by another spt train (pid " + std::to_string(getpid()) + ")"), std::string::npos)
       << r.err;
@@ -133,7 +120,7 @@ TEST_F(CliCheckpoint, FullDiskUnderMetricsStopsAndSaves) {
   if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
   fs::create_directory(dir_ / "run");
   fs::create_symlink("/dev/full", dir_ / "run/metrics.jsonl");
-  const Result r = spt(tiny(dir_ / "run", 50) + " --save-every 0");
+  const CliResult r = spt(tiny(dir_ / "run", 50) + " --save-every 0");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("the checkpoint of step 1 is in"), std::string::npos) << r.err;
@@ -144,7 +131,7 @@ TEST_F(CliCheckpoint, FifoStateJsonDoesNotBlock) {
   ASSERT_EQ(spt(tiny(dir_ / "run", 1)).code, 0);
   fs::remove(dir_ / "run/checkpoint/state.json");
   ASSERT_EQ(mkfifo((dir_ / "run/checkpoint/state.json").c_str(), 0644), 0);
-  const Result r = spt("eval --checkpoint " + dir_ / "run");
+  const CliResult r = spt("eval --checkpoint " + dir_ / "run");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("it is a FIFO"), std::string::npos) << r.err;
 }
@@ -173,12 +160,12 @@ TEST_F(CliCheckpoint, KillNineAtRandomMomentsKeepsALoadableCheckpoint) {
     ASSERT_TRUE(WIFSIGNALED(status)) << "trial " << trial << ": the run ended by itself (status " << status << ")";
     if (!fs::exists(run + "/checkpoint") && !fs::exists(run + "/checkpoint.old")) continue;  // before the first save
     ++kills;
-    const Result r = spt("eval --max-windows 1 --checkpoint " + run);
+    const CliResult r = spt("eval --max-windows 1 --checkpoint " + run);
     ASSERT_EQ(r.code, 0) << "after kill " << kills << " (" << delay_ms << " ms): " << r.err;
   }
   EXPECT_EQ(kills, 50);
   const int64_t step = read_checkpoint_info(run + "/checkpoint").state.step;
-  const Result r = spt("train --resume --log-every 1000 --steps " + std::to_string(step + 2) + " --out " + run);
+  const CliResult r = spt("train --resume --log-every 1000 --steps " + std::to_string(step + 2) + " --out " + run);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_checkpoint_info(run + "/checkpoint").state.step, step + 2);
   for (const auto& entry : fs::directory_iterator(run))

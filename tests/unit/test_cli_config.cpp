@@ -3,7 +3,6 @@
 // defaults in --help, refused ranges and sizes, bounded `spt pattern` work.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -11,34 +10,21 @@
 #include <string>
 
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
+using testing_support::CliResult;
 using testing_support::TempDir;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs `spt <args>` (under a 60 s timeout, after the shell commands `setup`) in `dir`,
-// capturing stdout and stderr.
-Result spt(const TempDir& dir, const std::string& args, const std::string& setup = "true") {
-  const std::string command = "cd '" + dir.path() + "' && " + setup + " && timeout 60 " + std::string(SPT_BINARY) +
-                              " " + args + " >stdout.txt 2>stderr.txt";
-  const int status = std::system(command.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  const std::vector<char> out = testing_support::read_bytes(dir / "stdout.txt");
-  const std::vector<char> err = testing_support::read_bytes(dir / "stderr.txt");
-  r.out.assign(out.begin(), out.end());
-  r.err.assign(err.begin(), err.end());
-  return r;
+// Runs `spt <args>` in `dir` (after the shell commands `setup`), capturing stdout and stderr.
+CliResult spt(const TempDir& dir, const std::string& args, const std::string& setup = "true") {
+  return testing_support::run_spt(dir.path(), args, setup);
 }
 
 // The pretty JSON that --print-config prints first.
-nlohmann::json printed_config(const Result& r) {
+nlohmann::json printed_config(const CliResult& r) {
   return nlohmann::json::parse(r.out.substr(0, r.out.find("\n}\n") + 2));
 }
 
@@ -48,7 +34,7 @@ void write_text(const std::string& path, const std::string& text) {
 
 TEST(CliConfig, PrintConfigNeedsNoDataOrOutputAndWritesNothing) {
   TempDir dir("cli-config");
-  const Result r = spt(dir, "train --preset tiny --beta2 0.95 --eps 1e-6 --beta1 0.8 --print-config");
+  const CliResult r = spt(dir, "train --preset tiny --beta2 0.95 --eps 1e-6 --beta1 0.8 --print-config");
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json config = printed_config(r);
   EXPECT_EQ(config["model"]["layers"], 2);
@@ -66,12 +52,12 @@ TEST(CliConfig, ARunsConfigJsonStartsANewRun) {
   TempDir dir("cli-config");
   write_text(dir / "data.txt", std::string(20000, 'a') + std::string(20000, 'b'));
   ASSERT_EQ(spt(dir, "train --preset tiny --steps 2 --eval-batches 1 --data data.txt --out run").code, 0);
-  const Result again = spt(dir, "train --config run/config.json --print-config");
+  const CliResult again = spt(dir, "train --config run/config.json --print-config");
   ASSERT_EQ(again.code, 0) << again.err;
   const nlohmann::json config = printed_config(again);
   EXPECT_EQ(config["data"]["path"], dir / "data.txt");  // stored absolute by the run
   EXPECT_EQ(config["train"]["steps"], 2);
-  const Result trained = spt(dir, "train --config run/config.json --steps 1 --out run2");
+  const CliResult trained = spt(dir, "train --config run/config.json --steps 1 --out run2");
   EXPECT_EQ(trained.code, 0) << trained.err;
   EXPECT_TRUE(std::filesystem::exists(dir / "run2/checkpoint"));
 }
@@ -79,16 +65,16 @@ TEST(CliConfig, ARunsConfigJsonStartsANewRun) {
 TEST(CliConfig, CtxInAFileResolvesLikeCtxOnTheCommandLine) {
   TempDir dir("cli-config");
   write_text(dir / "ctx.json", R"({"model": {"ctx": 500, "stride": 16}})");
-  const Result file = spt(dir, "train --preset tiny --config ctx.json --print-config");
-  const Result flags = spt(dir, "train --preset tiny --ctx 500 --stride 16 --print-config");
+  const CliResult file = spt(dir, "train --preset tiny --config ctx.json --print-config");
+  const CliResult flags = spt(dir, "train --preset tiny --ctx 500 --stride 16 --print-config");
   ASSERT_EQ(file.code, 0) << file.err;
   ASSERT_EQ(flags.code, 0) << flags.err;
   EXPECT_EQ(printed_config(file)["model"]["pos_sizes"], nlohmann::json({32, 16}));
   EXPECT_EQ(printed_config(file)["model"], printed_config(flags)["model"]);
   // pos_sizes given at a later level wins; the stride flag re-derives from the file's ctx.
-  const Result explicit_sizes = spt(dir, "train --config ctx.json --pos-sizes 50,10 --print-config");
+  const CliResult explicit_sizes = spt(dir, "train --config ctx.json --pos-sizes 50,10 --print-config");
   EXPECT_EQ(printed_config(explicit_sizes)["model"]["pos_sizes"], nlohmann::json({50, 10}));
-  const Result stride = spt(dir, "train --config ctx.json --stride 25 --print-config");
+  const CliResult stride = spt(dir, "train --config ctx.json --stride 25 --print-config");
   EXPECT_EQ(printed_config(stride)["model"]["pos_sizes"], nlohmann::json({20, 25}));
 }
 
@@ -99,7 +85,7 @@ TEST(CliConfig, BadValuesAndHugeSizesAreOneLineErrors) {
   for (const char* flags : {"--weight-decay inf", "--clip nan", "--lr 1e400", "--layers 2147483647",
                                    "--width 1048576 --heads 1", "--batch 2147483647", "--ctx 2147483647",
                                    "--heads 2147483647", "--beta2 1.5", "--eval-batch 0"}) {
-    const Result r = spt(dir, base + flags);
+    const CliResult r = spt(dir, base + flags);
     EXPECT_EQ(r.code, 1) << flags << ": " << r.err;
     EXPECT_EQ(r.err.rfind("spt: error: ", 0), 0u) << flags << ": " << r.err;
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << flags << ": " << r.err;
@@ -113,7 +99,7 @@ TEST(CliConfig, AnAddressSpaceLimitIsRefusedBeforeAllocation) {
   write_text(dir / "data.txt", std::string(200000, 'a'));
   // Fits the machine's memory, not the 400 MB address-space cap: the plan is refused up
   // front against the cap, never by a std::bad_alloc half way.
-  const Result r = spt(dir, "train --preset tiny --batch 20000 --data data.txt --out run", "ulimit -v 400000");
+  const CliResult r = spt(dir, "train --preset tiny --batch 20000 --data data.txt --out run", "ulimit -v 400000");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err.rfind("spt: error: training this model (layers 2, width 32", 0), 0u) << r.err;
   EXPECT_NE(r.err.find("of memory spt may use here: lower"), std::string::npos) << r.err;
@@ -123,14 +109,14 @@ TEST(CliConfig, AnAddressSpaceLimitIsRefusedBeforeAllocation) {
 TEST(CliConfig, DeepOrNonRegularInputsAreErrorsNotCrashesOrHangs) {
   TempDir dir("cli-config");
   write_text(dir / "deep.json", std::string(100000, '[') + std::string(100000, ']'));
-  const Result deep = spt(dir, "train --config deep.json --data x --out o");
+  const CliResult deep = spt(dir, "train --config deep.json --data x --out o");
   EXPECT_EQ(deep.code, 1);
   EXPECT_NE(deep.err.find("nested deeper than 64"), std::string::npos) << deep.err;
   ASSERT_EQ(mkfifo((dir / "fifo").c_str(), 0600), 0);
-  const Result fifo = spt(dir, "train --preset tiny --data fifo --out o");
+  const CliResult fifo = spt(dir, "train --preset tiny --data fifo --out o");
   EXPECT_EQ(fifo.code, 1);  // 124 would be the timeout
   EXPECT_NE(fifo.err.find("is a FIFO"), std::string::npos) << fifo.err;
-  const Result dir_config = spt(dir, "train --config . --print-config");
+  const CliResult dir_config = spt(dir, "train --config . --print-config");
   EXPECT_NE(dir_config.err.find("cannot read '.': it is a directory"), std::string::npos) << dir_config.err;
 }
 
@@ -141,7 +127,7 @@ TEST(CliConfig, HelpShowsDefaultsAndPresetsShowTraining) {
   EXPECT_NE(spt(dir, "eval --help").out.find("--split TEXT=test"), std::string::npos);
   EXPECT_NE(spt(dir, "sample --help").out.find("--temperature FLOAT=1"), std::string::npos);
   EXPECT_NE(spt(dir, "pattern --help").out.find("--ctx INT=1024"), std::string::npos);
-  const Result presets = spt(dir, "info --presets");
+  const CliResult presets = spt(dir, "info --presets");
   EXPECT_NE(presets.out.find("train: --batch 32 --accumulate 1 --steps 1600 --lr 0.003"), std::string::npos)
       << presets.out;
   EXPECT_NE(presets.out.find("--pos-sizes 28,28,1"), std::string::npos);
@@ -149,15 +135,15 @@ TEST(CliConfig, HelpShowsDefaultsAndPresetsShowTraining) {
 
 TEST(CliConfig, PatternWorkIsBounded) {
   TempDir dir("cli-config");
-  const Result png = spt(dir, "pattern --ctx 1073741824 --png p.png");
+  const CliResult png = spt(dir, "pattern --ctx 1073741824 --png p.png");
   EXPECT_EQ(png.code, 1);
   EXPECT_NE(png.err.find("--crop N"), std::string::npos) << png.err;
-  const Result stats = spt(dir, "pattern --ctx 1073741824");
+  const CliResult stats = spt(dir, "pattern --ctx 1073741824");
   EXPECT_EQ(stats.code, 1);
   EXPECT_NE(stats.err.find("raise --block"), std::string::npos) << stats.err;
   EXPECT_EQ(spt(dir, "pattern --ctx 1073741824 --png p.png --crop 256").code, 0);
   // Above its range a value is refused, not clamped.
-  const Result crop = spt(dir, "pattern --ctx 64 --png p.png --crop 65");
+  const CliResult crop = spt(dir, "pattern --ctx 64 --png p.png --crop 65");
   EXPECT_EQ(crop.code, 1);
   EXPECT_NE(crop.err.find("crop 65 must be in [0, T = 64]"), std::string::npos) << crop.err;
 }

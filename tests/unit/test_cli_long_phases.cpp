@@ -9,25 +9,20 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "core/rng.h"
 #include "temp_dir.h"
+#include "test_support.h"
 #include "train/checkpoint.h"
 
 namespace spt {
 namespace {
 
+using testing_support::CliResult;
+using testing_support::slurp;
 using testing_support::TempDir;
 using Clock = std::chrono::steady_clock;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Starts `spt <args>` with stdout and stderr in `log`.
 pid_t start_spt(const std::vector<std::string>& args, const std::string& log) {
@@ -53,16 +48,7 @@ std::pair<int, double> interrupt(pid_t pid) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, std::chrono::duration<double>(Clock::now() - sent).count()};
 }
 
-struct SptRun {
-  int code = -1;
-  std::string out, err;
-};
-
-SptRun run_spt(const std::string& args, const TempDir& dir) {
-  const std::string out = dir / "stdout", err = dir / "stderr";
-  const int status = std::system((std::string(SPT_BINARY) + " " + args + " >" + out + " 2>" + err).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
+CliResult run_spt(const std::string& args, const TempDir& dir) { return testing_support::run_spt(dir.path(), args); }
 
 // A text large enough that a whole-split pass of the tiny preset takes several seconds.
 class LongPhases : public ::testing::Test {
@@ -120,12 +106,12 @@ TEST_F(LongPhases, SampleChecksItsFlagsAndFormats) {
   const std::string sample = "sample --checkpoint " + out + "/checkpoint ";
   for (const char* bad : {"--length -1", "--count 0", "--top-k 0", "--top-k 300", "--top-p 0", "--top-p 1.5",
                           "--count 2000000000"}) {
-    const SptRun r = run_spt(sample + bad, *dir_);
+    const CliResult r = run_spt(sample + bad, *dir_);
     EXPECT_EQ(r.code, 1) << bad;
     EXPECT_NE(r.err.find("spt: error:"), std::string::npos) << bad << ": " << r.err;
   }
   EXPECT_NE(run_spt(sample + "--count 2000000000", *dir_).err.find("MiB"), std::string::npos);
-  const SptRun jpg = run_spt(sample + "--out " + *dir_ / "s.jpg", *dir_);
+  const CliResult jpg = run_spt(sample + "--out " + *dir_ / "s.jpg", *dir_);
   EXPECT_EQ(jpg.code, 1);
   EXPECT_NE(jpg.err.find(".jpg"), std::string::npos) << jpg.err;
   EXPECT_NE(jpg.err.find(".txt"), std::string::npos) << jpg.err;
@@ -133,8 +119,8 @@ TEST_F(LongPhases, SampleChecksItsFlagsAndFormats) {
 
   ASSERT_EQ(run_spt(sample + "--count 2 --length 20 --out " + *dir_ / "s.raw", *dir_).code, 0);
   EXPECT_EQ(slurp(*dir_ / "s.raw").size(), 40u);  // the bytes, no headers or newlines
-  const SptRun greedy = run_spt(sample + "--length 30 --temperature 0", *dir_);
-  const SptRun top1 = run_spt(sample + "--length 30 --top-k 1 --seed 5", *dir_);
+  const CliResult greedy = run_spt(sample + "--length 30 --temperature 0", *dir_);
+  const CliResult top1 = run_spt(sample + "--length 30 --top-k 1 --seed 5", *dir_);
   ASSERT_EQ(greedy.code, 0);
   EXPECT_EQ(top1.out, greedy.out);
   ASSERT_EQ(run_spt(sample + "--length 30 --seed 4 --top-p 0.9 --out " + *dir_ / "s.txt", *dir_).code, 0);
@@ -159,10 +145,10 @@ TEST(SampleImages, RefusesTheTerminalAndWritesScaledGridsByExtension) {
   const int tty = std::system(("script -eqc '" + sample + "' /dev/null >" + dir / "tty.txt" + " 2>&1").c_str());
   EXPECT_EQ(WEXITSTATUS(tty), 1);
   EXPECT_NE(slurp(dir / "tty.txt").find("--out samples.png"), std::string::npos) << slurp(dir / "tty.txt");
-  const SptRun jpg = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --out " + dir / "s.jpg", dir);
+  const CliResult jpg = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --out " + dir / "s.jpg", dir);
   EXPECT_EQ(jpg.code, 1);
   EXPECT_NE(jpg.err.find(".png, .raw, .bin"), std::string::npos) << jpg.err;
-  const SptRun piped = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 2", dir);
+  const CliResult piped = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 2", dir);
   EXPECT_EQ(piped.out.size(), 32u);  // not a terminal: the raw bytes
   ASSERT_EQ(run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 4 --out " + dir / "g.png", dir).code, 0);
   ASSERT_EQ(run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 4 --prefix-rows 2 --scale 3 --out " +

@@ -15,25 +15,16 @@
 #include "model/model.h"
 #include "model/model_size.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
+using testing_support::error_of;
 using testing_support::TempDir;
 
 void write_text(const std::string& path, const std::string& text) {
   testing_support::write_bytes(path, std::vector<char>(text.begin(), text.end()));
-}
-
-// The message of the spt::Error that `f` throws ("" if it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 struct Loaded {

@@ -23,21 +23,14 @@
 #include "data/resample.h"
 #include "model/config_json.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::error_of;
 using testing_support::TempDir;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

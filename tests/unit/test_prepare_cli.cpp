@@ -1,12 +1,10 @@
 // Raw audio end to end through the built binary: synthesized recordings -> `spt prepare`
 // -> `spt train` -> `spt eval` -> `spt sample --out x.wav`, and the CLI's audio errors.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "audio_test_util.h"
@@ -14,30 +12,17 @@
 #include "data/resample.h"
 #include "io/wav.h"
 #include "temp_dir.h"
+#include "test_support.h"
 #include "train/checkpoint.h"
 
 namespace spt {
 namespace {
 
+using testing_support::CliResult;
+using testing_support::slurp;
 using testing_support::TempDir;
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-CliRun spt(const TempDir& dir, const std::string& args) {
-  const std::string out = dir / "stdout", err = dir / "stderr";
-  const int status = std::system((std::string(SPT_BINARY) + " " + args + " >" + out + " 2>" + err).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
+CliResult spt(const TempDir& dir, const std::string& args) { return testing_support::run_spt(dir.path(), args); }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -49,7 +34,7 @@ TEST(AudioCli, PrepareTrainEvalSampleToWav) {
     write_wav(dir / ("rec/r" + std::to_string(k) + ".wav"),
               k % 2 ? testing_support::sine(300 + 100 * k, 8000, 2400) : testing_support::noise(k + 1, 2400), 8000);
   const std::string set = dir / "set";
-  CliRun r = spt(dir, "prepare " + (dir / "rec") + " --sample-rate 2000 --out " + set);
+  CliResult r = spt(dir, "prepare " + (dir / "rec") + " --sample-rate 2000 --out " + set);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(contains(r.err, "4/4 clips")) << r.err;
   EXPECT_TRUE(contains(r.out, "2000 Hz")) << r.out;
@@ -86,7 +71,7 @@ TEST(AudioCli, WavOutputAndAudioPromptsNeedAnAudioModel) {
   std::string text;
   for (int k = 0; k < 300; ++k) text += "the quick brown fox ";
   std::ofstream(dir / "text.txt") << text;
-  CliRun r = spt(dir, "prepare --modality text " + (dir / "text.txt") + " --out " + (dir / "set"));
+  CliResult r = spt(dir, "prepare --modality text " + (dir / "text.txt") + " --out " + (dir / "set"));
   ASSERT_EQ(r.code, 0) << r.err;
   r = spt(dir, "train --preset tiny --data " + (dir / "set") + " --steps 1 --out " + (dir / "run"));
   ASSERT_EQ(r.code, 0) << r.err;
