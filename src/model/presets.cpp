@@ -41,6 +41,19 @@ TrainConfig paper_train(double lr) {
   return t;
 }
 
+// The CPU presets' training: warmup 50, validation and a checkpoint every `every` steps.
+TrainConfig cpu_train(int batch, double lr, int64_t steps, int64_t every, int64_t eval_batches) {
+  TrainConfig t;
+  t.batch = batch;
+  t.lr = lr;
+  t.warmup = 50;
+  t.steps = steps;
+  t.eval_every = every;
+  t.eval_batches = eval_batches;
+  t.save_every = every;
+  return t;
+}
+
 Preset audio_preset(const std::string& name, int layers, int width, int heads, int ctx, int stride,
                     const std::string& params) {
   Preset p{name,
@@ -84,39 +97,18 @@ std::vector<Preset> make_presets() {
   {
     // Speech on the CPU (tools/quickstart.sh audio): about 10 minutes on 2 cores.
     Preset p{"audio-small", "CPU: 3 layers, width 128, 2 heads, T 1024 mu-law samples at 8 kHz, strided l 32",
-             "prepared", text_model(3, 128, 2, 1024, "strided", 32, 8), TrainConfig{}};
+             "prepared", text_model(3, 128, 2, 1024, "strided", 32, 8), cpu_train(8, 2e-3, 1500, 500, 64)};
     p.model.sample_rate = 8000;
-    p.train.batch = 8;
-    p.train.lr = 2e-3;
-    p.train.warmup = 50;
-    p.train.steps = 1500;
-    p.train.eval_every = 500;
-    p.train.eval_batches = 64;
-    p.train.save_every = 500;
     all.push_back(p);
   }
   {
     Preset p{"kjv-small", "CPU: 2 layers, width 128, 4 heads, T 256, fixed l 16 c 4 merged, on a byte file", "bytes",
-             text_model(2, 128, 4, 256, "fixed", 16, 4), TrainConfig{}};
-    p.train.batch = 32;
-    p.train.lr = 3e-3;
-    p.train.warmup = 50;
-    p.train.steps = 1600;
-    p.train.eval_every = 400;
-    p.train.eval_batches = 40;
-    p.train.save_every = 400;
+             text_model(2, 128, 4, 256, "fixed", 16, 4), cpu_train(32, 3e-3, 1600, 400, 40)};
     all.push_back(p);
   }
   {
     Preset p{"fashion-small", "CPU: 4 layers, width 128, 4 heads, T 784 (28x28), strided l 28, on IDX images", "idx",
-             image_model(4, 128, 4, 28, 28, 1, 28), TrainConfig{}};
-    p.train.batch = 8;
-    p.train.lr = 3e-3;
-    p.train.warmup = 50;
-    p.train.steps = 700;
-    p.train.eval_every = 350;
-    p.train.eval_batches = 100;
-    p.train.save_every = 350;
+             image_model(4, 128, 4, 28, 28, 1, 28), cpu_train(8, 3e-3, 700, 350, 100)};
     all.push_back(p);
   }
   {
