@@ -11,12 +11,7 @@ namespace spt {
 namespace {
 
 // A value for an error message, cut short: a config value can be arbitrarily long.
-std::string excerpt(const nlohmann::json& json) {
-  constexpr size_t kMaxChars = 80;
-  std::string text = json.dump();
-  if (text.size() > kMaxChars) text = text.substr(0, kMaxChars) + "...";
-  return text;
-}
+std::string excerpt(const nlohmann::json& json) { return json_excerpt(json, 80); }
 
 // nlohmann converts between every number type and bool without a word (4294967298 read as
 // an int is 2, true is 1, 2.5 is 2, -1 as a uint64 is 2^64-1), so each field type has a
