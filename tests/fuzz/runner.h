@@ -15,7 +15,9 @@ namespace spt::fuzz {
 
 struct Limits {
   int64_t address_space = int64_t{2} << 30;  // RLIMIT_AS of every child
-  double timeout_s = 10;                     // beyond this a child is killed and counted as a hang
+  // Beyond this a child is killed and counted as a hang. A case takes well under a second
+  // alone; the margin keeps a machine busy with other tests (ctest -j) from reading as a hang.
+  double timeout_s = 30;
 };
 
 struct RunResult {
