@@ -135,8 +135,6 @@ TEST(Sampler, SeededAndValidated) {
   const auto other = sample(model, options);
   options.seed = 9;
   EXPECT_NE(sample(model, options), other);
-  options.length = c.ctx + 1;
-  EXPECT_THROW(sample(model, options), Error);
   options.length = 4;
   options.prefixes = {{1, 2, 3, 4, 5}};
   EXPECT_THROW(sample(model, options), Error);
