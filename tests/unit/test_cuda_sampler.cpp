@@ -130,6 +130,30 @@ TEST(CudaSampler, SampledSequencesAreTheCpuOnes) {
   }
 }
 
+// Past the context the window slides (SlidingDecoder over CudaDecoder::reset): greedy tokens
+// equal the CPU's, with the default keep and with small and large ones.
+TEST(CudaSampler, SlidesToTheCpuTokens) {
+  SKIP_WITHOUT_GPU();
+  for (const SamplerCase& s : cases()) {
+    if (s.ctx > 100) continue;
+    const ModelConfig c = config_of(s);
+    Model model(c);
+    randomize(model, 13);
+    SampleOptions options;
+    options.count = 2;
+    options.temperature = 0.0f;
+    options.length = 3 * c.ctx + 11;
+    options.prefixes = {{'a', 'b', 'c'}};
+    for (const int64_t keep : std::vector<int64_t>{0, 1, c.ctx - 1}) {
+      options.keep = keep;
+      options.device = "cpu";
+      const auto want = sample(model, options);
+      options.device = "cuda";
+      EXPECT_EQ(sample(model, options), want) << describe(s) << " keep " << keep;
+    }
+  }
+}
+
 TEST(CudaSampler, RefusesBadInputs) {
   SKIP_WITHOUT_GPU();
   const ModelConfig c = config_of({"strided", "merged"});
