@@ -17,6 +17,7 @@
 #include "model/cuda/cuda_sampler.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "sampler_test_util.h"
 
 namespace spt {
 namespace {
@@ -55,10 +56,7 @@ std::string describe(const SamplerCase& s) {
          std::to_string(s.summary_blocks) + " C " + std::to_string(s.width) + " H " + std::to_string(s.heads);
 }
 
-// Every weight random, so no part of the network is trivially zero.
-void randomize(Model& model, uint64_t seed) {
-  for (size_t e = 0; e < model.weights().size(); ++e) model.weights()[e] = 0.3f * normal01(seed, e);
-}
+void randomize(Model& model, uint64_t seed) { testing_support::randomize_weights(model, seed); }
 
 const std::vector<SamplerCase>& cases() {
   static const std::vector<SamplerCase> all = {

@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "sampler_test_util.h"
 #include "test_support.h"
 
 namespace spt {
@@ -19,23 +20,9 @@ namespace {
 
 using testing_support::error_of;
 
-ModelConfig tiny(const std::string& pattern) {
-  ModelConfig c;
-  c.layers = 2;
-  c.width = 32;
-  c.heads = 4;
-  c.ctx = 24;
-  c.pattern = pattern;
-  c.stride = 6;
-  c.summary = 2;
-  c.pos_sizes = {4, 6};
-  return c;
-}
+ModelConfig tiny(const std::string& pattern) { return testing_support::tiny_sampler_model(pattern); }
 
-// Every weight random, so no part of the network is trivially zero.
-void randomize(Model& model, uint64_t seed) {
-  for (size_t e = 0; e < model.weights().size(); ++e) model.weights()[e] = 0.3f * normal01(seed, e);
-}
+void randomize(Model& model, uint64_t seed) { testing_support::randomize_weights(model, seed); }
 
 // The model's plain forward over the window of `count` sequences that starts at absolute
 // position `start` (T tokens, zeros past the end of a sequence: causal, so they change
@@ -89,14 +76,21 @@ TEST(SampleSliding, LogitsAfterASlideEqualTheFullForwardOverItsWindow) {
   }
 }
 
+// Options for `count` sequences of `length` tokens (0: T) that start with `prefix`.
+SampleOptions options_for(int count, int64_t length, std::vector<uint8_t> prefix) {
+  SampleOptions options;
+  options.count = count;
+  options.length = length;
+  options.prefixes = {std::move(prefix)};
+  return options;
+}
+
 TEST(SampleSliding, TheFirstTTokensOfALongSampleAreASampleOfLengthT) {
   const ModelConfig c = tiny("strided");
   Model model(c);
   randomize(model, 4);
-  SampleOptions options;
-  options.count = 3;
+  SampleOptions options = options_for(3, 0, {'a', 'b'});
   options.seed = 12;
-  options.prefixes = {{'a', 'b'}};
   const Sequences short_run = sample(model, options);
   for (const int64_t keep : {int64_t{0}, int64_t{5}}) {
     options.length = 4 * c.ctx;
@@ -116,14 +110,11 @@ TEST(SampleSliding, AGreedyLongSampleFollowsTheModelOverEachWindow) {
   const ModelConfig c = tiny("fixed");
   Model model(c);
   randomize(model, 8);
-  SampleOptions options;
-  options.count = 2;
-  options.temperature = 0.0f;
-  options.length = 3 * c.ctx;
-  options.keep = 10;
   std::vector<uint8_t> prompt(c.ctx + 7);  // longer than the context: forced through the first slide
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<uint8_t>(uniform_int(2, i, 256));
-  options.prefixes = {prompt};
+  SampleOptions options = options_for(2, 3 * c.ctx, prompt);
+  options.temperature = 0.0f;
+  options.keep = 10;
   const Sequences samples = sample(model, options);
   const int64_t K = options.keep, step = c.ctx - K;
   for (int s = 0; s < options.count; ++s)
@@ -153,6 +144,7 @@ TEST(SampleSliding, StopsDuringRePrimingWithTheTokensDrawn) {
 
 TEST(SampleSliding, ImageModelsAndKeepsOutOfRangeAreRefused) {
   ModelConfig image = tiny("strided");
+  image.ctx = 24;
   image.pos_sizes = {2, 4, 3};
   Model images(image);
   SampleOptions options;
@@ -165,7 +157,7 @@ TEST(SampleSliding, ImageModelsAndKeepsOutOfRangeAreRefused) {
 
   Model text(tiny("strided"));
   options.length = 30;
-  for (const int64_t keep : {int64_t{-1}, int64_t{24}}) {
+  for (const int64_t keep : {int64_t{-1}, int64_t{40}}) {
     options.keep = keep;
     EXPECT_NE(error_of([&] { sample(text, options); }).find("--keep"), std::string::npos) << keep;
   }
