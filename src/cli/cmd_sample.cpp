@@ -187,7 +187,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--keep", f->keep,
                   "past the context: tokens of a full window that the next window starts with, 1..T-1 (0, the "
                   "default: T/2). Positions restart at 0 in each window, as in training; each slide re-runs these "
-                  "tokens through the decoder, so a larger N gives more context and costs more steps per token. "
+                  "tokens through the decoder, so a larger value gives more context and costs more steps per token. "
                   "A prompt longer than T keeps its last T-1 tokens");
   cmd->add_option("--temperature", f->temperature, "softmax temperature (0: most likely token)");
   cmd->add_option("--top-k", f->top_k, "draw only among the K most likely tokens, 1..256 (256: all)");
