@@ -27,6 +27,7 @@ struct SampleFlags {
   std::string checkpoint;
   int count = 1;
   int64_t length = 0;
+  int64_t keep = 0;
   float temperature = 1.0f;
   int top_k = kVocab;
   float top_p = 1.0f;
@@ -78,6 +79,16 @@ void write_png_samples(const SampleFlags& f, const ModelConfig& c, const std::ve
   std::printf("wrote %d images to %s\n", f.count, f.out.c_str());
 }
 
+// A prompt longer than the context keeps its last T - 1 tokens: all the context the first
+// drawn token can see. The sample starts with that part.
+void keep_prompt_tail(std::vector<uint8_t>& prompt, int64_t context) {
+  const int64_t kept = std::max<int64_t>(context - 1, 0);
+  if (static_cast<int64_t>(prompt.size()) <= kept) return;
+  std::fprintf(stderr, "spt sample: the prompt has %zu tokens, more than the context of %lld holds: keeping its last %lld\n",
+               prompt.size(), static_cast<long long>(context), static_cast<long long>(kept));
+  prompt.erase(prompt.begin(), prompt.end() - kept);
+}
+
 void run(const SampleFlags& f) {
   SPT_CHECK(f.count >= 1, "--count ", f.count, " must be at least 1");
   SPT_CHECK(f.length >= 0, "--length ", f.length, " must not be negative (0: the model context)");
@@ -96,6 +107,7 @@ void run(const SampleFlags& f) {
   SampleOptions options;
   options.count = f.count;
   options.length = f.length;
+  options.keep = f.keep;
   options.temperature = f.temperature;
   options.top_k = f.top_k;
   options.top_p = f.top_p;
@@ -106,6 +118,7 @@ void run(const SampleFlags& f) {
   if (!f.prompt.empty()) options.prefixes.push_back({f.prompt.begin(), f.prompt.end()});
   if (!f.prompt_file.empty()) options.prefixes.push_back(read_file_bytes(f.prompt_file));
   if (!f.prompt_audio.empty()) options.prefixes.push_back(audio_prompt_tokens(c, f.prompt_audio, f.prompt_seconds));
+  for (std::vector<uint8_t>& prompt : options.prefixes) keep_prompt_tail(prompt, c.ctx);
   SPT_CHECK(!f.concat || format == SampleFormat::wav, "--concat joins WAV samples into one file; give --out NAME.wav");
   std::vector<Image> originals;
   if (f.prefix_rows > 0) {
@@ -130,6 +143,7 @@ void run(const SampleFlags& f) {
     }
     return !signals.requested();
   };
+  options.on_reprime_step = [&] { return !signals.requested(); };
   const auto start = std::chrono::steady_clock::now();
   const auto samples = sample(model, options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -167,7 +181,14 @@ void add_sample_command(CLI::App& app) {
   auto f = std::make_shared<SampleFlags>();
   cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint), run directory, or model.safetensors alone")->required();
   cmd->add_option("--count", f->count, "sequences to sample (at least 1)");
-  cmd->add_option("--length", f->length, "tokens per sequence, prompt included (0, the default: the context)");
+  cmd->add_option("--length", f->length,
+                  "tokens per sequence, prompt included (0, the default: the context T). Text and audio models go "
+                  "past T by sliding the window (see --keep); image models sample one image, at most T");
+  cmd->add_option("--keep", f->keep,
+                  "past the context: tokens of a full window that the next window starts with, 1..T-1 (0, the "
+                  "default: T/2). Positions restart at 0 in each window, as in training; each slide re-runs these "
+                  "tokens through the decoder, so a larger value gives more context and costs more steps per token. "
+                  "A prompt longer than T keeps its last T-1 tokens");
   cmd->add_option("--temperature", f->temperature, "softmax temperature (0: most likely token)");
   cmd->add_option("--top-k", f->top_k, "draw only among the K most likely tokens, 1..256 (256: all)");
   cmd->add_option("--top-p", f->top_p,

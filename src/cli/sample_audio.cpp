@@ -21,9 +21,6 @@ void check_audio_model(const ModelConfig& model, const std::string& what) {
 std::vector<uint8_t> audio_prompt_tokens(const ModelConfig& model, const std::string& path, double seconds) {
   check_audio_model(model, "--prompt-audio");
   SPT_CHECK(std::isfinite(seconds) && seconds > 0, "--prompt-seconds ", seconds, " must be positive");
-  const double limit = static_cast<double>(model.ctx) / model.sample_rate;
-  SPT_CHECK(seconds < limit, "--prompt-seconds ", seconds, " must be below the model's context of ", limit,
-            " s (", model.ctx, " samples at ", model.sample_rate, " Hz)");
   return audio_file_tokens(path, model.sample_rate, seconds);
 }
 

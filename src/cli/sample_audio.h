@@ -11,7 +11,8 @@
 namespace spt::cli {
 
 // The mu-law tokens of the first `seconds` of `path` at the model's rate (decoded,
-// mixed to mono and resampled as `spt prepare` does).
+// mixed to mono and resampled as `spt prepare` does). More than the context is allowed:
+// `spt sample` keeps the last T - 1 tokens of any prompt, with a notice.
 std::vector<uint8_t> audio_prompt_tokens(const ModelConfig& model, const std::string& path, double seconds);
 
 // Writes the samples as WAV at the model's rate: one file `out` for a single sample or

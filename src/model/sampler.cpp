@@ -80,8 +80,9 @@ int draw_token(const float* logits, const DrawOptions& draw, uint64_t key, uint6
 }
 
 double sample_memory_bytes(const ModelConfig& c, int count, int64_t length, const std::string& device) {
+  const double cached = static_cast<double>(std::min<int64_t>(length, c.ctx));  // positions of one window
   const double per_sequence_cache =
-      device == "cpu" ? 4.0 * c.layers * static_cast<double>(length) * (c.heads * c.qk_dim() + c.width) : 0.0;
+      device == "cpu" ? 4.0 * c.layers * cached * (c.heads * c.qk_dim() + c.width) : 0.0;
   const double per_sequence_rows = 4.0 * (4.0 * c.width + c.qkv_width() + c.ff_width() + kVocab);
   return static_cast<double>(count) * (per_sequence_cache + per_sequence_rows + static_cast<double>(length));
 }
@@ -212,6 +213,45 @@ const std::vector<float>& KvDecoder::step(const uint8_t* previous) {
   return logits_;
 }
 
+SlidingDecoder::SlidingDecoder(Decoder& decoder, int count, int64_t capacity, int64_t keep)
+    : decoder_(decoder), previous_(static_cast<size_t>(count), 0), capacity_(capacity), keep_(keep) {
+  SPT_CHECK(capacity >= 1, "a sliding window needs at least one position, got ", capacity);
+  SPT_CHECK(keep >= 0 && keep < capacity, "--keep ", keep, " must be below the window of ", capacity,
+            " positions (it is the part of a full window that the next one starts with)");
+}
+
+const std::vector<float>& SlidingDecoder::run_position(const Sequences& sequences) {
+  const int64_t t = start_ + decoder_.position();  // absolute position of this step
+  for (size_t s = 0; s < previous_.size(); ++s) {
+    SPT_CHECK(t == start_ || static_cast<int64_t>(sequences[s].size()) >= t, "sequence ", s, " holds ",
+              sequences[s].size(), " tokens; position ", t, " needs the ", t, " before it");
+    previous_[s] = t > start_ ? sequences[s][t - 1] : 0;
+  }
+  return decoder_.step(previous_.data());
+}
+
+bool SlidingDecoder::make_room(const Sequences& sequences, const std::function<bool()>& keep_going) {
+  if (decoder_.position() == capacity_) {
+    decoder_.reset();
+    start_ = next_ - keep_;
+    ++slides_;
+  }
+  while (start_ + decoder_.position() < next_) {
+    run_position(sequences);
+    if (keep_going && !keep_going()) return false;
+  }
+  return true;
+}
+
+const std::vector<float>& SlidingDecoder::step(const Sequences& sequences) {
+  make_room(sequences);
+  const std::vector<float>& logits = run_position(sequences);
+  ++next_;
+  return logits;
+}
+
+int64_t window_keep(const ModelConfig& c, int64_t keep) { return keep > 0 ? keep : c.ctx / 2; }
+
 namespace {
 
 // Every check before anything is allocated: the counts, the draw, the prefixes and the memory.
@@ -219,8 +259,11 @@ void check_sample_options(const ModelConfig& c, const SampleOptions& options, in
   SPT_CHECK(options.count >= 1, "sample count ", options.count, " must be at least 1 (--count)");
   SPT_CHECK(options.length >= 0, "sample length ", options.length,
             " must not be negative (--length; 0: the model context ", c.ctx, ")");
-  SPT_CHECK(length <= c.ctx, "sample length ", length, " exceeds the model context ", c.ctx,
-            ": use --length <= ", c.ctx);
+  SPT_CHECK(c.pos_sizes.size() != 3 || length <= c.ctx, "an image model samples one image of ", c.pos_sizes[0],
+            " x ", c.pos_sizes[1], " x ", c.pos_sizes[2], " = ", c.ctx, " tokens; --length ", length,
+            " is longer: use --length <= ", c.ctx, " (0: the whole image)");
+  SPT_CHECK(options.keep >= 0 && options.keep < c.ctx, "--keep ", options.keep, " must be in [0, ", c.ctx,
+            "), below the model context (0: ", c.ctx / 2, ")");
   validate(DrawOptions{options.temperature, options.top_k, options.top_p});
   SPT_CHECK(options.prefixes.empty() || options.prefixes.size() == 1 ||
                 static_cast<int>(options.prefixes.size()) == options.count,
@@ -236,38 +279,45 @@ void check_sample_options(const ModelConfig& c, const SampleOptions& options, in
             " MiB of memory spt may use here: lower --count or --length");
 }
 
+// Sets every sequence's token at t, in out and in current (count): the prefix's where it
+// has one, else a draw with uniform number t of the sequence's stream, so that a token is
+// a function of (seed, sequence, absolute position) and of the logits alone.
+void choose_tokens(const SampleOptions& options, const std::vector<float>& logits, int64_t t, Sequences& out,
+                   std::vector<uint8_t>& current) {
+  const DrawOptions draw{options.temperature, options.top_k, options.top_p};
+  for (int s = 0; s < options.count; ++s) {
+    const std::vector<uint8_t>* prefix =
+        options.prefixes.empty() ? nullptr : &options.prefixes[options.prefixes.size() == 1 ? 0 : s];
+    if (prefix && t < static_cast<int64_t>(prefix->size())) {
+      out[s][t] = (*prefix)[t];
+    } else {
+      const uint64_t key = rng_key(options.seed, 0x73616D70ULL, static_cast<uint64_t>(s));
+      out[s][t] = static_cast<uint8_t>(
+          draw_token(logits.data() + static_cast<int64_t>(s) * kVocab, draw, key, static_cast<uint64_t>(t)));
+    }
+    current[s] = out[s][t];
+  }
+}
+
 }  // namespace
 
-std::vector<std::vector<uint8_t>> sample(Model& model, const SampleOptions& options) {
+Sequences sample(Model& model, const SampleOptions& options) {
   const ModelConfig& c = model.config();
-  const int count = options.count;
   const int64_t length = options.length > 0 ? options.length : c.ctx;
   check_sample_options(c, options, length);
-  auto prefix_of = [&](int s) -> const std::vector<uint8_t>* {
-    if (options.prefixes.empty()) return nullptr;
-    return &options.prefixes[options.prefixes.size() == 1 ? 0 : s];
+  const int64_t capacity = std::min<int64_t>(length, c.ctx);
+  const std::unique_ptr<Decoder> decoder = make_decoder(options.device, model, options.count, capacity);
+  SlidingDecoder window(*decoder, options.count, capacity, std::min(window_keep(c, options.keep), capacity - 1));
+  Sequences out(options.count, std::vector<uint8_t>(length));
+  std::vector<uint8_t> current(options.count, 0);  // (count) tokens at t
+  auto stop_at = [&](int64_t tokens) {
+    for (auto& sequence : out) sequence.resize(tokens);
+    return out;
   };
-  const DrawOptions draw{options.temperature, options.top_k, options.top_p};
-  const std::unique_ptr<Decoder> decoder = make_decoder(options.device, model, count, length);
-  std::vector<std::vector<uint8_t>> out(count, std::vector<uint8_t>(length));
-  std::vector<uint8_t> previous(count, 0);  // (count)
   for (int64_t t = 0; t < length; ++t) {
-    const std::vector<float>& logits = decoder->step(previous.data());
-    for (int s = 0; s < count; ++s) {
-      const auto* prefix = prefix_of(s);
-      if (prefix && t < static_cast<int64_t>(prefix->size())) {
-        out[s][t] = (*prefix)[t];
-      } else {
-        const uint64_t key = rng_key(options.seed, 0x73616D70ULL, static_cast<uint64_t>(s));
-        out[s][t] = static_cast<uint8_t>(
-            draw_token(logits.data() + static_cast<int64_t>(s) * kVocab, draw, key, static_cast<uint64_t>(t)));
-      }
-      previous[s] = out[s][t];
-    }
-    if (options.on_position && !options.on_position(t, previous)) {
-      for (auto& sequence : out) sequence.resize(t + 1);
-      break;
-    }
+    if (!window.make_room(out, options.on_reprime_step)) return stop_at(t);
+    choose_tokens(options, window.step(out), t, out, current);
+    if (options.on_position && !options.on_position(t, current)) return stop_at(t + 1);
   }
   return out;
 }

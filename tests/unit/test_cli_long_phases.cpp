@@ -148,6 +148,9 @@ TEST(SampleImages, RefusesTheTerminalAndWritesScaledGridsByExtension) {
   const CliResult jpg = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --out " + dir / "s.jpg", dir);
   EXPECT_EQ(jpg.code, 1);
   EXPECT_NE(jpg.err.find(".png, .raw, .bin"), std::string::npos) << jpg.err;
+  const CliResult longer = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --length 17 --out " + dir / "l.png", dir);
+  EXPECT_EQ(longer.code, 1);
+  EXPECT_NE(longer.err.find("one image of 4 x 4 x 1 = 16 tokens"), std::string::npos) << longer.err;
   const CliResult piped = run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 2", dir);
   EXPECT_EQ(piped.out.size(), 32u);  // not a terminal: the raw bytes
   ASSERT_EQ(run_spt("sample --checkpoint " + dir / "run/checkpoint" + " --count 4 --out " + dir / "g.png", dir).code, 0);

@@ -17,6 +17,7 @@
 #include "model/cuda/cuda_sampler.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "sampler_test_util.h"
 
 namespace spt {
 namespace {
@@ -55,10 +56,7 @@ std::string describe(const SamplerCase& s) {
          std::to_string(s.summary_blocks) + " C " + std::to_string(s.width) + " H " + std::to_string(s.heads);
 }
 
-// Every weight random, so no part of the network is trivially zero.
-void randomize(Model& model, uint64_t seed) {
-  for (size_t e = 0; e < model.weights().size(); ++e) model.weights()[e] = 0.3f * normal01(seed, e);
-}
+void randomize(Model& model, uint64_t seed) { testing_support::randomize_weights(model, seed); }
 
 const std::vector<SamplerCase>& cases() {
   static const std::vector<SamplerCase> all = {
@@ -126,6 +124,30 @@ TEST(CudaSampler, SampledSequencesAreTheCpuOnes) {
       options.device = "cuda";
       const auto got = sample(model, options);
       EXPECT_EQ(got, want) << describe(s) << " temperature " << temperature;
+    }
+  }
+}
+
+// Past the context the window slides (SlidingDecoder over CudaDecoder::reset): greedy tokens
+// equal the CPU's, with the default keep and with small and large ones.
+TEST(CudaSampler, SlidesToTheCpuTokens) {
+  SKIP_WITHOUT_GPU();
+  for (const SamplerCase& s : cases()) {
+    if (s.ctx > 100) continue;
+    const ModelConfig c = config_of(s);
+    Model model(c);
+    randomize(model, 13);
+    SampleOptions options;
+    options.count = 2;
+    options.temperature = 0.0f;
+    options.length = 3 * c.ctx + 11;
+    options.prefixes = {{'a', 'b', 'c'}};
+    for (const int64_t keep : std::vector<int64_t>{0, 1, c.ctx - 1}) {
+      options.keep = keep;
+      options.device = "cpu";
+      const auto want = sample(model, options);
+      options.device = "cuda";
+      EXPECT_EQ(sample(model, options), want) << describe(s) << " keep " << keep;
     }
   }
 }

@@ -64,6 +64,13 @@ TEST(AudioCli, PrepareTrainEvalSampleToWav) {
                    " --prompt-audio " + (dir / "rec/r1.wav") + " --prompt-seconds 0.01");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_wav_pcm16(dir / "all.wav").frames(), 80);
+  // Past the context of 64 (the window slides), after a prompt of 200 samples cut to its last 63.
+  r = spt(dir, "sample --checkpoint " + run + "/checkpoint --length 150 --out " + (dir / "long.wav") +
+                   " --prompt-audio " + (dir / "rec/r1.wav") + " --prompt-seconds 0.1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "the prompt has 200 tokens, more than the context of 64 holds: keeping its last 63"))
+      << r.err;
+  EXPECT_EQ(read_wav_pcm16(dir / "long.wav").frames(), 150);
 }
 
 TEST(AudioCli, WavOutputAndAudioPromptsNeedAnAudioModel) {

@@ -132,6 +132,10 @@ CudaDecoder::~CudaDecoder() = default;
 
 int64_t CudaDecoder::position() const { return state_->t; }
 
+// The device cache stays allocated: decode_attention at t reads cached positions <= t only,
+// and each of them is written again before that.
+void CudaDecoder::reset() { state_->t = 0; }
+
 const std::vector<float>& CudaDecoder::step(const uint8_t* previous) {
   State& s = *state_;
   const ModelConfig& c = s.config;

@@ -25,6 +25,7 @@ class CudaDecoder final : public Decoder {
 
   int64_t position() const override;
   const std::vector<float>& step(const uint8_t* previous) override;
+  void reset() override;
 
  private:
   struct State;
