@@ -212,7 +212,7 @@ PrepareResult prepare_tar(const PrepareOptions& o) {
   const MappedFile archive(o.source);
   std::vector<PictureItem> items;
   for (const TarMember& m : list_tar(archive.data(), archive.size(), o.source))
-    if (is_picture_name(m.name)) items.push_back({m.name, m.offset, m.size});
+    if (is_picture_name(m.name)) items.push_back({fs::path(m.name).lexically_normal().string(), m.offset, m.size});
   return prepare_pictures(o, std::move(items), &archive);
 }
 
