@@ -518,3 +518,34 @@ TEST(PreparedImageIndex, ForgedIndexesAreRefusedNamingTheFile) {
 
 }  // namespace
 }  // namespace spt
+
+namespace spt {
+namespace {
+
+// ---- through the built binary ----
+
+TEST(PrepareImagesCli, DetectedFolderPreparesTrainsAndEvaluates) {
+  TempDir dir("prepimgcli");
+  write_folder(dir, "pics/train", test_images(26, 4, 4, 1), "p");
+  write_folder(dir, "pics/val", test_images(3, 4, 4, 1, 2), "v");
+  const auto spt = [&](const std::string& args) { return testing_support::run_spt(dir.path(), args); };
+  auto r = spt("prepare " + (dir / "pics") + " --out " + (dir / "set"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "29/29 images")) << r.err;
+  EXPECT_TRUE(contains(r.out, "4x4x1 images") && contains(r.out, "--ctx 16 --pos-sizes 4,4,1")) << r.out;
+  r = spt("prepare " + (dir / "pics") + " --out " + (dir / "set"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "--force")) << r.err;
+  r = spt("train --layers 1 --width 16 --heads 2 --ctx 16 --stride 4 --pos-sizes 4,4,1 --batch 2 --steps 1 "
+          "--eval-batches 1 --data " + (dir / "set") + " --out " + (dir / "run"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = spt("eval --checkpoint " + (dir / "run/checkpoint") + " --split test");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "over 48 tokens")) << r.out;
+  r = spt("prepare --modality image " + (dir / "nothing.tar") + " --out " + (dir / "x"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "nothing.tar")) << r.err;
+}
+
+}  // namespace
+}  // namespace spt
