@@ -63,7 +63,7 @@ std::vector<uint8_t> plan_image_splits(const std::vector<ImageTag>& tags, uint64
   std::vector<uint8_t> ranks(static_cast<size_t>(n), 0);
   if (distinct <= 1) {
     const std::vector<std::string> splits = assign_splits(n, seed);
-    for (int64_t k = 0; k < n; ++k) ranks[static_cast<size_t>(k)] = static_cast<uint8_t>(split_rank(splits[static_cast<size_t>(k)]));
+    for (size_t k = 0; k < splits.size(); ++k) ranks[k] = static_cast<uint8_t>(split_rank(splits[k]));
     return ranks;
   }
   const auto first = [&](ImageTag tag) { return std::find(tags.begin(), tags.end(), tag) - tags.begin(); };

@@ -153,15 +153,16 @@ std::vector<ImageTag> picture_tags(const std::vector<PictureItem>& items) {
   };
   int depth = 0;
   const std::string top = component(items.front().name, 0);
-  if (!top.empty() && std::all_of(items.begin(), items.end(), [&](const PictureItem& p) { return component(p.name, 0) == top; }))
-    depth = 1;
+  const auto under_top = [&](const PictureItem& p) { return component(p.name, 0) == top; };
+  if (!top.empty() && std::all_of(items.begin(), items.end(), under_top)) depth = 1;
   std::vector<ImageTag> tags;
   for (const PictureItem& item : items) tags.push_back(image_tag(component(item.name, depth)));
   return tags;
 }
 
 Image decode_item(const PictureItem& item, const std::string& source, const MappedFile* archive) {
-  if (archive != nullptr) return decode_image(archive->data() + item.offset, item.size, source + ":" + item.name, kMaxImageTokens);
+  if (archive != nullptr)
+    return decode_image(archive->data() + item.offset, item.size, source + ":" + item.name, kMaxImageTokens);
   const std::string path = (fs::path(source) / item.name).string();
   SPT_CHECK(file_size(path) <= kMaxImageFileBytes, "'", path, "' is larger than the ", kMaxImageFileBytes,
             " bytes an image file may be");
@@ -171,7 +172,8 @@ Image decode_item(const PictureItem& item, const std::string& source, const Mapp
 
 PrepareResult prepare_pictures(const PrepareOptions& o, std::vector<PictureItem> items, const MappedFile* archive) {
   SPT_CHECK(!items.empty(), "no .png, .jpg or .jpeg images in '", o.source, "'");
-  std::sort(items.begin(), items.end(), [](const PictureItem& a, const PictureItem& b) { return natural_less(a.name, b.name); });
+  std::sort(items.begin(), items.end(),
+            [](const PictureItem& a, const PictureItem& b) { return natural_less(a.name, b.name); });
   const std::vector<uint8_t> ranks =
       plan_image_splits(picture_tags(items), o.seed, [&](int64_t k) { return items[static_cast<size_t>(k)].name; });
   ImageSink sink(o, static_cast<int64_t>(items.size()));

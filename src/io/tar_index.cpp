@@ -22,7 +22,8 @@ int64_t octal_field(const uint8_t* header, int at, int length, const std::string
   while (k < length && header[at + k] == ' ') ++k;
   int64_t value = 0;
   int digits = 0;
-  for (; k < length && header[at + k] >= '0' && header[at + k] <= '7'; ++k, ++digits) value = value * 8 + (header[at + k] - '0');
+  for (; k < length && header[at + k] >= '0' && header[at + k] <= '7'; ++k, ++digits)
+    value = value * 8 + (header[at + k] - '0');
   for (; k < length; ++k)
     SPT_CHECK(header[at + k] == 0 || header[at + k] == ' ', where, ": tar ", what, " field is not an octal number");
   SPT_CHECK(digits > 0, where, ": tar ", what, " field holds no digits");
@@ -79,11 +80,13 @@ std::vector<TarMember> list_tar(const uint8_t* bytes, int64_t size, const std::s
     std::string name = text_field(header, 0, 100);
     const std::string prefix = std::memcmp(header + 257, "ustar\0", 6) == 0 ? text_field(header, 345, 155) : "";
     if (!prefix.empty()) name = prefix + "/" + name;
-    if (type == 'L') long_name = std::string(reinterpret_cast<const char*>(bytes + data), strnlen(reinterpret_cast<const char*>(bytes + data), static_cast<size_t>(length)));
+    const auto* text = reinterpret_cast<const char*>(bytes + data);
+    if (type == 'L') long_name = std::string(text, strnlen(text, static_cast<size_t>(length)));
     else if (type == 'x') long_name = pax_path(bytes + data, length, here);
     else {
       SPT_CHECK(type != 'S', here, ": sparse member '", name, "' is not supported");
-      if (type == '0' || type == '\0' || type == '7') members.push_back({long_name.empty() ? name : long_name, data, length});
+      if (type == '0' || type == '\0' || type == '7')
+        members.push_back({long_name.empty() ? name : long_name, data, length});
       long_name.clear();
     }
     at = data + (length + kBlock - 1) / kBlock * kBlock;
