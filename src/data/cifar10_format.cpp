@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "data/file_read.h"
 #include "data/formats.h"
+#include "data/image_layout.h"
 #include "io/input_file.h"
 
 namespace spt {
@@ -29,12 +30,8 @@ void append_batch(const std::string& path, std::vector<uint8_t>& pixels) {
   const int64_t images = size / kRecord;
   const size_t first = pixels.size();
   pixels.resize(first + static_cast<size_t>(images * kPixels));
-  for (int64_t i = 0; i < images; ++i) {
-    const uint8_t* planes = bytes.data() + i * kRecord + 1;  // (channels, 32, 32)
-    uint8_t* raster = pixels.data() + first + i * kPixels;  // (32, 32, channels)
-    for (int64_t p = 0; p < kSide * kSide; ++p)
-      for (int ch = 0; ch < kChannels; ++ch) raster[p * kChannels + ch] = planes[ch * kSide * kSide + p];
-  }
+  for (int64_t i = 0; i < images; ++i)
+    planes_to_raster(bytes.data() + i * kRecord + 1, kSide * kSide, kChannels, pixels.data() + first + i * kPixels);
 }
 
 }  // namespace

@@ -83,7 +83,8 @@ Dataset load_dataset(const std::string& format, const std::string& path) {
   if (format == "idx") return load_idx(path);
   if (format == "cifar10") return load_cifar10(path);
   if (format == "prepared") return load_prepared(path);
-  throw Error(message("unknown data format '", format, "'; expected bytes, idx, cifar10 or prepared"));
+  throw Error(message("unknown data format '", format, "'; expected bytes, idx, cifar10 or prepared (.npz arrays, ",
+                      "image folders and audio are read after `spt prepare SOURCE --out DIR`)"));
 }
 
 bool is_prepared_directory(const std::string& path) {

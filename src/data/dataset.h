@@ -6,10 +6,13 @@
 //            an error.
 //   prepared a directory written by `spt prepare` (docs/DATA.md): tokens.bin holds
 //            every clip's tokens (audio: 8-bit mu-law, data/mulaw.h; text: bytes)
-//            ordered train, valid, test; index.json names each clip, its offset,
-//            length and split, the sizes and tokens.bin's CRC-32. tokens.bin is
-//            memory-mapped, verified against the index first; no audio library is
-//            needed to read it.
+//            or every image's pixels, ordered train, valid, test; index.json names
+//            each clip, its offset, length and split (images: the shape and the
+//            count per split), the sizes and tokens.bin's CRC-32. tokens.bin is
+//            memory-mapped, verified against the index first; no audio or image
+//            library is needed to read it. An image set gives the same Dataset as
+//            the IDX / CIFAR-10 loaders (rows, cols, channels; records), with
+//            modality "image" and its splits as views of the mapping.
 //   idx      MNIST / Fashion-MNIST: a directory holding train-images-idx3-ubyte and
 //            t10k-images-idx3-ubyte (each plain or .gz; the plain one wins when both
 //            exist; labels are not read); channels = 1; t10k is the test split
@@ -61,7 +64,7 @@ struct Dataset {
   std::string format;  // bytes | idx | cifar10 | prepared
   std::string path;
   int rows = 0, cols = 0, channels = 0;  // images; 0 for a byte stream
-  std::string modality;  // prepared sets: "audio" | "text"; empty otherwise
+  std::string modality;  // prepared sets: "audio" | "text" | "image"; empty otherwise
   int sample_rate = 0;   // prepared audio: samples per second of the tokens; 0 otherwise
   TokenSplit train, valid, test;
   bool images() const { return rows > 0; }

@@ -1,18 +1,18 @@
 #include "data/prepare.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/audio_tokens.h"
 #include "data/file_read.h"
 #include "data/formats.h"
+#include "data/prepare_progress.h"
 #include "data/prepared_writer.h"
 
 namespace spt {
@@ -61,23 +61,6 @@ std::string clip_name(const std::string& path, const std::string& source) {
   return fs::path(path).lexically_relative(source).string();
 }
 
-class ProgressLine {
- public:
-  ProgressLine(bool enabled, size_t total) : enabled_(enabled), terminal_(::isatty(2) != 0), total_(total) {}
-  void update(size_t done, double seconds, bool last) {
-    if (!enabled_) return;
-    const size_t step = std::max<size_t>(1, total_ / 10);
-    if (!terminal_ && !last && done % step != 0) return;
-    std::fprintf(stderr, "%sprepare: %zu/%zu clips, %.1f s of audio%s", terminal_ ? "\r" : "", done, total_, seconds,
-                 terminal_ && !last ? "" : "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  bool enabled_, terminal_;
-  size_t total_;
-};
-
 PrepareResult prepare_audio(const PrepareOptions& o) {
   SPT_CHECK(o.sample_rate >= 1 && o.sample_rate <= kMaxSampleRate, "--sample-rate ", o.sample_rate,
             " is outside 1..", kMaxSampleRate);
@@ -85,7 +68,7 @@ PrepareResult prepare_audio(const PrepareOptions& o) {
   const std::vector<std::string> splits = assign_splits(static_cast<int64_t>(paths.size()), o.seed);
   PreparedWriter writer(o.out, o.force);
   PrepareResult result;
-  ProgressLine progress(o.progress, paths.size());
+  PrepareProgress progress(o.progress, paths.size(), "clips");
   size_t done = 0;
   int64_t samples = 0;
   for (const char* split : {"train", "valid", "test"}) {
@@ -101,7 +84,8 @@ PrepareResult prepare_audio(const PrepareOptions& o) {
         std::fprintf(stderr, "spt prepare: skipping %s\n", e.what());
       }
       ++done;
-      progress.update(done, static_cast<double>(samples) / o.sample_rate, done == paths.size());
+      progress.update(done, message(std::fixed, std::setprecision(1), static_cast<double>(samples) / o.sample_rate,
+                                    " s of audio"));
     }
   }
   for (const char* split : {"train", "valid", "test"})
@@ -158,11 +142,18 @@ std::vector<std::string> assign_splits(int64_t n, uint64_t seed) {
   return splits;
 }
 
+std::string prepare_modality(const PrepareOptions& options) {
+  if (!options.modality.empty()) return options.modality;
+  return options.list_file.empty() && !options.source.empty() && is_image_source(options.source) ? "image" : "audio";
+}
+
 PrepareResult prepare_dataset(const PrepareOptions& options) {
   SPT_CHECK(!options.out.empty(), "no output directory: use --out DIR");
-  if (options.modality == "audio") return prepare_audio(options);
-  if (options.modality == "text") return prepare_text(options);
-  throw Error(message("unknown --modality '", options.modality, "'; expected audio or text"));
+  const std::string modality = prepare_modality(options);
+  if (modality == "audio") return prepare_audio(options);
+  if (modality == "text") return prepare_text(options);
+  if (modality == "image") return prepare_images(options);
+  throw Error(message("unknown --modality '", options.modality, "'; expected audio, text or image"));
 }
 
 }  // namespace spt

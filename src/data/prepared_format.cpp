@@ -32,8 +32,20 @@ void check_tokens_file(const MappedFile& tokens, const PreparedIndex& index, con
             " recorded in ", index_path, "; the prepared set is damaged: prepare it again");
 }
 
+// Points `split` at its images' range of the mapping.
+void attach_images(TokenSplit& split, const PreparedIndex& index, const std::shared_ptr<const MappedFile>& tokens) {
+  const int rank = split_rank(split.name);
+  int64_t first = 0;
+  for (int s = 0; s < rank; ++s) first += index.images[static_cast<size_t>(s)] * index.image.tokens();
+  split.record_size = index.image.tokens();
+  split.view_size = index.images[static_cast<size_t>(rank)] * index.image.tokens();
+  split.view_owner = tokens;
+  split.view = tokens->data() + first;
+}
+
 // Points `split` at its clips' range of the mapping.
 void attach_split(TokenSplit& split, const PreparedIndex& index, const std::shared_ptr<const MappedFile>& tokens) {
+  if (index.modality == "image") return attach_images(split, index, tokens);
   int64_t first = -1, end = 0;
   for (const PreparedClip& clip : index.clips) {
     if (clip.split != split.name) continue;
@@ -63,6 +75,9 @@ Dataset load_prepared(const std::string& directory) {
   data.path = directory;
   data.modality = index.modality;
   data.sample_rate = index.sample_rate;
+  data.rows = index.image.height;
+  data.cols = index.image.width;
+  data.channels = index.image.channels;
   data.train.name = "train";
   data.valid.name = "valid";
   data.test.name = "test";

@@ -51,11 +51,37 @@ void PreparedWriter::add_clip(const std::string& name, const std::string& split,
   SPT_CHECK(length >= 1, "clip '", name, "' holds no tokens");
   const int rank = split_rank(split);
   SPT_CHECK(rank >= 0, "clip '", name, "': unknown split '", split, "'");
+  SPT_CHECK(index_.image.tokens() == 0, "clip '", name, "' added to a set of images");
   SPT_CHECK(index_.clips.empty() || split_rank(index_.clips.back().split) <= rank, "clip '", name, "' of split ",
             split, " comes after a later split; add clips in the order train, valid, test");
   tokens_->write(tokens, length);
   index_.clips.push_back({name, split, index_.total_tokens, length});
   index_.total_tokens += length;
+}
+
+void PreparedWriter::add_images(const std::string& split, const ImageShape& shape, const uint8_t* pixels,
+                                int64_t count) {
+  SPT_CHECK(!finished_, "the prepared set '", directory_, "' is already finished");
+  SPT_CHECK(index_.clips.empty(), "images added to a set of clips");
+  const int rank = split_rank(split);
+  SPT_CHECK(rank >= 0, "images: unknown split '", split, "'");
+  for (int later = rank + 1; later < 3; ++later)
+    SPT_CHECK(index_.images[static_cast<size_t>(later)] == 0, "images of split ", split,
+              " come after a later split; add images in the order train, valid, test");
+  if (index_.image.tokens() == 0) {
+    check_image_shape(shape, "image");
+    index_.image = shape;
+  }
+  SPT_CHECK(shape == index_.image, "a ", shape.height, "x", shape.width, "x", shape.channels, " image added to a set of ",
+            index_.image.height, "x", index_.image.width, "x", index_.image.channels, " images");
+  tokens_->write(pixels, count * shape.tokens());
+  index_.images[static_cast<size_t>(rank)] += count;
+  index_.total_tokens += count * shape.tokens();
+}
+
+int64_t PreparedWriter::images_in(const std::string& split) const {
+  const int rank = split_rank(split);
+  return rank < 0 ? 0 : index_.images[static_cast<size_t>(rank)];
 }
 
 int64_t PreparedWriter::clips_in(const std::string& split) const {
@@ -65,6 +91,8 @@ int64_t PreparedWriter::clips_in(const std::string& split) const {
 
 PreparedIndex PreparedWriter::finish(const std::string& modality, int sample_rate) {
   SPT_CHECK(!finished_, "the prepared set '", directory_, "' is already finished");
+  SPT_CHECK((modality == "image") == (index_.image.tokens() > 0), "a set of ",
+            index_.image.tokens() > 0 ? "images" : "clips", " cannot finish as modality '", modality, "'");
   index_.modality = modality;
   index_.sample_rate = sample_rate;
   index_.tokens_crc32 = tokens_->crc32();

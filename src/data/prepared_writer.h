@@ -27,7 +27,13 @@ class PreparedWriter {
   // Appends a clip; clips come in split order (all train, then valid, then test).
   void add_clip(const std::string& name, const std::string& split, const uint8_t* tokens, int64_t length);
   int64_t clips_in(const std::string& split) const;
-  // Writes index.json and renames the set into place; returns what it wrote.
+  // Appends `count` images of `shape` (every image of a set has the first one's shape);
+  // pixels: (count, height, width, channels). Images come in split order too, and a set
+  // holds either clips or images.
+  void add_images(const std::string& split, const ImageShape& shape, const uint8_t* pixels, int64_t count);
+  int64_t images_in(const std::string& split) const;
+  // Writes index.json and renames the set into place; returns what it wrote. Image sets
+  // finish as modality "image" with sample_rate 0.
   PreparedIndex finish(const std::string& modality, int sample_rate);
 
  private:

@@ -33,4 +33,18 @@ std::string json_excerpt(const nlohmann::json& value, size_t limit) {
   return text;
 }
 
+int64_t json_integer(const nlohmann::json& value, const std::string& key, int64_t min, int64_t max,
+                     const std::string& where, const std::string& expected, const std::string& hint) {
+  bool fits = false;
+  if (value.is_number_unsigned()) fits = max >= 0 && value.get<uint64_t>() <= static_cast<uint64_t>(max) &&
+                                         (min <= 0 || value.get<uint64_t>() >= static_cast<uint64_t>(min));
+  else if (value.is_number_integer()) fits = value.get<int64_t>() >= min && value.get<int64_t>() <= max;
+  if (fits) return value.get<int64_t>();
+  const std::string wanted = !expected.empty() ? expected
+                             : max == INT64_MAX ? message("an integer of at least ", min)
+                                                : message("an integer in ", min, "..", max);
+  throw Error(message(where, ": '", key, "' must be ", wanted, ", got ", json_excerpt(value),
+                      hint.empty() ? "" : "; ", hint));
+}
+
 }  // namespace spt

@@ -25,11 +25,7 @@ struct Field {
     throw Error(message(where, ": '", key, "' must be ", expected, ", got ", excerpt(value)));
   }
   int64_t integer(int64_t lo, int64_t hi, const char* expected) const {
-    if (!value.is_number_integer()) wrong(expected);
-    const bool fits = value.is_number_unsigned() ? value.get<uint64_t>() <= static_cast<uint64_t>(hi)
-                                                 : value.get<int64_t>() >= lo && value.get<int64_t>() <= hi;
-    if (!fits) wrong(expected);
-    return value.get<int64_t>();
+    return json_integer(value, key, lo, hi, where, expected);
   }
 };
 

@@ -81,8 +81,9 @@ std::vector<Preset> make_presets() {
     all.push_back(p);
   }
   {
+    // The data is the downsampled ImageNet arrays after `spt prepare` (docs/DATA.md).
     Preset p{"imagenet64", "paper: 48 layers, width 512, 16 heads, T 12288 (64x64x3), strided l 128, dropout 0.01",
-             "bytes", image_model(48, 512, 16, 64, 64, 3, 128), paper_train(3.5e-4)};
+             "prepared", image_model(48, 512, 16, 64, 64, 3, 128), paper_train(3.5e-4)};
     p.model.dropout = 0.01;
     all.push_back(p);
   }

@@ -49,14 +49,7 @@ const json& field(const json& object, const char* key, const std::string& where)
 }
 
 int64_t integer_field(const json& object, const char* key, int64_t min, const std::string& where) {
-  const json& value = field(object, key, where);
-  SPT_CHECK(value.is_number_integer(), where, ": '", key, "' must be an integer, got ", json_excerpt(value), "; ",
-            kDamagedHint);
-  SPT_CHECK(!value.is_number_unsigned() || value.get<uint64_t>() <= uint64_t{INT64_MAX}, where, ": '", key, "' is ",
-            json_excerpt(value), ", out of range; ", kDamagedHint);
-  const int64_t v = value.get<int64_t>();
-  SPT_CHECK(v >= min, where, ": '", key, "' is ", v, ", below ", min, "; ", kDamagedHint);
-  return v;
+  return json_integer(field(object, key, where), key, min, INT64_MAX, where, {}, kDamagedHint);
 }
 
 std::string string_field(const json& object, const char* key, const std::string& where) {

@@ -108,6 +108,11 @@ Base build_base(const std::string& root, const std::string& binary, const Limits
   run_spt(binary, {"train", "--layers", "1", "--width", "16", "--heads", "2", "--ctx", "3072", "--stride", "64",
                    "--pos-sizes", "32,32,3", "--batch", "1", "--steps", "1", "--eval-batches", "1", "--data-format",
                    "cifar10", "--data", b.cifar, "--out", root + "/cifar-run"}, limits);
+  b.npy = root + "/images.npy";
+  b.image_set = root + "/image-set";
+  const Bytes pixels = idx_file(0x803, kNpyImages, kIdxSide, kIdxSide, 3);
+  write_file(b.npy, npy_file("|u1", "False", {kNpyImages, kIdxSide * kIdxSide}, Bytes(pixels.begin() + 16, pixels.end())));
+  run_spt(binary, {"prepare", b.npy, "--out", b.image_set}, limits);
   b.idx_checkpoint = root + "/idx-run/checkpoint";
   b.cifar_checkpoint = root + "/cifar-run/checkpoint";
   make_config(b);

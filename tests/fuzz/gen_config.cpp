@@ -136,6 +136,8 @@ std::vector<Category> categories() {
           {"data.idx_gz", 300, data_idx_gz},
           {"data.cifar10", 200, data_cifar},
           {"data.special_file", special_data_variants(), data_special_file},
+          {"data.npy", 150, data_npy},
+          {"data.image_index", 100, data_image_index},
           {"config", 300, config_edit}};
 }
 

@@ -31,6 +31,9 @@ void data_idx(const Base&, Rng&, int64_t, Case&);
 void data_idx_gz(const Base&, Rng&, int64_t, Case&);
 void data_cifar(const Base&, Rng&, int64_t, Case&);
 void data_special_file(const Base&, Rng&, int64_t, Case&);
+// Images (prepare of a mutated .npy; eval of a prepared image set with a mutated index).
+void data_npy(const Base&, Rng&, int64_t, Case&);
+void data_image_index(const Base&, Rng&, int64_t, Case&);
 // --config files (train one step from scratch).
 void config_edit(const Base&, Rng&, int64_t, Case&);
 
