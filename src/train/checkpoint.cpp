@@ -394,21 +394,20 @@ void load_checkpoint(const std::string& dir, Model& model, OptimizerState* optim
 
 LoadedWeights load_weights(const std::string& dir, Model& model, bool prefer_average) {
   return read_during_saves(dir, [&] {
-    const Located at = locate_checkpoint(dir);
-    if (prefer_average && at.has_state && !at.named_file) {
-      const StateFile state = read_state_file(at.dir + "/" + kStateFile);
-      const FileRecord* record = record_of(state, kEmaFile);
-      if (record != nullptr) {
-        const std::string path = at.dir + "/" + kEmaFile;
-        verify_weights_file(path, *record);
-        std::vector<float> average(model.params().total(), 0.0f);  // (total)
-        load_model_tensors(path, model, average);
-        std::copy(average.begin(), average.end(), model.weights().begin());
-        return LoadedWeights{true, path};
-      }
-    }
+    // The trained weights are loaded (and so checked) in every case: a damaged checkpoint
+    // is refused whichever of its weights are asked for.
     load_once(dir, model, nullptr);
-    return LoadedWeights{false, at.model_file};
+    const Located at = locate_checkpoint(dir);
+    if (!prefer_average || !at.has_state || at.named_file) return LoadedWeights{false, at.model_file};
+    const StateFile state = read_state_file(at.dir + "/" + kStateFile);
+    const FileRecord* record = record_of(state, kEmaFile);
+    if (record == nullptr) return LoadedWeights{false, at.model_file};
+    const std::string path = at.dir + "/" + kEmaFile;
+    verify_weights_file(path, *record);
+    std::vector<float> average(model.params().total(), 0.0f);  // (total)
+    load_model_tensors(path, model, average);
+    std::copy(average.begin(), average.end(), model.weights().begin());
+    return LoadedWeights{true, path};
   });
 }
 

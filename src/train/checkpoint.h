@@ -73,8 +73,9 @@ CheckpointInfo read_checkpoint_info(const std::string& dir);
 void load_checkpoint(const std::string& dir, Model& model, OptimizerState* optimizer);
 
 // The weights eval and sample use: the average (model_ema.safetensors, verified like
-// model.safetensors) when `prefer_average` and the checkpoint has one, else what
-// load_checkpoint loads. A .safetensors file named in `dir` is always used as it is.
+// model.safetensors, which is checked as well) when `prefer_average` and the checkpoint
+// has one, else what load_checkpoint loads. A .safetensors file named in `dir` is always
+// used as it is.
 struct LoadedWeights {
   bool average = false;  // the weight average was loaded
   std::string file;      // the file the weights came from
