@@ -22,6 +22,7 @@ struct EvalFlags {
   std::string device = "cpu", precision;
   int64_t max_windows = 0;
   bool json = false;
+  bool raw_weights = false;
 };
 
 void run(const EvalFlags& f) {
@@ -34,7 +35,8 @@ void run(const EvalFlags& f) {
   const Dataset data = load_dataset(format, path);
   check_model_fits(data, info.model);
   Model model(info.model);
-  load_checkpoint(f.checkpoint, model, nullptr);
+  const LoadedWeights weights = load_weights(f.checkpoint, model, !f.raw_weights);
+  const char* which = weights.average ? "weight average" : "trained weights";
   const std::unique_ptr<Engine> engine = make_engine({f.device, f.precision, false}, model, nullptr);
   const StopSignals signals;
   const EvalResult r = evaluate_with_progress("eval " + f.split, *engine, info.model.ctx, data.split(f.split),
@@ -49,12 +51,13 @@ void run(const EvalFlags& f) {
     const nlohmann::json out = {{"bits_per_dim", r.bits_per_dim}, {"nats", r.nats}, {"tokens", r.tokens},
                                 {"windows", r.windows}, {"split", f.split}, {"data", data.path},
                                 {"checkpoint", f.checkpoint}, {"step", info.state.step}, {"seconds", r.seconds},
-                                {"skipped_tokens", r.skipped_tokens}};
+                                {"skipped_tokens", r.skipped_tokens}, {"weights", weights.average ? "ema" : "raw"},
+                                {"weights_file", weights.file}};
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("%s: %.4f bits per %s over %lld tokens (%lld windows, step %lld, %.1f s)\n", f.split.c_str(),
+    std::printf("%s: %.4f bits per %s over %lld tokens (%lld windows, step %lld, %s, %.1f s)\n", f.split.c_str(),
                 r.bits_per_dim, unit, static_cast<long long>(r.tokens), static_cast<long long>(r.windows),
-                static_cast<long long>(info.state.step), r.seconds);
+                static_cast<long long>(info.state.step), which, r.seconds);
     if (r.skipped_tokens > 0)
       std::printf("(%lld tokens of clips shorter than the context %d were not scored)\n",
                   static_cast<long long>(r.skipped_tokens), info.model.ctx);
@@ -66,7 +69,11 @@ void run(const EvalFlags& f) {
 void add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "Bits per byte/dim of a checkpoint over a whole split");
   auto f = std::make_shared<EvalFlags>();
-  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint), run directory, or model.safetensors alone")->required();
+  cmd->add_option("--checkpoint", f->checkpoint,
+                  "checkpoint directory (RUN/checkpoint, RUN/best), run directory (its latest checkpoint), or a .safetensors "
+                  "file alone (model.safetensors, model_ema.safetensors)")->required();
+  cmd->add_flag("--raw-weights", f->raw_weights,
+                "score the trained weights even when the checkpoint holds a weight average (--ema; used by default)");
   cmd->add_option("--split", f->split, "train | valid | test");
   cmd->add_option("--data", f->data_path, "data set (default: the one the checkpoint was trained on)");
   cmd->add_option("--data-format", f->data_format, "bytes | idx | cifar10 | prepared (default: the checkpoint's)");

@@ -41,6 +41,7 @@ struct SampleFlags {
   std::string prompt_audio;
   double prompt_seconds = 1.0;
   bool concat = false;
+  bool raw_weights = false;
 };
 
 // The first `count` test images, whose first prefix_rows rows the samples keep.
@@ -128,7 +129,7 @@ void run(const SampleFlags& f) {
       options.prefixes.emplace_back(image.pixels.begin(), image.pixels.begin() + f.prefix_rows * row_tokens);
   }
   Model model(info.model);
-  load_checkpoint(f.checkpoint, model, nullptr);
+  const LoadedWeights weights = load_weights(f.checkpoint, model, !f.raw_weights);
   // One text sequence to stdout is printed as it is drawn; anything else is written at the end.
   const bool stream = format == SampleFormat::text && f.out.empty() && f.count == 1;
   const int64_t length = f.length > 0 ? f.length : c.ctx;
@@ -170,8 +171,9 @@ void run(const SampleFlags& f) {
     write_text_samples(f.out, samples);
   }
   // The rate goes to stderr, so that it never mixes with samples written to stdout.
-  std::fprintf(stderr, "spt sample: %d x %lld tokens in %.2f s on %s: %.1f tokens/s\n", f.count,
-               static_cast<long long>(length), seconds, f.device.c_str(), f.count * length / std::max(seconds, 1e-9));
+  std::fprintf(stderr, "spt sample: %d x %lld tokens in %.2f s on %s: %.1f tokens/s (%s, %s)\n", f.count,
+               static_cast<long long>(length), seconds, f.device.c_str(), f.count * length / std::max(seconds, 1e-9),
+               weights.average ? "weight average" : "trained weights", weights.file.c_str());
 }
 
 }  // namespace
@@ -179,7 +181,11 @@ void run(const SampleFlags& f) {
 void add_sample_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("sample", "Sample sequences from a checkpoint (text, or a PNG grid of images)");
   auto f = std::make_shared<SampleFlags>();
-  cmd->add_option("--checkpoint", f->checkpoint, "checkpoint directory (RUN/checkpoint), run directory, or model.safetensors alone")->required();
+  cmd->add_option("--checkpoint", f->checkpoint,
+                  "checkpoint directory (RUN/checkpoint, RUN/best), run directory (its latest checkpoint), or a .safetensors "
+                  "file alone (model.safetensors, model_ema.safetensors)")->required();
+  cmd->add_flag("--raw-weights", f->raw_weights,
+                "sample the trained weights even when the checkpoint holds a weight average (--ema; used by default)");
   cmd->add_option("--count", f->count, "sequences to sample (at least 1)");
   cmd->add_option("--length", f->length,
                   "tokens per sequence, prompt included (0, the default: the context T). Text and audio models go "

@@ -81,9 +81,9 @@ void check_resume_flags(CLI::App* cmd) {
   for (const char* fixed : {"--preset", "--config", "--layers", "--width", "--heads", "--ctx", "--ff-ratio",
                             "--half-qk", "--pattern", "--stride", "--summary", "--summary-blocks", "--mode",
                             "--dropout", "--pos-sizes", "--sample-rate", "--batch", "--accumulate", "--lr", "--warmup", "--weight-decay",
-                            "--beta1", "--beta2", "--eps", "--seed", "--print-config"})
+                            "--beta1", "--beta2", "--eps", "--seed", "--ema", "--eval-windows", "--print-config"})
     SPT_CHECK(cmd->count(fixed) == 0, "--resume takes the model and training config from the checkpoint: drop ",
-              fixed, " (only --steps, --data and the logging flags may change)");
+              fixed, " (only --steps, --patience, --data and the logging flags may change)");
 }
 
 }  // namespace
@@ -94,7 +94,10 @@ void add_train_command(CLI::App& app) {
   auto run = std::make_shared<TrainRun>();
   auto dry_run = std::make_shared<bool>(false);
   add_model_flags(cmd, *flags, true);
-  cmd->add_option("--out", run->out_dir, "run directory: config.json, metrics.jsonl, loss.png, checkpoint/ (required)");
+  cmd->add_option("--out", run->out_dir,
+                  "run directory (required): config.json, metrics.jsonl, loss.png, checkpoint/ (the latest "
+                  "checkpoint; `--checkpoint RUN` means this one) and best/ (the checkpoint of the lowest "
+                  "validation bits so far: `--checkpoint RUN/best`)");
   cmd->add_flag("--resume", run->resume, "continue the run in --out from its checkpoint (configs come from it)");
   cmd->add_flag("--print-config,--dry-run", *dry_run,
                 "print the resolved config, the parameter count and the memory plan, then exit (reads no data, "
@@ -124,6 +127,7 @@ void add_train_command(CLI::App& app) {
       r.model = ModelConfig{};
       r.data_format = cmd->count("--data-format") ? data.format : std::string();
       r.train.steps = cmd->count("--steps") ? r.train.steps : 0;
+      r.resume_patience = cmd->count("--patience") ? r.train.patience : -1;
     } else {
       r.data_format = data.format;
       if (*dry_run) return print_config(r);

@@ -68,8 +68,15 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f, bool train) {
   cmd->add_option("--clip", f.train.clip, "global gradient-norm clip (0: off)");
   cmd->add_option("--seed", f.train.seed, "seed of initialization, data order and dropout");
   cmd->add_option("--eval-every", f.train.eval_every, "steps between validation passes (0: at the end)");
-  cmd->add_option("--eval-batches", f.train.eval_batches, "validation windows per pass (default 64; 0: the whole split)");
+  cmd->add_option("--eval-windows,--eval-batches", f.train.eval_batches,
+                  "validation windows per pass (default 64, the first ones of the valid split; 0: every full window "
+                  "of the split)");
   cmd->add_option("--save-every", f.train.save_every, "steps between checkpoints (0: at the end)");
+  cmd->add_option("--ema", f.train.ema,
+                  "decay of an exponential moving average of the weights, updated after every step (e.g. 0.999; "
+                  "0: off); validation, RUN/best, eval and sample use the average (model_ema.safetensors)");
+  cmd->add_option("--patience", f.train.patience,
+                  "stop after N validation passes without a new best (0: never; may change on --resume)");
   cmd->add_option("--recompute", f.train.recompute, "recompute each layer from its input in backward; CUDA keeps the attention output (true|false)");
 }
 
@@ -132,6 +139,8 @@ void ModelFlags::resolve_train(CLI::App* cmd, TrainConfig& t) const {
   if (given(cmd, "--eval-batches")) t.eval_batches = train.eval_batches;
   if (given(cmd, "--save-every")) t.save_every = train.save_every;
   if (given(cmd, "--recompute")) t.recompute = train.recompute;
+  if (given(cmd, "--ema")) t.ema = train.ema;
+  if (given(cmd, "--patience")) t.patience = train.patience;
 }
 
 }  // namespace spt::cli

@@ -105,7 +105,10 @@ void validate(const TrainConfig& t) {
   SPT_CHECK(std::isfinite(t.clip) && t.clip >= 0, "gradient clip ", t.clip,
             " must be finite and non-negative (--clip; 0 disables)");
   SPT_CHECK(t.eval_every >= 0 && t.save_every >= 0 && t.eval_batches >= 0,
-            "--eval-every, --save-every and --eval-batches must be non-negative");
+            "--eval-every, --save-every and --eval-windows must be non-negative");
+  SPT_CHECK(std::isfinite(t.ema) && t.ema >= 0 && t.ema < 1, "weight average decay ", t.ema,
+            " must be in [0, 1) (--ema; 0 turns the average off, 0.999 is typical)");
+  SPT_CHECK(t.patience >= 0, "patience ", t.patience, " must be non-negative (--patience; 0: never stop early)");
 }
 
 }  // namespace spt

@@ -56,6 +56,10 @@ struct TrainConfig {
   int64_t eval_batches = 64;  // validation windows per pass during training (0: the whole split); a bound
                               // keeps a pass to seconds (the whole split of a large set takes minutes)
   int64_t save_every = 200;   // steps between checkpoints (0: only at the end)
+  // Decay of an exponential moving average of the weights, updated after every optimizer
+  // step (0: none); the average is what validation scores and eval/sample use.
+  double ema = 0.0;
+  int64_t patience = 0;       // stop after this many validation passes without a new best (0: never)
   bool recompute = true;      // keep only the residual stream per layer (CUDA: and the attention output)
 };
 

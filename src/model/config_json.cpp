@@ -88,10 +88,16 @@ nlohmann::json to_json(const ModelConfig& c) {
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
-  return {{"batch", c.batch}, {"accumulate", c.accumulate}, {"steps", c.steps}, {"lr", c.lr}, {"warmup", c.warmup},
-          {"weight_decay", c.weight_decay}, {"beta1", c.beta1}, {"beta2", c.beta2}, {"eps", c.eps}, {"clip", c.clip},
-          {"seed", c.seed}, {"eval_every", c.eval_every}, {"eval_batches", c.eval_batches},
-          {"save_every", c.save_every}, {"recompute", c.recompute}};
+  nlohmann::json json = {{"batch", c.batch}, {"accumulate", c.accumulate}, {"steps", c.steps}, {"lr", c.lr},
+                         {"warmup", c.warmup}, {"weight_decay", c.weight_decay}, {"beta1", c.beta1},
+                         {"beta2", c.beta2}, {"eps", c.eps}, {"clip", c.clip}, {"seed", c.seed},
+                         {"eval_every", c.eval_every}, {"eval_batches", c.eval_batches},
+                         {"save_every", c.save_every}, {"recompute", c.recompute}};
+  // Written only when set, as sample_rate: checkpoints saved before these fields existed
+  // (which must hold every written key) still load.
+  if (c.ema != 0) json["ema"] = c.ema;
+  if (c.patience != 0) json["patience"] = c.patience;
+  return json;
 }
 
 void update_from_json(ModelConfig& c, const nlohmann::json& j, const std::string& where) {
@@ -116,7 +122,7 @@ void update_from_json(ModelConfig& c, const nlohmann::json& j, const std::string
 
 void update_from_json(TrainConfig& c, const nlohmann::json& j, const std::string& where) {
   reject_unknown(j, {"batch", "accumulate", "steps", "lr", "warmup", "weight_decay", "beta1", "beta2", "eps", "clip",
-                     "seed", "eval_every", "eval_batches", "save_every", "recompute"}, where);
+                     "seed", "eval_every", "eval_batches", "save_every", "recompute", "ema", "patience"}, where);
   take(j, "batch", c.batch, where);
   take(j, "accumulate", c.accumulate, where);
   take(j, "steps", c.steps, where);
@@ -132,6 +138,8 @@ void update_from_json(TrainConfig& c, const nlohmann::json& j, const std::string
   take(j, "eval_batches", c.eval_batches, where);
   take(j, "save_every", c.save_every, where);
   take(j, "recompute", c.recompute, where);
+  take(j, "ema", c.ema, where);
+  take(j, "patience", c.patience, where);
 }
 
 void load_config_file(const std::string& path, ModelConfig& model, TrainConfig& train, DataConfig& data) {

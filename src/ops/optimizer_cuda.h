@@ -1,5 +1,5 @@
 // Whole-buffer ops of the CUDA training step: AdamW on the fp32 master weights (also
-// refreshing their copy in the activation type), the global gradient norm, scaling, the
+// refreshing their copy in the activation type), the weight average, the global gradient norm, scaling, the
 // finiteness check of fp16 loss scaling, and type conversion. Same semantics as
 // src/train/optimizer.h on the CPU. Device pointers, asynchronous on `stream`, except
 // where a function returns a value (it synchronizes `stream`).
@@ -33,6 +33,11 @@ struct AdamWParams {
 void adamw_step(const ParamSegment* segments, int count, int64_t n, const AdamWParams& params, float* weights,
                 const float* grads, float* m, float* v, DType compute_dtype, void* compute_copy,
                 CUstream_st* stream = nullptr);
+
+// The weight average after an optimizer step: ema (n) = fma(decay, ema, (1 - decay) * weights)
+// in fp64 with every operation rounded as written, stored in fp32: the same bits as the
+// CPU's ema_update (src/train/optimizer.h) for the same weights. weights, ema: (n) fp32.
+void ema_update(const float* weights, float* ema, int64_t n, double decay, CUstream_st* stream = nullptr);
 
 // Sum of squares of x (n) fp32 in fp64, reduced in a fixed order (the same bits for the
 // same input); non-finite elements make the result non-finite. Synchronizes `stream`.

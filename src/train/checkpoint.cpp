@@ -25,8 +25,9 @@ using namespace checkpoint_detail;
 constexpr const char* kModelFormat = "spt";
 constexpr int64_t kMaxConfigBytes = int64_t{1} << 20;
 
-void add_model_tensors(SafetensorsWriter& writer, const Model& model) {
-  for (const ParamInfo& p : model.params().all()) writer.add_f32(p.name, p.shape, model.weights().data() + p.offset);
+// `weights` (model layout): the model's own, or the weight average.
+void add_model_tensors(SafetensorsWriter& writer, const Model& model, const float* weights) {
+  for (const ParamInfo& p : model.params().all()) writer.add_f32(p.name, p.shape, weights + p.offset);
   writer.set_metadata("format", kModelFormat);
   writer.set_metadata("model_config", to_json(model.config()).dump());
 }
@@ -44,6 +45,8 @@ void check_optimizer_size(const Model& model, const OptimizerState& optimizer) {
   SPT_CHECK(optimizer.exp_avg.size() == n && optimizer.exp_avg_sq.size() == n, "optimizer state holds ",
             optimizer.exp_avg.size(), " and ", optimizer.exp_avg_sq.size(), " floats but the model has ", n,
             ": build it as OptimizerState(model.params().total())");
+  SPT_CHECK(optimizer.ema.empty() || optimizer.ema.size() == n, "the weight average holds ", optimizer.ema.size(),
+            " floats but the model has ", n, ": start it as a copy of the weights");
 }
 
 // Describes how two model configs differ: "layers 4 (file) vs 2 (model)".
@@ -174,17 +177,17 @@ void verify_file(const std::string& path, const FileRecord& record, bool checksu
             " recorded in state.json (the file is corrupted); ", kDamagedHint);
 }
 
-// The model file is "the one state.json describes" when its size is the recorded one:
-// then its checksum must match. A re-saved copy (another size) is checked by content.
-bool verify_model_file(const Located& at, const StateFile& state) {
-  const FileRecord* record = record_of(state, kModelFile);
-  require_listed_file(at.model_file);
-  const int64_t bytes = file_size(at.model_file);
-  if (bytes == record->bytes) {
-    verify_file(at.model_file, *record, true);
+// A weights file (model.safetensors or model_ema.safetensors) is "the one state.json
+// describes" when its size is the recorded one: then its checksum must match. A re-saved
+// copy (another size) is checked by content.
+bool verify_weights_file(const std::string& path, const FileRecord& record) {
+  require_listed_file(path);
+  const int64_t bytes = file_size(path);
+  if (bytes == record.bytes) {
+    verify_file(path, record, true);
     return true;
   }
-  note_once(message("'", at.model_file, "' is ", bytes, " bytes, not the ", record->bytes,
+  note_once(message("'", path, "' is ", bytes, " bytes, not the ", record.bytes,
                     " that state.json records (re-saved by another tool?): checked its config, tensor names, shapes, ",
                     "F32 dtype and finite values instead of its checksum"));
   return false;
@@ -238,6 +241,18 @@ void load_optimizer(const std::string& path, const ParamTable& table, int64_t ma
   out = std::move(loaded);
 }
 
+// The weight average of a resumed run into optimizer.ema: present exactly when the run
+// averages (train.ema > 0).
+void load_average(const Located& at, const StateFile& state, Model& model, OptimizerState& optimizer) {
+  optimizer.ema.clear();
+  if (state.info.train.ema <= 0) return;
+  SPT_CHECK(record_of(state, kEmaFile) != nullptr, "checkpoint '", at.dir, "' averages its weights (train.ema ",
+            state.info.train.ema, ") but state.json lists no ", kEmaFile, "; ", kDamagedHint);
+  std::vector<float> average(model.params().total(), 0.0f);  // (total)
+  load_model_tensors(at.dir + "/" + kEmaFile, model, average);
+  optimizer.ema = std::move(average);
+}
+
 void load_once(const std::string& requested, Model& model, OptimizerState* optimizer) {
   const Located at = locate_checkpoint(requested);
   std::vector<float> weights(model.params().total(), 0.0f);  // (total)
@@ -257,10 +272,15 @@ void load_once(const std::string& requested, Model& model, OptimizerState* optim
     if (optimizer) {
       for (const auto& [name, record] : state.files) verify_file(at.dir + "/" + name, record, true);
     } else {
-      verify_model_file(at, state);
+      verify_weights_file(at.model_file, *record_of(state, kModelFile));
     }
     load_model_tensors(at.model_file, model, weights);
-    if (optimizer) load_optimizer(at.dir + "/" + kOptimizerFile, model.params(), state.info.state.step, *optimizer);
+    if (optimizer) {
+      OptimizerState loaded;
+      load_optimizer(at.dir + "/" + kOptimizerFile, model.params(), state.info.state.step, loaded);
+      load_average(at, state, model, loaded);
+      *optimizer = std::move(loaded);
+    }
   }
   std::copy(weights.begin(), weights.end(), model.weights().begin());
 }
@@ -282,13 +302,19 @@ void write_checkpoint_files(const std::string& temp, const Model& model, const O
   };
   {
     SafetensorsWriter writer;
-    add_model_tensors(writer, model);
+    add_model_tensors(writer, model, model.weights().data());
     write_tensor_file(kModelFile, writer);
   }
   if (optimizer) {
     SafetensorsWriter writer;
     add_optimizer_tensors(writer, model, *optimizer);
     write_tensor_file(kOptimizerFile, writer);
+  }
+  if (optimizer && !optimizer->ema.empty()) {
+    SafetensorsWriter writer;
+    add_model_tensors(writer, model, optimizer->ema.data());
+    writer.set_metadata("ema_decay", message(train.ema));
+    write_tensor_file(kEmaFile, writer);
   }
   const std::string text = state_json_text(model.config(), train, state, files);
   OutputFile out(temp + "/" + kStateFile);
@@ -366,11 +392,30 @@ void load_checkpoint(const std::string& dir, Model& model, OptimizerState* optim
   read_during_saves(dir, [&] { load_once(dir, model, optimizer); });
 }
 
+LoadedWeights load_weights(const std::string& dir, Model& model, bool prefer_average) {
+  return read_during_saves(dir, [&] {
+    // The trained weights are loaded (and so checked) in every case: a damaged checkpoint
+    // is refused whichever of its weights are asked for.
+    load_once(dir, model, nullptr);
+    const Located at = locate_checkpoint(dir);
+    if (!prefer_average || !at.has_state || at.named_file) return LoadedWeights{false, at.model_file};
+    const StateFile state = read_state_file(at.dir + "/" + kStateFile);
+    const FileRecord* record = record_of(state, kEmaFile);
+    if (record == nullptr) return LoadedWeights{false, at.model_file};
+    const std::string path = at.dir + "/" + kEmaFile;
+    verify_weights_file(path, *record);
+    std::vector<float> average(model.params().total(), 0.0f);  // (total)
+    load_model_tensors(path, model, average);
+    std::copy(average.begin(), average.end(), model.weights().begin());
+    return LoadedWeights{true, path};
+  });
+}
+
 // ----- weights alone ---------------------------------------------------------------------
 
 void save_model_file(const std::string& path, const Model& model) {
   SafetensorsWriter writer;
-  add_model_tensors(writer, model);
+  add_model_tensors(writer, model, model.weights().data());
   writer.write_file(path);
 }
 

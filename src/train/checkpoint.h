@@ -1,6 +1,7 @@
 // Checkpoints: a directory holding model.safetensors (weights, DESIGN.md names, the
-// model config in __metadata__), optimizer.safetensors (AdamW moments) and state.json
-// (step, seed, data, configs, CRC-32 of both tensor files and of itself). It is written
+// model config in __metadata__), optimizer.safetensors (AdamW moments), with --ema
+// model_ema.safetensors (the weight average, in model.safetensors' format) and state.json
+// (step, seed, data, configs, best validation, CRC-32 of the tensor files and of itself). It is written
 // to a temporary sibling, fsynced and swapped into place, so the last good checkpoint
 // survives any crash; a checkpoint whose files do not match their recorded sizes and
 // checksums is refused. For inference (eval, sample) model.safetensors alone suffices:
@@ -9,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +29,11 @@ struct TrainState {
   double last_valid_bits = -1;  // -1: not evaluated yet
   double loss_scale = 1;        // fp16 dynamic loss scale (1 in fp32/bf16)
   int64_t clean_steps = 0;      // finite steps since the loss scale last changed
+  // The lowest validation bits so far (NaN: none yet), the step that gave them (whose
+  // checkpoint is RUN/best) and the validation passes since then (--patience).
+  double best_valid_bits = std::numeric_limits<double>::quiet_NaN();
+  int64_t best_step = 0;
+  int64_t passes_since_best = 0;
 };
 
 // Writes dir + ".tmp-<pid>", fsyncs it, then swaps it in (dir -> dir + ".old", temporary
@@ -41,6 +48,7 @@ struct CheckpointInfo {
   TrainConfig train;
   TrainState state;
   bool has_optimizer = false;
+  bool has_ema = false;       // model_ema.safetensors is listed (the run averaged its weights)
   bool weights_only = false;  // no state.json: train and state are defaults, data unknown
 };
 
@@ -60,7 +68,19 @@ CheckpointInfo read_checkpoint_info(const std::string& dir);
 // built from the same config; a non-finite value is refused naming the tensor. A
 // different config, a damaged or missing file, or a missing optimizer is refused and
 // leaves the model and optimizer as they were.
+// With an optimizer whose run averages its weights (train.ema > 0), the average is loaded
+// into optimizer->ema as well (a checkpoint lacking it is refused).
 void load_checkpoint(const std::string& dir, Model& model, OptimizerState* optimizer);
+
+// The weights eval and sample use: the average (model_ema.safetensors, verified like
+// model.safetensors, which is checked as well) when `prefer_average` and the checkpoint
+// has one, else what load_checkpoint loads. A .safetensors file named in `dir` is always
+// used as it is.
+struct LoadedWeights {
+  bool average = false;  // the weight average was loaded
+  std::string file;      // the file the weights came from
+};
+LoadedWeights load_weights(const std::string& dir, Model& model, bool prefer_average);
 
 // Removes `checkpoint_dir`.tmp-<pid> siblings left by killed saves: those whose process
 // is gone, or all but this process's own when the caller holds the run's lock.

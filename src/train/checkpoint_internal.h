@@ -14,6 +14,8 @@ namespace spt::checkpoint_detail {
 
 inline constexpr const char* kModelFile = "model.safetensors";
 inline constexpr const char* kOptimizerFile = "optimizer.safetensors";
+// The weight average (--ema): model.safetensors' names, shapes and metadata, other values.
+inline constexpr const char* kEmaFile = "model_ema.safetensors";
 inline constexpr const char* kStateFile = "state.json";
 inline constexpr const char* kDamagedHint =
     "the checkpoint is damaged: restore it from a copy or start the run afresh";
@@ -62,6 +64,7 @@ struct Located {
   std::string dir;         // the checkpoint directory (or the directory of a lone model file)
   std::string model_file;  // dir/model.safetensors, or the file given
   bool has_state = false;  // dir/state.json describes model_file
+  bool named_file = false; // the request named a .safetensors file (used as is, never swapped for the average)
 };
 Located locate_checkpoint(const std::string& requested);
 

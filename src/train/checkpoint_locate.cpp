@@ -59,8 +59,12 @@ Located locate_path(const std::string& dir) {
   if (path_exists(path) && !is_dir(path)) {
     SPT_CHECK(path.extension() == ".safetensors", "'", dir, "' is not a checkpoint: give a checkpoint directory ",
               "(RUN/checkpoint), a run directory or a model .safetensors file");
-    if (path.filename() == kModelFile && path_exists(path.parent_path() / kStateFile)) return checkpoint_in(path.parent_path());
-    return {path.parent_path().empty() ? std::string(".") : path.parent_path().string(), dir, false};
+    if (path.filename() == kModelFile && path_exists(path.parent_path() / kStateFile)) {
+      Located found = checkpoint_in(path.parent_path());
+      found.named_file = true;
+      return found;
+    }
+    return {path.parent_path().empty() ? std::string(".") : path.parent_path().string(), dir, false, true};
   }
   if (path_exists(path / kStateFile) || path_exists(path / kModelFile) || path_exists(path / kOptimizerFile)) return checkpoint_in(path);
   if (is_dir(path / "checkpoint") || is_dir(path / "checkpoint.old"))
@@ -177,7 +181,7 @@ void refuse_checkpoint_overwrite(const std::string& path, const std::string& fla
   SPT_CHECK(!is_checkpoint_directory(target.string()), flag, " '", path,
             "' is a checkpoint directory: writing there would destroy the checkpoint; choose another path");
   const std::string name = target.filename().string();
-  const bool checkpoint_name = name == kModelFile || name == kOptimizerFile || name == kStateFile;
+  const bool checkpoint_name = name == kModelFile || name == kOptimizerFile || name == kStateFile || name == kEmaFile;
   const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
   SPT_CHECK(!is_checkpoint_directory(parent.string()), flag, " '", path, "' is inside the checkpoint directory '",
             parent.string(), "': writing there would destroy the checkpoint; choose another path");

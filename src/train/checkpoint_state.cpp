@@ -72,9 +72,12 @@ Config config_section(const json& root, const char* key, const std::string& path
     SPT_CHECK(section.contains(item.key()), where, ": '", item.key(), "' is missing; ", kDamagedHint);
   update_from_json(config, section, where);
   const json written = to_json(config);
-  for (const auto& item : section.items())
-    SPT_CHECK(written.at(item.key()) == item.value(), where, ": '", item.key(), "' is ", json_excerpt(item.value()),
+  for (const auto& item : section.items()) {
+    // Fields written only when set (sample_rate, ema, patience) read back as absent at 0.
+    const json back = written.contains(item.key()) ? written.at(item.key()) : json(0);
+    SPT_CHECK(back == item.value(), where, ": '", item.key(), "' is ", json_excerpt(item.value()),
               ", not a valid value of its type; ", kDamagedHint);
+  }
   try {
     validate(config);
   } catch (const Error& e) {
@@ -89,7 +92,8 @@ FileRecords file_records(const json& root, const std::string& path) {
   FileRecords records;
   for (const auto& item : files.items()) {
     const std::string where = path + ": files." + item.key();
-    SPT_CHECK(item.key() == kModelFile || item.key() == kOptimizerFile, path, ": unknown file '", item.key(), "'");
+    SPT_CHECK(item.key() == kModelFile || item.key() == kOptimizerFile || item.key() == kEmaFile, path,
+              ": unknown file '", item.key(), "'");
     SPT_CHECK(item.value().is_object(), where, " must be a JSON object; ", kDamagedHint);
     FileRecord record;
     record.bytes = integer_field(item.value(), "bytes", 0, where);
@@ -100,6 +104,20 @@ FileRecords file_records(const json& root, const std::string& path) {
   }
   SPT_CHECK(files.contains(kModelFile), path, ": lists no ", kModelFile, "; ", kDamagedHint);
   return records;
+}
+
+// The best validation so far; absent from checkpoints of an older spt (none yet).
+void best_fields(const json& root, const std::string& path, TrainState& s) {
+  if (!root.contains("best_valid_bits")) return;
+  const json& best = root.at("best_valid_bits");
+  SPT_CHECK(best.is_null() || (best.is_number() && std::isfinite(best.get<double>()) && best.get<double>() >= 0),
+            path, ": 'best_valid_bits' must be a non-negative number or null, got ", json_excerpt(best), "; ",
+            kDamagedHint);
+  if (best.is_number()) s.best_valid_bits = best.get<double>();
+  s.best_step = integer_field(root, "best_step", 0, path);
+  SPT_CHECK(s.best_step <= s.step, path, ": 'best_step' ", s.best_step, " is after 'step' ", s.step, "; ",
+            kDamagedHint);
+  s.passes_since_best = integer_field(root, "passes_since_best", 0, path);
 }
 
 TrainState state_fields(const json& root, const std::string& path) {
@@ -117,6 +135,7 @@ TrainState state_fields(const json& root, const std::string& path) {
   SPT_CHECK(bits.is_null() || bits.is_number(), path, ": 'last_valid_bits' must be a number or null, got ",
             json_excerpt(bits), "; ", kDamagedHint);
   s.last_valid_bits = bits.is_null() ? std::numeric_limits<double>::quiet_NaN() : bits.get<double>();
+  best_fields(root, path, s);
   return s;
 }
 
@@ -133,6 +152,10 @@ std::string state_json_text(const ModelConfig& model, const TrainConfig& train, 
   // JSON has no NaN: a non-finite value is stored as null.
   if (std::isfinite(state.last_valid_bits)) root["last_valid_bits"] = state.last_valid_bits;
   else root["last_valid_bits"] = nullptr;
+  if (std::isfinite(state.best_valid_bits)) root["best_valid_bits"] = state.best_valid_bits;
+  else root["best_valid_bits"] = nullptr;
+  root["best_step"] = state.best_step;
+  root["passes_since_best"] = state.passes_since_best;
   root[kChecksumKey] = crc_of(root);
   return root.dump(2) + "\n";
 }
@@ -150,7 +173,10 @@ StateFile read_state_file(const std::string& path) {
   info.train = config_section<TrainConfig>(root, "train", path);
   info.state = state_fields(root, path);
   result.files = file_records(root, path);
-  for (const auto& [name, record] : result.files) info.has_optimizer = info.has_optimizer || name == kOptimizerFile;
+  for (const auto& [name, record] : result.files) {
+    info.has_optimizer = info.has_optimizer || name == kOptimizerFile;
+    info.has_ema = info.has_ema || name == kEmaFile;
+  }
   return result;
 }
 

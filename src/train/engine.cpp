@@ -25,10 +25,17 @@ class CpuEngine final : public Engine {
     SPT_CHECK(optimizer_ != nullptr, "this engine was made without an optimizer");
     SPT_CHECK(loss_scale == 1.0f, "the CPU backend trains in fp32 without loss scaling");
     const double norm = clip_gradients(model_, train.clip);
-    if (std::isfinite(norm)) optimizer_step(model_, *optimizer_, train, lr);
+    if (!std::isfinite(norm)) return norm;
+    optimizer_step(model_, *optimizer_, train, lr);
+    if (train.ema > 0) ema_update(model_.weights(), optimizer_->ema, train.ema);
     return norm;
   }
   void sync_to_host() override {}
+  void swap_average() override {
+    SPT_CHECK(optimizer_ != nullptr && optimizer_->ema.size() == model_.weights().size(),
+              "this engine keeps no weight average (train with --ema)");
+    model_.weights().swap(optimizer_->ema);
+  }
   int64_t activation_bytes() const override { return model_.activation_bytes(); }
 
  private:
@@ -37,6 +44,8 @@ class CpuEngine final : public Engine {
 };
 
 }  // namespace
+
+void Engine::swap_average() { throw Error("this engine keeps no weight average (train with --ema)"); }
 
 std::unique_ptr<Engine> make_engine(const EngineOptions& options, Model& model, OptimizerState* optimizer) {
   if (options.device == "cpu") {

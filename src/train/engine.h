@@ -33,11 +33,17 @@ class Engine {
   // Per-token losses (B, T) in nats, without dropout.
   virtual void evaluate(const uint8_t* tokens, int B, float* losses) = 0;
   // Divides the gradients by loss_scale, clips their global norm to `clip` (0: no clip)
-  // and takes an AdamW step at `lr`. Returns the unscaled norm before clipping; when it
-  // is not finite no step is taken.
+  // and takes an AdamW step at `lr`, then (train.ema > 0) updates the weight average
+  // OptimizerState::ema from the new weights. Returns the unscaled norm before clipping;
+  // when it is not finite no step is taken.
   virtual double step(const TrainConfig& train, double lr, float loss_scale) = 0;
-  // Copies weights and optimizer state into the host model and optimizer.
+  // Copies weights and optimizer state (the weight average included) into the host model
+  // and optimizer.
   virtual void sync_to_host() = 0;
+  // Exchanges the weights evaluate() uses with the weight average (OptimizerState::ema,
+  // which step() updates when train.ema > 0); a second call swaps them back bit for bit.
+  // Validation scores the average this way. The default refuses: the engine keeps none.
+  virtual void swap_average();
   virtual int64_t activation_bytes() const = 0;
   virtual std::string memory_report() const { return ""; }
 };

@@ -119,4 +119,18 @@ void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& conf
   }, 1 << 14);
 }
 
+void ema_update(const std::vector<float>& weights, std::vector<float>& ema, double decay) {
+  SPT_CHECK(weights.size() == ema.size(), "weight average holds ", ema.size(), " floats but the model has ",
+            weights.size());
+  SPT_CHECK(decay >= 0 && decay < 1, "weight average decay ", decay, " must be in [0, 1) (--ema)");
+  const double keep = decay, take = 1.0 - decay;
+  float* average = ema.data();        // (n)
+  const float* w = weights.data();    // (n)
+  parallel_for(static_cast<int64_t>(ema.size()), [&](int64_t begin, int64_t end) {
+    // An explicit fused multiply-add, so that no compiler choice of contraction changes
+    // the bits: the device computes this same expression.
+    for (int64_t i = begin; i < end; ++i) average[i] = static_cast<float>(std::fma(keep, average[i], take * w[i]));
+  }, 1 << 14);
+}
+
 }  // namespace spt

@@ -15,6 +15,9 @@ struct OptimizerState {
   std::vector<float> exp_avg;     // same layout as Model::weights()
   std::vector<float> exp_avg_sq;  // same layout as Model::weights()
   int64_t step = 0;               // optimizer steps taken (bias correction)
+  // The exponential moving average of the weights (TrainConfig::ema), same layout as
+  // Model::weights(); empty when the run keeps none.
+  std::vector<float> ema;
   explicit OptimizerState(int64_t size = 0) : exp_avg(size, 0.0f), exp_avg_sq(size, 0.0f) {}
 };
 
@@ -26,5 +29,9 @@ double gradient_norm(const Model& model, const std::vector<float>& grads);
 double clip_gradients(Model& model, double max_norm);
 
 void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr);
+
+// ema (n) = decay * ema + (1 - decay) * weights (n), element by element in fp64 as
+// fma(decay, ema, (1 - decay) * w), stored in fp32 (the CUDA ema_update computes the same bits).
+void ema_update(const std::vector<float>& weights, std::vector<float>& ema, double decay);
 
 }  // namespace spt

@@ -73,23 +73,49 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Records a validation result in the running best; true when it is a new best (strictly
+// lower bits than every earlier pass of the run, resumed parts included).
+bool record_validation(TrainState& state, double bits) {
+  state.last_valid_bits = bits;
+  if (std::isfinite(state.best_valid_bits) && !(bits < state.best_valid_bits)) {
+    ++state.passes_since_best;
+    return false;
+  }
+  state.best_valid_bits = bits;
+  state.best_step = state.step;
+  state.passes_since_best = 0;
+  return true;
+}
+
+// "validation 4.12 bits per byte over ...; new best" or "...; best 4.01 at step 200".
+std::string describe_validation(const EvalResult& r, const TrainState& state, bool best, bool average,
+                                const char* unit) {
+  return message("step ", state.step, ": validation ", r.bits_per_dim, " bits per ", unit,
+                 average ? " (weight average) " : " ", describe_coverage(r, "--eval-windows"),
+                 best ? std::string("; new best, saved to best/")
+                      : message("; best ", state.best_valid_bits, " at step ", state.best_step));
+}
+
 }  // namespace
 
 int run_training(TrainRun run) {
   namespace fs = std::filesystem;
   SPT_CHECK(!run.out_dir.empty(), "no output directory: use --out DIR");
   const std::string checkpoint_dir = (fs::path(run.out_dir) / "checkpoint").string();
+  const std::string best_dir = (fs::path(run.out_dir) / "best").string();
   RunDirectory run_directory(run.out_dir);
   remove_stale_checkpoint_temps(checkpoint_dir, true);
+  remove_stale_checkpoint_temps(best_dir, true);
   const bool has_checkpoint = fs::exists(checkpoint_dir) || fs::exists(checkpoint_dir + ".old");
   TrainState state;
   if (run.resume) {
     SPT_CHECK(has_checkpoint, "--resume: no checkpoint in '", run.out_dir, "': start a new run without --resume");
     const CheckpointInfo info = read_checkpoint_info(checkpoint_dir);
-    const int64_t steps = run.train.steps;
+    const int64_t steps = run.train.steps, patience = run.resume_patience;
     run.model = info.model;
     run.train = info.train;
     if (steps > 0) run.train.steps = steps;
+    if (patience >= 0) run.train.patience = patience;
     state = info.state;
     if (run.data_path.empty()) run.data_path = state.data_path;
     if (run.data_format.empty()) run.data_format = state.data_format;
@@ -115,7 +141,9 @@ int run_training(TrainRun run) {
     load_checkpoint(checkpoint_dir, model, &optimizer);
   } else {
     model.init(run.train.seed);
+    if (run.train.ema > 0) optimizer.ema = model.weights();  // the average starts at the initial weights
   }
+  const bool average = run.train.ema > 0;
   const std::unique_ptr<Engine> engine = make_engine({run.device, run.precision, true, run.deterministic}, model, &optimizer);
   if (!engine->dynamic_loss_scaling()) {
     state.loss_scale = 1.0;
@@ -155,17 +183,24 @@ int run_training(TrainRun run) {
   int64_t last_saved = run.resume ? state.step : -1;
   const int64_t first_step = state.step;
 
+  // RUN/best: the whole checkpoint of the step whose validation is the best so far.
+  auto save_best = [&] {
+    engine->sync_to_host();
+    save_checkpoint(best_dir, model, &optimizer, run.train, state);
+  };
   // Returns false when a stop signal abandoned the pass (nothing is logged for it).
   auto validate_now = [&] {
     progress.clear();
+    if (average) engine->swap_average();
     const EvalResult r = evaluate_with_progress("validation", *engine, T, data.valid, run.eval_batch,
                                                 run.train.eval_batches, [&] { return signals.requested(); });
+    if (average) engine->swap_average();
     if (r.interrupted) return false;
-    state.last_valid_bits = r.bits_per_dim;
+    const bool best = record_validation(state, r.bits_per_dim);
     metrics.write({{"step", state.step}, {"valid_bits", r.bits_per_dim}, {"valid_tokens", r.tokens},
-                   {"valid_seconds", r.seconds}});
-    progress.note(message("step ", state.step, ": validation ", r.bits_per_dim, " bits per ",
-                          data.images() ? "dim" : "byte", " ", describe_coverage(r, "--eval-batches")));
+                   {"valid_seconds", r.seconds}, {"valid_weights", average ? "ema" : "raw"}, {"best", best}});
+    if (best) save_best();
+    progress.note(describe_validation(r, state, best, average, data.images() ? "dim" : "byte"));
     const std::string failed = update_loss_plot(metrics_path, (fs::path(run.out_dir) / "loss.png").string());
     if (!failed.empty()) progress.note("could not update loss.png: " + failed);
     return true;
@@ -198,6 +233,14 @@ int run_training(TrainRun run) {
       if (last_saved != state.step) save_now();
       progress.note(message("stopped at step ", state.step, " as asked (", out_of_time ? "--time-limit" : "--stop-at",
                             "); continue with: spt train --out ", run.out_dir, " --resume"));
+      return 0;
+    }
+    if (run.train.patience > 0 && state.passes_since_best >= run.train.patience) {
+      if (last_saved != state.step) save_now();
+      progress.note(message("stopped early at step ", state.step, ": ", state.passes_since_best,
+                            " validation passes without a new best (--patience ", run.train.patience, "); the best, ",
+                            state.best_valid_bits, " bits per ", data.images() ? "dim" : "byte", " at step ",
+                            state.best_step, ", is in ", best_dir));
       return 0;
     }
     if (signals.requested()) return stop_on_signal();
@@ -256,7 +299,11 @@ int run_training(TrainRun run) {
   progress.note(message("done: ", state.step, " steps, ", state.tokens_seen, " tokens, ", format_duration(train_seconds),
                         " of training; validation ", state.last_valid_bits, " bits per ",
                         data.images() ? "dim" : "byte", "; peak resident memory ", peak_resident_mib(),
-                        " MiB; checkpoint in ", checkpoint_dir));
+                        " MiB; checkpoint in ", checkpoint_dir,
+                        std::isfinite(state.best_valid_bits)
+                            ? message(", the best (", state.best_valid_bits, " at step ", state.best_step, ") in ",
+                                      best_dir)
+                            : std::string()));
   return 0;
 }
 

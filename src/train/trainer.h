@@ -13,9 +13,11 @@ struct TrainRun {
   TrainConfig train;
   std::string data_format;  // bytes | idx | cifar10
   std::string data_path;
-  std::string out_dir;      // holds checkpoint/, metrics.jsonl, config.json, loss.png
+  std::string out_dir;      // holds checkpoint/ (the latest), best/ (the best validation), metrics.jsonl,
+                            // config.json, loss.png
   bool resume = false;      // continue from out_dir/checkpoint: model and train come from it, except that
                             // train.steps > 0 replaces its step count (0 keeps it)
+  int64_t resume_patience = -1;  // with resume, >= 0 replaces the checkpoint's train.patience
   int eval_batch = 8;       // windows per evaluation forward pass
   int log_every = 0;        // 0: automatic
   std::string device = "cpu";  // cpu | cuda
@@ -25,7 +27,8 @@ struct TrainRun {
   bool deterministic = false;  // cuda: bit-for-bit repeatable steps (EngineOptions::deterministic)
 };
 
-// Returns the process exit code: 0 done, 1 stopped on a non-finite loss, 130 interrupted.
+// Returns the process exit code: 0 done (or stopped by stop_at, time_limit or
+// train.patience), 1 stopped on a non-finite loss, 130 interrupted.
 int run_training(TrainRun run);
 
 }  // namespace spt

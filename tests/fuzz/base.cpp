@@ -100,8 +100,8 @@ Base build_base(const std::string& root, const std::string& binary, const Limits
   make_idx(b);
   make_cifar(b);
   b.text_step = 2;
-  run_spt(binary, {"train", "--preset", "tiny", "--steps", "2", "--eval-batches", "1", "--data", b.text, "--out",
-                   b.text_run}, limits);
+  run_spt(binary, {"train", "--preset", "tiny", "--steps", "2", "--eval-batches", "1", "--ema", "0.9", "--data",
+                   b.text, "--out", b.text_run}, limits);
   run_spt(binary, {"train", "--layers", "1", "--width", "16", "--heads", "2", "--ctx", "64", "--stride", "8",
                    "--pos-sizes", "8,8,1", "--batch", "2", "--steps", "1", "--eval-batches", "1", "--data-format",
                    "idx", "--data", b.idx, "--out", root + "/idx-run"}, limits);

@@ -21,7 +21,7 @@ constexpr int64_t kNpyImages = 24;  // 8x8 grey images in the base .npy (the IDX
 struct Base {
   std::string root;                      // the run's temporary directory
   std::string text;                      // bytes data set
-  std::string text_run;                  // run directory holding checkpoint/ (tiny preset, 2 steps)
+  std::string text_run;                  // run directory holding checkpoint/ (tiny preset, 2 steps, --ema)
   int64_t text_step = 0;                 // its step
   std::string idx, idx_gz, cifar;        // data directories
   std::string idx_checkpoint, cifar_checkpoint;

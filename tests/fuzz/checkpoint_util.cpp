@@ -17,6 +17,7 @@ CheckpointCopy copy_checkpoint(const Base& base, const Case& c) {
   ck.dir = ck.run + "/checkpoint";
   ck.model = ck.dir + "/model.safetensors";
   ck.optimizer = ck.dir + "/optimizer.safetensors";
+  ck.ema = ck.dir + "/model_ema.safetensors";
   ck.state = ck.dir + "/state.json";
   return ck;
 }
@@ -58,7 +59,8 @@ Bytes build_safetensors(const std::string& header_text, const Bytes& data) {
 void forge_state(const CheckpointCopy& ck) {
   const Bytes text = read_file(ck.state);
   json state = json::parse(text.begin(), text.end());
-  for (const auto& [name, path] : {std::pair{"model.safetensors", ck.model}, {"optimizer.safetensors", ck.optimizer}}) {
+  for (const auto& [name, path] : {std::pair{"model.safetensors", ck.model}, {"optimizer.safetensors", ck.optimizer},
+                                   {"model_ema.safetensors", ck.ema}}) {
     if (!state["files"].contains(name)) continue;
     const Bytes bytes = read_file(path);
     state["files"][name] = {{"bytes", bytes.size()}, {"crc32", crc32_of(bytes)}};

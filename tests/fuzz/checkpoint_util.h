@@ -12,7 +12,7 @@
 namespace spt::fuzz {
 
 struct CheckpointCopy {
-  std::string run, dir, model, optimizer, state;
+  std::string run, dir, model, optimizer, ema, state;  // ema: model_ema.safetensors (the base run has --ema)
 };
 
 // Copies the base run into case.dir/run.

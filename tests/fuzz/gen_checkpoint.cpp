@@ -2,6 +2,7 @@
 // files. The tensor files are covered by CRC-32s and state.json must be refused on any
 // change of meaning, so nearly everything here must be refused; eval and sample do not
 // read optimizer.safetensors, so they may accept a damaged one (train --resume may not).
+// They do read model_ema.safetensors (the weight average, used by default).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,7 +26,8 @@ struct Target {
 
 Target pick_file(const CheckpointCopy& ck, Rng& rng) {
   const uint64_t r = rng.below(100);
-  if (r < 40) return {ck.model, "model.safetensors", false, false};
+  if (r < 30) return {ck.model, "model.safetensors", false, false};
+  if (r < 45) return {ck.ema, "model_ema.safetensors", false, false};
   if (r < 70) return {ck.optimizer, "optimizer.safetensors", true, false};
   return {ck.state, "state.json", false, true};
 }
@@ -175,7 +177,7 @@ void replace_with_symlink(const std::string& path, const std::string& target) {
 
 }  // namespace
 
-int special_checkpoint_variants() { return 14; }
+int special_checkpoint_variants() { return 15; }
 
 void checkpoint_special_file(const Base& base, Rng& rng, int64_t index, Case& c) {
   CheckpointCopy ck = copy_checkpoint(base, c);
@@ -201,6 +203,7 @@ void checkpoint_special_file(const Base& base, Rng& rng, int64_t index, Case& c)
     }
     case 11: remove_tree(ck.optimizer); reading = Expect::either; c.mutation = "optimizer.safetensors deleted"; break;
     case 12: make_fifo(ck.optimizer); reading = Expect::either; c.mutation = "optimizer.safetensors is a FIFO"; break;
+    case 13: remove_tree(ck.ema); c.mutation = "model_ema.safetensors deleted"; break;
     default: replace_with_symlink(ck.state, ck.model); c.mutation = "state.json -> model.safetensors"; break;
   }
   add_checkpoint_commands(base, c, ck, reading, Expect::refuse);

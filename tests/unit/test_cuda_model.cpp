@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "core/cuda_check.h"
 #include "core/rng.h"
@@ -313,6 +314,73 @@ TEST_F(CudaTraining, CheckpointsMoveBetweenBackends) {
   resume.log_every = 100000;
   ASSERT_EQ(run_training(resume), 0);
   EXPECT_EQ(read_checkpoint_info(ckpt).state.step, 8);
+}
+
+// The device keeps the average of its own weights after every step, as the CPU's
+// ema_update computes it from the same weights (equal bits), and validation's swap
+// restores the trained weights bit for bit.
+TEST_F(CudaTraining, WeightAverageMatchesTheCpuFormulaOnTheDeviceWeights) {
+  const TrainRun r = run("unused", "cuda", "bf16", 4);
+  Model model(r.model);
+  model.init(2);
+  OptimizerState optimizer(model.params().total());
+  optimizer.ema = model.weights();
+  TrainConfig train = r.train;
+  train.ema = 0.9;
+  const std::unique_ptr<Engine> engine = make_engine({"cuda", "bf16", true}, model, &optimizer);
+  const Dataset data = load_dataset("bytes", r.data_path);
+  std::vector<uint8_t> tokens(static_cast<size_t>(r.train.batch) * r.model.ctx);
+  std::vector<float> want = model.weights();
+  for (int step = 0; step < 4; ++step) {
+    training_batch(data.train, r.model.ctx, r.train.batch, 1, step, tokens.data());
+    engine->zero_grads();
+    engine->forward_backward(tokens.data(), r.train.batch, DropoutContext{}, 1.0f);
+    ASSERT_TRUE(std::isfinite(engine->step(train, 1e-2, 1.0f)));
+    engine->sync_to_host();
+    ema_update(model.weights(), want, train.ema);
+  }
+  EXPECT_TRUE(optimizer.ema == want) << "the device average differs from the CPU formula on the same weights";
+  EXPECT_TRUE(optimizer.ema != model.weights());
+  const std::vector<float> trained = model.weights();
+  std::vector<float> losses(tokens.size()), averaged(tokens.size());
+  engine->evaluate(tokens.data(), r.train.batch, losses.data());
+  engine->swap_average();
+  engine->evaluate(tokens.data(), r.train.batch, averaged.data());
+  engine->swap_average();
+  EXPECT_TRUE(losses != averaged) << "evaluation did not use the average";
+  engine->sync_to_host();
+  EXPECT_TRUE(model.weights() == trained);
+  EXPECT_TRUE(optimizer.ema == want);
+  std::vector<float> again(tokens.size());
+  engine->evaluate(tokens.data(), r.train.batch, again.data());
+  EXPECT_TRUE(again == losses) << "the trained weights' copy in bf16 was not restored";
+}
+
+// A run with --ema on the GPU saves the average beside the weights and resumes it.
+TEST_F(CudaTraining, WeightAverageIsSavedAndResumed) {
+  TrainRun straight = run("straight", "cuda", "fp32", 6);
+  straight.train.ema = 0.8;
+  straight.train.eval_every = 2;
+  straight.deterministic = true;
+  ASSERT_EQ(run_training(straight), 0);
+  TrainRun first = straight;
+  first.out_dir = (dir_ / "resumed").string();
+  first.stop_at = 3;
+  ASSERT_EQ(run_training(first), 0);
+  TrainRun second;
+  second.out_dir = first.out_dir;
+  second.resume = true;
+  second.device = "cuda";
+  second.precision = "fp32";
+  second.deterministic = true;
+  second.log_every = 100000;
+  ASSERT_EQ(run_training(second), 0);
+  for (const char* file : {"checkpoint/model_ema.safetensors", "best/model_ema.safetensors", "best/state.json"}) {
+    std::ifstream a(dir_ / "straight" / file, std::ios::binary), b(dir_ / "resumed" / file, std::ios::binary);
+    const std::string x((std::istreambuf_iterator<char>(a)), {}), y((std::istreambuf_iterator<char>(b)), {});
+    EXPECT_FALSE(x.empty()) << file;
+    EXPECT_TRUE(x == y) << file << " differs after resume";
+  }
 }
 
 }  // namespace

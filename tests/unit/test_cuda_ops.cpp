@@ -1,5 +1,6 @@
 // The CUDA op families other than matmul and attention (GELU, dropout, LayerNorm,
-// cross-entropy, embedding, AdamW, sum of squares, scale, conversion) against their CPU
+// cross-entropy, embedding, AdamW, the weight average, sum of squares, scale, conversion)
+// against their CPU
 // versions on random inputs, for fp32, bf16 and fp16 activations.
 //
 // Tolerances. Every element gets an fp32 error bound `delta` derived from the op: u =
@@ -782,6 +783,26 @@ TEST(CudaOps, Scale) {
       cuda::scale(x_dev.floats(), n, 0.37f);
       sync();
       compare_exact("scale", context, DType::f32, x_dev.download(), want);
+    }
+}
+
+// The weight average computes the CPU's expression with the same roundings: equal bits.
+TEST(CudaOps, EmaUpdateMatchesTheCpuBitForBit) {
+  SPT_REQUIRE_CUDA_DEVICE();
+  for (int64_t n : {1, 1003, 262147})
+    for (double decay : {0.0, 0.9, 0.999, 0.9999}) {
+      const std::string context = message("n ", n, ", decay ", decay);
+      std::vector<float> want = random_values(static_cast<size_t>(n), DType::f32);
+      DeviceArray ema_dev(DType::f32, want.size()), w_dev(DType::f32, want.size());
+      ema_dev.upload(want);
+      for (int step = 0; step < 3; ++step) {
+        const std::vector<float> weights = random_values(static_cast<size_t>(n), DType::f32);
+        ema_update(weights, want, decay);
+        w_dev.upload(weights);
+        cuda::ema_update(w_dev.floats(), ema_dev.floats(), n, decay);
+        sync();
+      }
+      compare_exact("ema_update", context, DType::f32, ema_dev.download(), want);
     }
 }
 

@@ -1,5 +1,6 @@
-// The training loop end to end on a small byte file: resume is bit-exact, a saved
-// checkpoint evaluates as the run did, bad runs stop without touching good data.
+// The training loop end to end on a small byte file: resume is bit-exact (best/ and the
+// weight average included), a saved checkpoint evaluates as the run did, bad runs stop
+// without touching good data.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -17,81 +18,48 @@
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
 #include "train/trainer.h"
+#include "test_support.h"
+#include "train_fixture.h"
 
 namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::slurp;
+using testing_support::TrainTest;
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-class TrainTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("spt_train_" + std::to_string(getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    // Text with structure (repeated words) and some noise, 24 KB.
-    std::string text;
-    const char* words[] = {"the ", "light ", "of ", "day ", "and ", "night ", "was ", "good. "};
-    for (int i = 0; text.size() < 24000; ++i) {
-      text += words[uniform_int(3, i, 8)];
-      if (i % 11 == 0) text += static_cast<char>('A' + uniform_int(4, i, 26));
-    }
-    std::ofstream(dir_ / "text.txt", std::ios::binary) << text;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  TrainRun small_run(const std::string& out) const {
-    TrainRun run;
-    run.model.layers = 2;
-    run.model.width = 32;
-    run.model.heads = 2;
-    run.model.ctx = 32;
-    run.model.pattern = "fixed";
-    run.model.stride = 8;
-    run.model.summary = 2;
-    run.model.dropout = 0.1;
-    run.model.pos_sizes = {4, 8};
-    run.train.batch = 3;
-    run.train.accumulate = 2;
-    run.train.steps = 6;
-    run.train.warmup = 2;
-    run.train.lr = 3e-3;
-    run.train.eval_every = 2;
-    run.train.eval_batches = 4;
-    run.train.save_every = 2;
-    run.data_format = "bytes";
-    run.data_path = (dir_ / "text.txt").string();
-    run.out_dir = (dir_ / out).string();
-    run.log_every = 1000;
-    return run;
-  }
-
-  fs::path dir_;
-};
-
+// With and without a weight average: the latest checkpoint, best/ (weights, average,
+// optimizer and state.json with its best bits and patience counter) are the same files.
 TEST_F(TrainTest, ResumeIsBitExact) {
-  ASSERT_EQ(run_training(small_run("straight")), 0);
-  TrainRun first = small_run("resumed");
-  first.stop_at = 3;  // not a multiple of save_every: the stop itself must save
-  ASSERT_EQ(run_training(first), 0);
-  EXPECT_EQ(read_checkpoint_info(first.out_dir + "/checkpoint").state.step, 3);
-  TrainRun second;
-  second.out_dir = first.out_dir;
-  second.resume = true;
-  second.train.steps = 0;  // keep the checkpoint's step count
-  second.log_every = 1000;
-  ASSERT_EQ(run_training(second), 0);
-  for (const char* file : {"model.safetensors", "optimizer.safetensors"})
-    EXPECT_TRUE(read_bytes(dir_ / "straight" / "checkpoint" / file) == read_bytes(dir_ / "resumed" / "checkpoint" / file))
-        << file << " differs";
+  for (const double ema : {0.0, 0.8}) {
+    SCOPED_TRACE(message("ema ", ema));
+    const std::string tag = ema > 0 ? "-ema" : "";
+    TrainRun straight = small_run("straight" + tag);
+    straight.train.ema = ema;
+    straight.train.patience = 5;
+    ASSERT_EQ(run_training(straight), 0);
+    TrainRun first = small_run("resumed" + tag);
+    first.train.ema = ema;
+    first.train.patience = 5;
+    first.stop_at = 3;  // not a multiple of save_every: the stop itself must save
+    ASSERT_EQ(run_training(first), 0);
+    EXPECT_EQ(read_checkpoint_info(first.out_dir + "/checkpoint").state.step, 3);
+    TrainRun second;
+    second.out_dir = first.out_dir;
+    second.resume = true;
+    second.train.steps = 0;  // keep the checkpoint's step count
+    second.log_every = 1000;
+    ASSERT_EQ(run_training(second), 0);
+    std::vector<std::string> files = {"model.safetensors", "optimizer.safetensors", "state.json"};
+    if (ema > 0) files.push_back("model_ema.safetensors");
+    for (const char* dir : {"checkpoint", "best"})
+      for (const std::string& file : files) {
+        const fs::path a = fs::path(straight.out_dir) / dir / file, b = fs::path(first.out_dir) / dir / file;
+        ASSERT_TRUE(fs::exists(a)) << a;
+        EXPECT_TRUE(slurp(a) == slurp(b)) << dir << "/" << file << " differs";
+      }
+    EXPECT_EQ(fs::exists(fs::path(straight.out_dir) / "checkpoint" / "model_ema.safetensors"), ema > 0);
+  }
 }
 
 TEST_F(TrainTest, TimeLimitSavesAndStops) {
@@ -139,13 +107,13 @@ TEST_F(TrainTest, RefusesToOverwriteAndStopsOnNonFiniteLoss) {
   load_checkpoint(ckpt, model, &optimizer);
   model.weights()[model.params().find("blocks.0.attn.qkv.weight").offset] = 3e38f;
   save_checkpoint(ckpt, model, &optimizer, info.train, info.state);
-  const std::string before = read_bytes(fs::path(ckpt) / "model.safetensors");
+  const std::string before = slurp(fs::path(ckpt) / "model.safetensors");
   TrainRun resume;
   resume.out_dir = run.out_dir;
   resume.resume = true;
   resume.train.steps = 0;
   EXPECT_EQ(run_training(resume), 1);
-  EXPECT_TRUE(read_bytes(fs::path(ckpt) / "model.safetensors") == before);
+  EXPECT_TRUE(slurp(fs::path(ckpt) / "model.safetensors") == before);
   EXPECT_EQ(read_checkpoint_info(ckpt).state.step, 2);
 }
 
@@ -180,15 +148,15 @@ TEST_F(TrainTest, InterruptSavesAndExitsCleanly) {
     lines = 0;
     for (std::string line; std::getline(metrics, line);) ++lines;
   }
-  ASSERT_EQ(lines >= 3, true) << read_bytes(dir_ / "log.txt");
+  ASSERT_EQ(lines >= 3, true) << slurp(dir_ / "log.txt");
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status)) << read_bytes(dir_ / "log.txt");
-  EXPECT_EQ(WEXITSTATUS(status), 130) << read_bytes(dir_ / "log.txt");
+  ASSERT_TRUE(WIFEXITED(status)) << slurp(dir_ / "log.txt");
+  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(dir_ / "log.txt");
   const CheckpointInfo info = read_checkpoint_info(out + "/checkpoint");
   EXPECT_GE(info.state.step, 3);
-  EXPECT_NE(read_bytes(dir_ / "log.txt").find("--resume"), std::string::npos);
+  EXPECT_NE(slurp(dir_ / "log.txt").find("--resume"), std::string::npos);
 }
 
 }  // namespace

@@ -386,6 +386,8 @@ void CudaModel::upload_weights(const std::vector<float>& weights) {
   SPT_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
+const float* CudaModel::master_weights() const { return state_->weights.data(); }
+
 void CudaModel::download_weights(std::vector<float>& weights) const {
   weights.resize(state_->P);
   state_->weights.download(weights.data(), weights.size());

@@ -50,6 +50,9 @@ class CudaModel {
 
   void upload_weights(const std::vector<float>& weights);                        // (P)
   void download_weights(std::vector<float>& weights) const;                      // (P)
+  // The fp32 master weights (P) on the device, for whole-buffer updates that read them
+  // beside AdamW (the trainer's weight average).
+  const float* master_weights() const;
   void upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t step);
   void download_optimizer(std::vector<float>& m, std::vector<float>& v) const;
   void download_grads(std::vector<float>& grads) const;                          // (P)

@@ -1,5 +1,5 @@
-// The whole-buffer ops of the training step on the device: AdamW, the fp64 sum of
-// squares behind the gradient norm, and scaling.
+// The whole-buffer ops of the training step on the device: AdamW, the weight average,
+// the fp64 sum of squares behind the gradient norm, and scaling.
 //
 // AdamW does its element arithmetic in fp64 and stores fp32, exactly the CPU's formula
 // (src/train/optimizer.cpp) with the bias corrections computed on the host by the same
@@ -54,6 +54,14 @@ __global__ void adamw_kernel(const ParamSegment* __restrict__ segments, int coun
     weights[i] = w;
     if (compute_copy != nullptr) ops::store_f32(compute_copy + i, w);
   }
+}
+
+// ema (n) = fma(keep, ema, take * weights): explicit roundings, so that no contraction
+// choice of the compiler changes the bits (the CPU computes the same expression).
+__global__ void ema_kernel(const float* __restrict__ weights, float* __restrict__ ema, int64_t n, double keep,
+                           double take) {
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    ema[i] = __double2float_rn(__fma_rn(keep, static_cast<double>(ema[i]), __dmul_rn(take, weights[i])));
 }
 
 // Partial sums of squares: thread j of the grid takes the groups of four elements
@@ -134,6 +142,15 @@ void adamw_step(const ParamSegment* segments, int count, int64_t n, const AdamWP
                                                                          static_cast<T*>(compute_copy));
     SPT_CUDA_CHECK_LAUNCH();
   });
+}
+
+void ema_update(const float* weights, float* ema, int64_t n, double decay, CUstream_st* stream) {
+  SPT_CHECK(n >= 0, "ema_update: element count n=", n, " must not be negative");
+  SPT_CHECK(decay >= 0 && decay < 1, "ema_update: decay ", decay, " must be in [0, 1) (--ema)");
+  if (n == 0) return;
+  SPT_CHECK(weights != nullptr && ema != nullptr, "ema_update: null device pointer among weights, ema (n=", n, ")");
+  ema_kernel<<<ops::grid_for(n), ops::kBlockThreads, 0, stream>>>(weights, ema, n, decay, 1.0 - decay);
+  SPT_CUDA_CHECK_LAUNCH();
 }
 
 double sum_of_squares(const float* x, int64_t n, CUstream_st* stream) {

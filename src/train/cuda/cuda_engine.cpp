@@ -1,5 +1,6 @@
-// The CUDA engine: a CudaModel trained with the device's AdamW; the host Model and
-// OptimizerState are refreshed from the device before checkpoints.
+// The CUDA engine: a CudaModel trained with the device's AdamW and, with --ema, a weight
+// average on the device; the host Model and OptimizerState are refreshed from the device
+// before checkpoints.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "model/cuda/cuda_model.h"
+#include "ops/optimizer_cuda.h"
 #include "train/engine.h"
 
 namespace spt {
@@ -30,6 +32,10 @@ class CudaEngine final : public Engine {
         deterministic_(options.deterministic) {
     gpu_.recompute = model.recompute;
     if (optimizer_ != nullptr) gpu_.upload_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq, optimizer_->step);
+    if (optimizer_ != nullptr && !optimizer_->ema.empty()) {
+      average_ = DeviceBuffer<float>(optimizer_->ema.size());
+      average_.upload(optimizer_->ema.data(), optimizer_->ema.size());
+    }
   }
   std::string describe() const override {
     return "cuda " + cuda::to_string(gpu_.precision()) + " on " + device_name() + ", attention kernels: " +
@@ -49,11 +55,30 @@ class CudaEngine final : public Engine {
     const double clip = train.clip > 0 && norm > train.clip ? train.clip / norm : 1.0;
     gpu_.optimizer_step(train, lr, static_cast<float>(clip / loss_scale));
     ++optimizer_->step;
+    if (train.ema > 0) {
+      SPT_CHECK(average_.size() == host_.weights().size(), "the run averages its weights (--ema ", train.ema,
+                ") but the engine was made without the average: start OptimizerState::ema from the weights");
+      cuda::ema_update(gpu_.master_weights(), average_.data(), static_cast<int64_t>(average_.size()), train.ema);
+    }
     return norm;
   }
   void sync_to_host() override {
     gpu_.download_weights(host_.weights());
     if (optimizer_ != nullptr) gpu_.download_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq);
+    if (optimizer_ != nullptr && average_.size() > 0) {
+      optimizer_->ema.resize(average_.size());
+      average_.download(optimizer_->ema.data(), average_.size());
+    }
+  }
+  // Through the host: validation is rare, and uploading refreshes the weights' copy in
+  // the activation type exactly as training does.
+  void swap_average() override {
+    SPT_CHECK(average_.size() > 0, "this engine keeps no weight average (train with --ema)");
+    std::vector<float> trained, average(average_.size());  // (P) each
+    gpu_.download_weights(trained);
+    average_.download(average.data(), average.size());
+    gpu_.upload_weights(average);
+    average_.upload(trained.data(), trained.size());
   }
   int64_t activation_bytes() const override { return gpu_.current_plan().activations; }
   std::string memory_report() const override { return gpu_.current_plan().describe(); }
@@ -62,6 +87,7 @@ class CudaEngine final : public Engine {
   Model& host_;
   OptimizerState* optimizer_;
   cuda::CudaModel gpu_;
+  DeviceBuffer<float> average_;  // (P) the weight average, when the run keeps one
   bool deterministic_;
 };
 
