@@ -26,5 +26,9 @@ double gradient_norm(const Model& model, const std::vector<float>& grads);
 double clip_gradients(Model& model, double max_norm);
 
 void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr);
+// The same step on the flattened parameters [begin, end) only (a data-parallel rank's
+// shard): their weights and moments change, the rest stays; state.step advances.
+void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr, int64_t begin,
+                    int64_t end);
 
 }  // namespace spt

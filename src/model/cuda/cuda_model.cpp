@@ -412,6 +412,8 @@ void CudaModel::download_grads(std::vector<float>& grads) const {
   state_->grads.download(grads.data(), grads.size());
 }
 
+float* CudaModel::device_grads() { return state_->grads.data(); }
+
 void CudaModel::zero_grads() {
   SPT_CUDA_CHECK(cudaMemset(state_->grads.data(), 0, state_->P * sizeof(float)));
 }

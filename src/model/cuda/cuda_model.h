@@ -53,6 +53,8 @@ class CudaModel {
   void upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t step);
   void download_optimizer(std::vector<float>& m, std::vector<float>& v) const;
   void download_grads(std::vector<float>& grads) const;                          // (P)
+  // The fp32 gradients in device memory, for collectives across GPUs (data parallelism).
+  float* device_grads();                                                         // (P)
 
   void zero_grads();
   // Adds d(mean loss * loss_scale)/d(params) into the device gradients; returns the

@@ -27,13 +27,17 @@ class CudaEngine final : public Engine {
         optimizer_(optimizer),
         gpu_(model, cuda::parse_precision(options.precision.empty() ? "bf16" : options.precision),
              options.training && optimizer != nullptr, options.deterministic),
-        deterministic_(options.deterministic) {
+        deterministic_(options.deterministic),
+        comm_(options.comm != nullptr && options.comm->world() > 1 ? options.comm : nullptr) {
+    SPT_CHECK(comm_ == nullptr || comm_->device_buffers(), "the CUDA backend needs a device communicator (NCCL), not ",
+              comm_->describe());
     gpu_.recompute = model.recompute;
     if (optimizer_ != nullptr) gpu_.upload_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq, optimizer_->step);
   }
   std::string describe() const override {
     return "cuda " + cuda::to_string(gpu_.precision()) + " on " + device_name() + ", attention kernels: " +
-           gpu_.attention_path() + (deterministic_ ? ", deterministic" : "");
+           gpu_.attention_path() + (deterministic_ ? ", deterministic" : "") +
+           (comm_ == nullptr ? "" : ", data-parallel over " + comm_->describe());
   }
   bool dynamic_loss_scaling() const override { return gpu_.precision() == cuda::Precision::fp16; }
   void zero_grads() override { gpu_.zero_grads(); }
@@ -44,6 +48,8 @@ class CudaEngine final : public Engine {
   void evaluate(const uint8_t* tokens, int B, float* losses) override { gpu_.evaluate(tokens, B, losses); }
   double step(const TrainConfig& train, double lr, float loss_scale) override {
     SPT_CHECK(optimizer_ != nullptr, "this engine was made without an optimizer");
+    // Each rank's gradients are its share of the mean: their sum over ranks is the mean.
+    if (comm_ != nullptr) comm_->all_reduce_sum(gpu_.device_grads(), static_cast<int64_t>(host_.weights().size()));
     const double norm = gpu_.gradient_norm(loss_scale);
     if (!std::isfinite(norm)) return norm;
     const double clip = train.clip > 0 && norm > train.clip ? train.clip / norm : 1.0;
@@ -63,6 +69,7 @@ class CudaEngine final : public Engine {
   OptimizerState* optimizer_;
   cuda::CudaModel gpu_;
   bool deterministic_;
+  dist::Communicator* comm_;  // NCCL; null alone
 };
 
 }  // namespace
