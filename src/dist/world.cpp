@@ -11,17 +11,6 @@
 namespace spt::dist {
 namespace {
 
-#ifdef SPT_HAVE_MPI
-constexpr bool kHaveMpi = true;
-#else
-constexpr bool kHaveMpi = false;
-#endif
-#ifdef SPT_HAVE_NCCL
-constexpr bool kHaveNccl = true;
-#else
-constexpr bool kHaveNccl = false;
-#endif
-
 std::unique_ptr<Communicator> join_mpi(const LaunchInfo& launch) {
   SPT_CHECK(launch.launcher == "mpirun", "--device cpu trains data-parallel over MPI only, but this process was "
             "started by ", launch.launcher, " as ", launch.describe(), ": launch it with mpirun -np ", launch.world,
@@ -80,10 +69,6 @@ World join_world(const LaunchInfo& launch, const std::string& device) {
   throw Error(message("this process is ", launch.describe(), " on --device cuda, but this spt was built without ",
                       "NCCL: rebuild where nccl.h and libnccl are installed (CMake finds them), or run one process"));
 #endif
-}
-
-std::string transports() {
-  return message("MPI ", kHaveMpi ? "yes" : "no", ", NCCL ", kHaveNccl ? "yes" : "no");
 }
 
 }  // namespace spt::dist

@@ -26,7 +26,4 @@ struct World {
 // device: "cpu" or "cuda" (the GPU is chosen by local rank).
 World join_world(const LaunchInfo& launch, const std::string& device);
 
-// Which optional transports this build has: "MPI yes, NCCL no".
-std::string transports();
-
 }  // namespace spt::dist

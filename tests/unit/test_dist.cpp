@@ -103,7 +103,9 @@ TEST(Shards, TileTheParametersAligned) {
         const dist::ShardRange s = dist::shard_range(n, world, r);
         EXPECT_EQ(s.begin, next) << n << " " << world << " " << r;
         EXPECT_LE(s.begin, s.end);
-        if (s.size() > 0) EXPECT_EQ(s.begin % 64, 0);
+        if (s.size() > 0) {
+          EXPECT_EQ(s.begin % 64, 0);
+        }
         next = s.end;
       }
       EXPECT_EQ(next, n);

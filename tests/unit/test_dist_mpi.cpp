@@ -31,7 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing_support::CliResult;
-using testing_support::run_spt;
 using testing_support::slurp;
 using testing_support::TempDir;
 

@@ -28,7 +28,9 @@ class CudaEngine final : public Engine {
         gpu_(model, cuda::parse_precision(options.precision.empty() ? "bf16" : options.precision),
              options.training && optimizer != nullptr, options.deterministic),
         deterministic_(options.deterministic),
-        comm_(options.comm != nullptr && options.comm->world() > 1 ? options.comm : nullptr) {
+        // A device communicator serves even a world of one (tests compare it with none).
+        comm_(options.comm != nullptr && (options.comm->world() > 1 || options.comm->device_buffers()) ? options.comm
+                                                                                                     : nullptr) {
     SPT_CHECK(comm_ == nullptr || comm_->device_buffers(), "the CUDA backend needs a device communicator (NCCL), not ",
               comm_->describe());
     gpu_.recompute = model.recompute;
