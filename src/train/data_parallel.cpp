@@ -60,9 +60,13 @@ void rank_batch(const TokenSplit& split, int64_t T, int B, uint64_t seed, int64_
   std::copy(mine, mine + int64_t{B} * T, tokens);
 }
 
-bool any_rank(dist::Communicator& comm, bool flag) {
-  if (comm.world() == 1) return flag;
-  return dist::all_sum(comm, flag ? 1.0 : 0.0) > 0;
+void any_rank(dist::Communicator& comm, std::initializer_list<bool*> flags) {
+  if (comm.world() == 1) return;
+  std::vector<double> votes;
+  for (const bool* flag : flags) votes.push_back(*flag ? 1.0 : 0.0);
+  comm.all_reduce_sum_host(votes.data(), static_cast<int64_t>(votes.size()));
+  size_t i = 0;
+  for (bool* flag : flags) *flag = votes[i++] > 0;
 }
 
 }  // namespace spt

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "data/dataset.h"
@@ -30,7 +31,8 @@ void share_weights(dist::Communicator& comm, Model& model, OptimizerState& optim
 void rank_batch(const TokenSplit& split, int64_t T, int B, uint64_t seed, int64_t draw, const dist::Communicator& comm,
                 uint8_t* tokens, std::vector<uint8_t>& scratch);
 
-// True on every rank when `flag` is true on any (a stop asked on one rank stops all at the same step).
-bool any_rank(dist::Communicator& comm, bool flag);
+// Each flag becomes true on every rank when it is true on any, in one collective (a stop
+// asked on one rank stops all at the same step).
+void any_rank(dist::Communicator& comm, std::initializer_list<bool*> flags);
 
 }  // namespace spt

@@ -224,8 +224,9 @@ int run_training(TrainRun run, dist::Communicator& comm) {
 
   while (state.step < run.train.steps) {
     // Rank 0's clock and any rank's signal decide for all, so every rank stops at the same step.
-    const bool out_of_time = any_rank(comm, lead && run.time_limit > 0 && train_seconds >= run.time_limit);
-    const bool signalled = any_rank(comm, signals.requested());
+    bool out_of_time = lead && run.time_limit > 0 && train_seconds >= run.time_limit;
+    bool signalled = signals.requested();
+    any_rank(comm, {&out_of_time, &signalled});
     if ((run.stop_at > 0 && state.step >= run.stop_at) || out_of_time) {
       if (last_saved != state.step) save_now();
       progress.note(message("stopped at step ", state.step, " as asked (", out_of_time ? "--time-limit" : "--stop-at",

@@ -14,6 +14,7 @@
 
 #include "core/rng.h"
 #include "model/model.h"
+#include "metrics_test_util.h"
 #include "temp_dir.h"
 #include "test_support.h"
 #include "train/engine.h"
@@ -29,6 +30,7 @@ namespace {
 #ifdef SPT_HAVE_NCCL
 
 using testing_support::slurp;
+using testing_support::losses_of;
 using testing_support::TempDir;
 
 int gpu_count() {
@@ -95,16 +97,6 @@ TEST(CudaDist, EngineThroughNcclEqualsEngineAlone) {
     weights.push_back(model.weights());
   }
   EXPECT_EQ(weights[0], weights[1]);
-}
-
-std::vector<double> losses_of(const std::string& run) {
-  std::vector<double> losses;
-  std::ifstream in(run + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    const nlohmann::json row = nlohmann::json::parse(line);
-    if (row.contains("loss")) losses.push_back(row["loss"].get<double>());
-  }
-  return losses;
 }
 
 // Two ranks as torchrun starts them (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT):

@@ -21,6 +21,7 @@
 
 #include "core/rng.h"
 #include "model/model.h"
+#include "metrics_test_util.h"
 #include "temp_dir.h"
 #include "test_support.h"
 #include "train/checkpoint.h"
@@ -31,6 +32,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing_support::CliResult;
+using testing_support::losses_of;
 using testing_support::slurp;
 using testing_support::TempDir;
 
@@ -40,16 +42,6 @@ bool have_mpirun() { return std::system("command -v mpirun >/dev/null 2>&1") == 
 std::string mpirun(int ranks) {
   return "mpirun --oversubscribe" + std::string(::geteuid() == 0 ? " --allow-run-as-root" : "") + " -np " +
          std::to_string(ranks) + " ";
-}
-
-std::vector<double> losses_of(const std::string& run) {
-  std::vector<double> losses;
-  std::ifstream in(run + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    const nlohmann::json row = nlohmann::json::parse(line);
-    if (row.contains("loss")) losses.push_back(row["loss"].get<double>());
-  }
-  return losses;
 }
 
 struct Trained {

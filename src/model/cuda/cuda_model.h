@@ -53,8 +53,6 @@ class CudaModel {
   void upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t step);
   void download_optimizer(std::vector<float>& m, std::vector<float>& v) const;
   void download_grads(std::vector<float>& grads) const;                          // (P)
-  // The fp32 gradients in device memory, for collectives across GPUs (data parallelism).
-  float* device_grads();                                                         // (P)
 
   void zero_grads();
   // Adds d(mean loss * loss_scale)/d(params) into the device gradients; returns the
@@ -67,6 +65,19 @@ class CudaModel {
   double gradient_norm(double unscale) const;
   // AdamW with the gradients multiplied by grad_scale first (unscaling and clipping).
   void optimizer_step(const TrainConfig& train, double lr, float grad_scale);
+  // The same on the flattened parameters [begin, end) only (a data-parallel rank's shard):
+  // their master weights, moments and compute copy change; the step count advances.
+  void optimizer_step(const TrainConfig& train, double lr, float grad_scale, int64_t begin, int64_t end);
+  // The fp32 buffers in device memory, for collectives across GPUs (data parallelism);
+  // after writing the weights, weights_changed() re-derives the compute-precision copy.
+  struct DeviceParams {
+    float* weights;     // (P)
+    float* grads;       // (P)
+    float* exp_avg;     // (P)
+    float* exp_avg_sq;  // (P)
+  };
+  DeviceParams device_params();
+  void weights_changed();
 
   // The plan for batch B (training or evaluation buffers); throws with the numbers when
   // it does not fit in the free device memory.

@@ -51,15 +51,31 @@ class CudaEngine final : public Engine {
   double step(const TrainConfig& train, double lr, float loss_scale) override {
     SPT_CHECK(optimizer_ != nullptr, "this engine was made without an optimizer");
     // Each rank's gradients are its share of the mean: their sum over ranks is the mean.
-    if (comm_ != nullptr) comm_->all_reduce_sum(gpu_.device_grads(), static_cast<int64_t>(host_.weights().size()));
+    const int64_t n = static_cast<int64_t>(host_.weights().size());
+    if (comm_ != nullptr) comm_->all_reduce_sum(gpu_.device_params().grads, n);
     const double norm = gpu_.gradient_norm(loss_scale);
     if (!std::isfinite(norm)) return norm;
     const double clip = train.clip > 0 && norm > train.clip ? train.clip / norm : 1.0;
-    gpu_.optimizer_step(train, lr, static_cast<float>(clip / loss_scale));
+    const float grad_scale = static_cast<float>(clip / loss_scale);
+    if (comm_ == nullptr) {
+      gpu_.optimizer_step(train, lr, grad_scale);
+    } else {
+      // Sharded AdamW: this rank updates its shard of the weights and moments, then the
+      // weights are gathered whole.
+      const dist::ShardRange shard = dist::shard_range(n, comm_->world(), comm_->rank());
+      gpu_.optimizer_step(train, lr, grad_scale, shard.begin, shard.end);
+      comm_->all_gather(gpu_.device_params().weights, n);
+      gpu_.weights_changed();
+    }
     ++optimizer_->step;
     return norm;
   }
   void sync_to_host() override {
+    if (comm_ != nullptr && optimizer_ != nullptr) {  // the moments' shards, gathered whole
+      const int64_t n = static_cast<int64_t>(host_.weights().size());
+      comm_->all_gather(gpu_.device_params().exp_avg, n);
+      comm_->all_gather(gpu_.device_params().exp_avg_sq, n);
+    }
     gpu_.download_weights(host_.weights());
     if (optimizer_ != nullptr) gpu_.download_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq);
   }
