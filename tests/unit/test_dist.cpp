@@ -1,8 +1,11 @@
 // Data parallelism without a second process: launch variables of torchrun, mpirun and
 // srun, parameter shards, the TCP rendezvous (and its timeouts), and the sharded AdamW step.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <string>
 #include <thread>
@@ -209,6 +212,56 @@ TEST(Rendezvous, RankZeroWaitsForTheIdUntilItsTimeout) {
   zero.join();
   EXPECT_NE(error.find("got no id from rank 0 within 1 s"), std::string::npos) << error;
   EXPECT_EQ(late_error, "");
+}
+
+// Runs `rank` of a 2-rank TcpGroup in a child process: joins, takes the id, watches, then
+// `then()`; the child exits 0 when then() returns.
+template <typename Then>
+pid_t child_rank(int rank, int port, Then then) {
+  const pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  try {
+    dist::TcpGroup group(rank_of(rank, 2, port, 10));
+    group.broadcast("id");
+    group.watch();
+    then(group);
+  } catch (...) {
+    ::_exit(3);
+  }
+  ::_exit(0);
+}
+
+// Waits at most `seconds` for `pid`; its exit status, or -1 (then it is killed).
+int exit_within(pid_t pid, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The liveness watch of the rendezvous: a rank that dies without finishing ends its peer
+// (status 1, within seconds); one that finished does not.
+TEST(Rendezvous, ADeadRankEndsItsPeerAndAFinishedOneDoesNot) {
+  for (const bool finish : {false, true}) {
+    const int port = free_port();
+    const pid_t zero = child_rank(0, port, [&](dist::TcpGroup& group) {
+      std::this_thread::sleep_for(std::chrono::seconds(finish ? 1 : 20));
+      group.finish();
+    });
+    const pid_t one = child_rank(1, port, [&](dist::TcpGroup& group) {
+      if (finish) group.finish();
+      ::_exit(finish ? 0 : 9);  // no finish: as if killed
+    });
+    EXPECT_EQ(exit_within(one, 15), finish ? 0 : 9);
+    EXPECT_EQ(exit_within(zero, 10), finish ? 0 : 1) << (finish ? "finished" : "died");
+  }
 }
 
 ModelConfig tiny_model() {
