@@ -1,19 +1,17 @@
 // `spt pattern`: look at an attention pattern as a picture, as statistics of its
 // block layout, or as the exact list of keys every query attends to.
-#include <unistd.h>
 
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "io/file_util.h"
 #include "io/png.h"
 #include "model/config.h"
 #include "pattern/block_layout.h"
@@ -121,31 +119,25 @@ void print_stats_table(const nlohmann::json& stats) {
               static_cast<long long>(stats["causal_blocks_per_head"].get<int64_t>()));
 }
 
-// Writes "h i j1 j2 ..." per (head, query) to a temporary name, then renames it.
+// Writes "h i j1 j2 ..." per (head, query) through write_file_atomically (a temporary
+// sibling, renamed over `path` once complete).
 int64_t dump_mask(const Pattern& pattern, int layer, int64_t T, const std::string& path) {
-  const std::string temp = message(path, ".tmp.", getpid());
-  std::ofstream out(temp);
-  SPT_CHECK(out.is_open(), "cannot write mask '", path, "': ", std::strerror(errno));
   std::vector<int32_t> keys;
   std::string line;
   int64_t lines = 0;
-  for (int h = 0; h < pattern.heads(); ++h) {
-    const HeadMask mask = pattern.head_mask(layer, h);
-    for (int64_t i = 0; i < T; ++i) {
-      mask.row_keys(i, keys);
-      line = std::to_string(h) + ' ' + std::to_string(i);
-      for (int32_t j : keys) line += ' ' + std::to_string(j);
-      line += '\n';
-      out << line;
-      ++lines;
+  write_file_atomically(path, [&](OutputFile& out) {
+    for (int h = 0; h < pattern.heads(); ++h) {
+      const HeadMask mask = pattern.head_mask(layer, h);
+      for (int64_t i = 0; i < T; ++i) {
+        mask.row_keys(i, keys);
+        line = std::to_string(h) + ' ' + std::to_string(i);
+        for (int32_t j : keys) line += ' ' + std::to_string(j);
+        line += '\n';
+        out.write(line.data(), static_cast<int64_t>(line.size()));
+        ++lines;
+      }
     }
-  }
-  out.close();
-  const bool written = !out.fail() && std::rename(temp.c_str(), path.c_str()) == 0;
-  if (!written) {
-    std::remove(temp.c_str());
-    throw Error(message("cannot write mask '", path, "': the write or the rename failed (disk full or no permission?)"));
-  }
+  });
   return lines;
 }
 

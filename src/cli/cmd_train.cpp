@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "core/error.h"
+#include "dist/world.h"
 #include "io/input_file.h"
 #include "model/config_json.h"
 #include "model/model_size.h"
@@ -80,10 +81,10 @@ void print_config(const TrainRun& r) {
 void check_resume_flags(CLI::App* cmd) {
   for (const char* fixed : {"--preset", "--config", "--layers", "--width", "--heads", "--ctx", "--ff-ratio",
                             "--half-qk", "--pattern", "--stride", "--summary", "--summary-blocks", "--mode",
-                            "--dropout", "--pos-sizes", "--sample-rate", "--batch", "--accumulate", "--lr", "--warmup", "--weight-decay",
+                            "--dropout", "--pos-sizes", "--sample-rate", "--accumulate", "--lr", "--warmup", "--weight-decay",
                             "--beta1", "--beta2", "--eps", "--seed", "--ema", "--eval-windows", "--print-config"})
     SPT_CHECK(cmd->count(fixed) == 0, "--resume takes the model and training config from the checkpoint: drop ",
-              fixed, " (only --steps, --patience, --data and the logging flags may change)");
+              fixed, " (only --steps, --batch, --patience, --data and the logging flags may change)");
 }
 
 }  // namespace
@@ -112,9 +113,13 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--time-limit", run->time_limit,
                   "save and stop once this run's training steps took this many seconds (validation not counted; "
                   "0: no limit)");
-  cmd->footer("Example: spt train --preset kjv-small --data data/kjv.txt --out runs/kjv");
+  cmd->footer(
+      "Example: spt train --preset kjv-small --data data/kjv.txt --out runs/kjv\n"
+      "Data-parallel: torchrun --nproc-per-node 8 spt train --device cuda ..., mpirun -np 8 spt train ..., or srun; "
+      "the global batch is ranks x --batch x --accumulate (README: Training on many GPUs)");
   cmd->callback([cmd, flags, run, dry_run] {
     TrainRun r = *run;
+    const dist::LaunchInfo launch = dist::launch_from_environment();
     DataConfig data;
     flags->resolve(cmd, r.model, r.train, data);
     r.data_path = data.path;
@@ -128,12 +133,19 @@ void add_train_command(CLI::App& app) {
       r.data_format = cmd->count("--data-format") ? data.format : std::string();
       r.train.steps = cmd->count("--steps") ? r.train.steps : 0;
       r.resume_patience = cmd->count("--patience") ? r.train.patience : -1;
+      r.resume_batch = cmd->count("--batch") ? r.train.batch : 0;
     } else {
       r.data_format = data.format;
-      if (*dry_run) return print_config(r);
+      if (*dry_run) {
+        if (launch.rank == 0) print_config(r);
+        return;
+      }
       checked_host_plan(r);
     }
-    const int code = run_training(r);
+    // torchrun, mpirun or srun: this process is one rank of a data-parallel job.
+    dist::World world = dist::join_world(launch, r.device);
+    const int code = run_training(r, *world.comm);
+    world.finish();
     if (code != 0) throw CLI::RuntimeError(code);
   });
 }

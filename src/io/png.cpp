@@ -1,15 +1,14 @@
 #include "io/png.h"
 
 #include <png.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
+#include "io/file_util.h"
 
 namespace spt {
 namespace {
@@ -20,29 +19,24 @@ void check_size(const std::string& path, int width, int height, const void* data
   SPT_CHECK(data != nullptr, "cannot write PNG '", path, "': no pixel data");
 }
 
-// Encodes to `path`.tmp.<pid>, flushes it to disk and renames it over `path`.
+// Encodes in memory, then writes through write_file_atomically (a temporary sibling,
+// fsynced and renamed over `path`).
 void write_png_format(const std::string& path, const uint8_t* pixels, int width, int height, png_uint_32 format) {
   check_size(path, width, height, pixels);
-  const std::string temp = message(path, ".tmp.", getpid());
-  FILE* file = std::fopen(temp.c_str(), "wb");
-  SPT_CHECK(file != nullptr, "cannot write PNG '", path, "': ", std::strerror(errno));
   png_image image;
   std::memset(&image, 0, sizeof image);
   image.version = PNG_IMAGE_VERSION;
   image.width = static_cast<png_uint_32>(width);
   image.height = static_cast<png_uint_32>(height);
   image.format = format;
-  const int ok = png_image_write_to_stdio(&image, file, 0, pixels, 0, nullptr);
-  std::string failure;
-  if (!ok) failure = image.message;
-  if (failure.empty() && (std::fflush(file) != 0 || fsync(fileno(file)) != 0)) failure = std::strerror(errno);
-  if (std::fclose(file) != 0 && failure.empty()) failure = std::strerror(errno);
-  if (failure.empty() && std::rename(temp.c_str(), path.c_str()) != 0) failure = std::strerror(errno);
+  png_alloc_size_t size = 0;
+  const bool sized = png_image_write_to_memory(&image, nullptr, &size, 0, pixels, 0, nullptr) != 0;
+  std::vector<uint8_t> encoded(sized ? size : 0);  // (size) the PNG file's bytes
+  const bool ok = sized && png_image_write_to_memory(&image, encoded.data(), &size, 0, pixels, 0, nullptr) != 0;
+  const std::string failure = ok ? std::string() : std::string(image.message);
   png_image_free(&image);
-  if (!failure.empty()) {
-    std::remove(temp.c_str());
-    throw Error(message("cannot write PNG '", path, "': ", failure));
-  }
+  SPT_CHECK(ok, "cannot write PNG '", path, "': ", failure);
+  write_file_atomically(path, [&](OutputFile& out) { out.write(encoded.data(), static_cast<int64_t>(size)); });
 }
 
 }  // namespace

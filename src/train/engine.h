@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "dist/communicator.h"
 #include "model/model.h"
 #include "train/optimizer.h"
 
@@ -20,6 +21,10 @@ struct EngineOptions {
   // cuda: backward passes that repeat bit for bit (the attention backward then runs a
   // separate dQ pass instead of accumulating dQ with atomic additions: slower).
   bool deterministic = false;
+  // Data parallelism: step() sums the gradients over the ranks (each rank passes its
+  // share of the mean as loss_scale), and on the CPU each rank updates its shard of the
+  // parameters (dist::shard_range) and gathers the rest. Null: a world of one.
+  dist::Communicator* comm = nullptr;
 };
 
 class Engine {
@@ -38,7 +43,8 @@ class Engine {
   // when it is not finite no step is taken.
   virtual double step(const TrainConfig& train, double lr, float loss_scale) = 0;
   // Copies weights and optimizer state (the weight average included) into the host model
-  // and optimizer.
+  // and optimizer. A collective under data parallelism (the optimizer's shards are
+  // gathered): every rank calls it.
   virtual void sync_to_host() = 0;
   // Exchanges the weights evaluate() uses with the weight average (OptimizerState::ema,
   // which step() updates when train.ema > 0); a second call swaps them back bit for bit.

@@ -27,6 +27,10 @@ struct EvalResult {
 struct EvalHooks {
   std::function<bool()> should_stop;                                // true: stop before the next batch
   std::function<void(int64_t windows_done, int64_t windows_total)> on_batch;  // after every batch
+  // Data parallelism: each rank scores a contiguous share of the windows and the results
+  // are summed over the ranks (every rank returns the same result; a stop asked on any
+  // rank stops all). Null: this process scores every window.
+  dist::Communicator* ranks = nullptr;
 };
 
 // max_windows = 0 evaluates the whole split; otherwise the first max_windows windows.
@@ -40,7 +44,8 @@ EvalResult evaluate_split(Model& model, const TokenSplit& split, int batch, int6
 // evaluate_split with a progress line labelled `label` on a terminal (stderr), stopping
 // before the next batch once should_stop() is true.
 EvalResult evaluate_with_progress(const std::string& label, Engine& engine, int64_t T, const TokenSplit& split,
-                                  int batch, int64_t max_windows, const std::function<bool()>& should_stop);
+                                  int batch, int64_t max_windows, const std::function<bool()>& should_stop,
+                                  dist::Communicator* ranks = nullptr);
 
 // "over N tokens (K of M windows; <flag> 0 for all) (4s)": what a bounded pass covered and how to get
 // the whole split.

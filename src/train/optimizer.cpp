@@ -85,7 +85,14 @@ double clip_gradients(Model& model, double max_norm) {
 }
 
 void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr) {
+  optimizer_step(model, state, config, lr, 0, model.params().total());
+}
+
+void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr, int64_t first_param,
+                    int64_t end_param) {
   const int64_t n = model.params().total();
+  SPT_CHECK(first_param >= 0 && first_param <= end_param && end_param <= n, "optimizer range [", first_param, ", ",
+            end_param, ") lies outside the model's ", n, " parameters");
   SPT_CHECK(static_cast<int64_t>(state.exp_avg.size()) == n && static_cast<int64_t>(state.exp_avg_sq.size()) == n,
             "optimizer state holds ", state.exp_avg.size(), " and ", state.exp_avg_sq.size(),
             " floats but the model has ", n, ": build it as OptimizerState(model.params().total())");
@@ -103,8 +110,8 @@ void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& conf
   float* exp_avg_sq = state.exp_avg_sq.data();  // (n)
   // Element arithmetic in fp64, stored in fp32; each element is independent, so the
   // result does not depend on how the buffer is split across threads.
-  parallel_for(n, [&](int64_t begin, int64_t end) {
-    for_each_piece(model.params(), begin, end, [&](int64_t first, int64_t last, bool decay) {
+  parallel_for(end_param - first_param, [&](int64_t begin, int64_t end) {
+    for_each_piece(model.params(), first_param + begin, first_param + end, [&](int64_t first, int64_t last, bool decay) {
       const double keep = decay ? decay_factor : 1.0;
       for (int64_t i = first; i < last; ++i) {
         const double g = grads[i];

@@ -29,6 +29,10 @@ double gradient_norm(const Model& model, const std::vector<float>& grads);
 double clip_gradients(Model& model, double max_norm);
 
 void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr);
+// The same step on the flattened parameters [begin, end) only (a data-parallel rank's
+// shard): their weights and moments change, the rest stays; state.step advances.
+void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr, int64_t begin,
+                    int64_t end);
 
 // ema (n) = decay * ema + (1 - decay) * weights (n), element by element in fp64 as
 // fma(decay, ema, (1 - decay) * w), stored in fp32 (the CUDA ema_update computes the same bits).

@@ -65,15 +65,19 @@ std::string format_duration(double seconds) {
   return buffer;
 }
 
-Progress::Progress(int64_t total_steps, int64_t first_step, int log_every)
-    : total_(total_steps), first_(first_step), tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {
+Progress::Progress(int64_t total_steps, int64_t first_step, int log_every, bool quiet)
+    : total_(total_steps),
+      first_(first_step),
+      tty_(isatty(STDERR_FILENO) != 0),
+      quiet_(quiet),
+      start_(std::chrono::steady_clock::now()) {
   log_every_ = log_every > 0 ? log_every : static_cast<int>(std::clamp<int64_t>(total_steps / 50, 1, 100));
 }
 
 void Progress::step(int64_t step, double loss, double bits, double lr, double tokens_per_s) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double eta = elapsed / static_cast<double>(std::max<int64_t>(1, step - first_)) * (total_ - step);
-  if (!tty_ && step % log_every_ != 0 && step != total_) return;
+  if (quiet_ || (!tty_ && step % log_every_ != 0 && step != total_)) return;
   // Priorities: the step and the bits matter most, then the ETA, the loss, the speed, the rate.
   const std::vector<LineField> fields = {
       {"step " + std::to_string(step) + "/" + std::to_string(total_), 9},
@@ -89,6 +93,7 @@ void Progress::step(int64_t step, double loss, double bits, double lr, double to
 }
 
 void Progress::note(const std::string& line) {
+  if (quiet_) return;
   std::fprintf(stderr, "%s%s\n", line_open_ ? "\n" : "", line.c_str());
   line_open_ = false;
   std::fflush(stderr);

@@ -31,7 +31,8 @@ std::string format_duration(double seconds);
 
 class Progress {
  public:
-  Progress(int64_t total_steps, int64_t first_step, int log_every /*0: automatic*/);
+  // quiet: prints nothing (the ranks other than 0 of a data-parallel job).
+  Progress(int64_t total_steps, int64_t first_step, int log_every /*0: automatic*/, bool quiet = false);
   void step(int64_t step, double loss, double bits, double lr, double tokens_per_s);
   void note(const std::string& line);  // a whole line, kept on screen
   void clear();                        // erases the open step line (before another phase draws)
@@ -40,6 +41,7 @@ class Progress {
   int64_t total_, first_;
   int log_every_;
   bool tty_;
+  bool quiet_;
   bool line_open_ = false;
   std::chrono::steady_clock::time_point start_;
 };

@@ -18,6 +18,7 @@
 #include "model/config_json.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
+#include "train/data_parallel.h"
 #include "train/engine.h"
 #include "train/evaluator.h"
 #include "train/loss_plot.h"
@@ -36,13 +37,15 @@ constexpr double kInitialLossScale = 65536.0;
 constexpr int64_t kLossScaleGrowthSteps = 1000;
 
 // Every row is checked as it is written: a full disk stops the run. `on_failure` (set
-// once the run can save) saves what can be saved and says what it did.
+// once the run can save) saves what can be saved and says what it did. An empty path
+// writes nothing (the ranks other than 0 of a data-parallel job).
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path) : out_(path) {}
+  explicit MetricsLog(const std::string& path) : out_(path.empty() ? nullptr : std::make_unique<AppendFile>(path)) {}
   void write(const nlohmann::json& row) {
+    if (!out_) return;
     try {
-      out_.write(row.dump() + '\n');
+      out_->write(row.dump() + '\n');
     } catch (const Error& e) {
       if (!on_failure) throw;
       throw Error(message(e.what(), "; stopped training: ", on_failure()));
@@ -51,7 +54,7 @@ class MetricsLog {
   std::function<std::string()> on_failure;
 
  private:
-  AppendFile out_;
+  std::unique_ptr<AppendFile> out_;
 };
 
 // The data path as stored in the checkpoint and config.json: absolute, so that eval and
@@ -99,16 +102,29 @@ std::string describe_validation(const EvalResult& r, const TrainState& state, bo
 }  // namespace
 
 int run_training(TrainRun run) {
+  const std::unique_ptr<dist::Communicator> alone = dist::make_single_communicator();
+  return run_training(std::move(run), *alone);
+}
+
+int run_training(TrainRun run, dist::Communicator& comm) {
   namespace fs = std::filesystem;
   SPT_CHECK(!run.out_dir.empty(), "no output directory: use --out DIR");
+  const bool lead = comm.rank() == 0;  // rank 0: reads the checkpoint, writes and prints
+  const int world = comm.world();
   const std::string checkpoint_dir = (fs::path(run.out_dir) / "checkpoint").string();
   const std::string best_dir = (fs::path(run.out_dir) / "best").string();
-  RunDirectory run_directory(run.out_dir);
-  remove_stale_checkpoint_temps(checkpoint_dir, true);
-  remove_stale_checkpoint_temps(best_dir, true);
-  const bool has_checkpoint = fs::exists(checkpoint_dir) || fs::exists(checkpoint_dir + ".old");
+  std::optional<RunDirectory> run_directory;
+  if (lead) {
+    run_directory.emplace(run.out_dir);
+    remove_stale_checkpoint_temps(checkpoint_dir, true);
+    remove_stale_checkpoint_temps(best_dir, true);
+    // config.json and loss.png are written through temporaries of the same naming.
+    for (const char* file : {"config.json", "loss.png"})
+      remove_stale_checkpoint_temps((fs::path(run.out_dir) / file).string(), true);
+  }
+  const bool has_checkpoint = lead && (fs::exists(checkpoint_dir) || fs::exists(checkpoint_dir + ".old"));
   TrainState state;
-  if (run.resume) {
+  if (lead && run.resume) {
     SPT_CHECK(has_checkpoint, "--resume: no checkpoint in '", run.out_dir, "': start a new run without --resume");
     const CheckpointInfo info = read_checkpoint_info(checkpoint_dir);
     const int64_t steps = run.train.steps, patience = run.resume_patience;
@@ -116,13 +132,19 @@ int run_training(TrainRun run) {
     run.train = info.train;
     if (steps > 0) run.train.steps = steps;
     if (patience >= 0) run.train.patience = patience;
+    if (run.resume_batch > 0) run.train.batch = run.resume_batch;
     state = info.state;
     if (run.data_path.empty()) run.data_path = state.data_path;
     if (run.data_format.empty()) run.data_format = state.data_format;
-  } else {
+  } else if (lead) {
     SPT_CHECK(!has_checkpoint, "'", run.out_dir, "' already holds a checkpoint (",
               fs::exists(checkpoint_dir) ? checkpoint_dir : checkpoint_dir + ".old",
               "): add --resume to continue it or choose another --out");
+  }
+  share_run_setup(comm, run.model, run.train, state);
+  if (!lead && run.resume) {
+    if (run.data_path.empty()) run.data_path = state.data_path;
+    if (run.data_format.empty()) run.data_format = state.data_format;
   }
   validate(run.model);
   validate(run.train);
@@ -137,14 +159,16 @@ int run_training(TrainRun run) {
   Model model(run.model);
   model.recompute = run.train.recompute;
   OptimizerState optimizer(static_cast<int64_t>(model.weights().size()));
-  if (run.resume) {
+  if (run.resume && lead) {
     load_checkpoint(checkpoint_dir, model, &optimizer);
   } else {
     model.init(run.train.seed);
     if (run.train.ema > 0) optimizer.ema = model.weights();  // the average starts at the initial weights
   }
   const bool average = run.train.ema > 0;
-  const std::unique_ptr<Engine> engine = make_engine({run.device, run.precision, true, run.deterministic}, model, &optimizer);
+  share_weights(comm, model, optimizer);
+  const std::unique_ptr<Engine> engine =
+      make_engine({run.device, run.precision, true, run.deterministic, &comm}, model, &optimizer);
   if (!engine->dynamic_loss_scaling()) {
     state.loss_scale = 1.0;
     state.clean_steps = 0;
@@ -156,28 +180,31 @@ int run_training(TrainRun run) {
                                    {"data", {{"format", data.format}, {"path", state.data_path},
                                              {"train_tokens", data.train.size()}, {"valid_tokens", data.valid.size()},
                                              {"test_tokens", data.test.size()}}}};
-  const std::string config_text = resolved.dump(2) + "\n";
-  write_file_atomically((fs::path(run.out_dir) / "config.json").string(), [&](OutputFile& out) {
-    out.write(config_text.data(), static_cast<int64_t>(config_text.size()));
-  });
-  std::printf("spt train: %s\n", resolved.dump().c_str());
-  std::printf("model: %lld parameters (%.1f MiB fp32), optimizer state %.1f MiB\n",
-              static_cast<long long>(model.params().total()), model.weights().size() * 4.0 / (1 << 20),
-              optimizer.exp_avg.size() * 8.0 / (1 << 20));
-  std::printf("%s from step %lld to %lld, %d x %d windows of %d tokens per step, on %s\n",
-              run.resume ? "resuming" : "training", static_cast<long long>(state.step),
-              static_cast<long long>(run.train.steps), run.train.accumulate, run.train.batch, run.model.ctx,
-              engine->describe().c_str());
-  std::fflush(stdout);
+  if (lead) {
+    const std::string config_text = resolved.dump(2) + "\n";
+    write_file_atomically((fs::path(run.out_dir) / "config.json").string(), [&](OutputFile& out) {
+      out.write(config_text.data(), static_cast<int64_t>(config_text.size()));
+    });
+    std::printf("spt train: %s\n", resolved.dump().c_str());
+    std::printf("model: %lld parameters (%.1f MiB fp32), optimizer state %.1f MiB\n",
+                static_cast<long long>(model.params().total()), model.weights().size() * 4.0 / (1 << 20),
+                optimizer.exp_avg.size() * 8.0 / (1 << 20));
+    std::printf("%s from step %lld to %lld, %s%d x %d windows of %d tokens per step, on %s\n",
+                run.resume ? "resuming" : "training", static_cast<long long>(state.step),
+                static_cast<long long>(run.train.steps), world > 1 ? message(world, " ranks x ").c_str() : "",
+                run.train.accumulate, run.train.batch, run.model.ctx, engine->describe().c_str());
+    std::fflush(stdout);
+    run_directory->keep();
+  }
 
   const std::string metrics_path = (fs::path(run.out_dir) / "metrics.jsonl").string();
-  MetricsLog metrics(metrics_path);
-  run_directory.keep();
+  MetricsLog metrics(lead ? metrics_path : std::string());
   StopSignals signals;
-  Progress progress(run.train.steps, state.step, run.log_every);
+  Progress progress(run.train.steps, state.step, run.log_every, !lead);
   const int64_t T = run.model.ctx;
   const int B = run.train.batch;
   std::vector<uint8_t> tokens(static_cast<size_t>(B) * T);  // (B, T)
+  std::vector<uint8_t> global_tokens;                        // (world * B, T), data_parallel.h
   const auto run_start = std::chrono::steady_clock::now();
   double train_seconds = 0.0;
   int64_t last_saved = run.resume ? state.step : -1;
@@ -186,14 +213,14 @@ int run_training(TrainRun run) {
   // RUN/best: the whole checkpoint of the step whose validation is the best so far.
   auto save_best = [&] {
     engine->sync_to_host();
-    save_checkpoint(best_dir, model, &optimizer, run.train, state);
+    if (lead) save_checkpoint(best_dir, model, &optimizer, run.train, state);
   };
   // Returns false when a stop signal abandoned the pass (nothing is logged for it).
   auto validate_now = [&] {
     progress.clear();
     if (average) engine->swap_average();
     const EvalResult r = evaluate_with_progress("validation", *engine, T, data.valid, run.eval_batch,
-                                                run.train.eval_batches, [&] { return signals.requested(); });
+                                                run.train.eval_batches, [&] { return signals.requested(); }, &comm);
     if (average) engine->swap_average();
     if (r.interrupted) return false;
     const bool best = record_validation(state, r.bits_per_dim);
@@ -201,13 +228,14 @@ int run_training(TrainRun run) {
                    {"valid_seconds", r.seconds}, {"valid_weights", average ? "ema" : "raw"}, {"best", best}});
     if (best) save_best();
     progress.note(describe_validation(r, state, best, average, data.images() ? "dim" : "byte"));
-    const std::string failed = update_loss_plot(metrics_path, (fs::path(run.out_dir) / "loss.png").string());
+    const std::string failed =
+        lead ? update_loss_plot(metrics_path, (fs::path(run.out_dir) / "loss.png").string()) : std::string();
     if (!failed.empty()) progress.note("could not update loss.png: " + failed);
     return true;
   };
   auto save_now = [&] {
     engine->sync_to_host();
-    save_checkpoint(checkpoint_dir, model, &optimizer, run.train, state);
+    if (lead) save_checkpoint(checkpoint_dir, model, &optimizer, run.train, state);
     last_saved = state.step;
   };
   auto stop_on_signal = [&] {
@@ -217,6 +245,11 @@ int run_training(TrainRun run) {
     return kInterruptedExitCode;
   };
   metrics.on_failure = [&]() -> std::string {
+    // Saving is a collective that the other ranks are not in.
+    if (world > 1 && last_saved != state.step)
+      return message("a data-parallel run cannot save from rank 0 alone; ",
+                     last_saved < 0 ? std::string("this run has no checkpoint")
+                                    : message("the last checkpoint (step ", last_saved, ") is kept"));
     try {
       if (last_saved != state.step) save_now();
       return message("the checkpoint of step ", state.step, " is in ", checkpoint_dir);
@@ -228,7 +261,10 @@ int run_training(TrainRun run) {
   };
 
   while (state.step < run.train.steps) {
-    const bool out_of_time = run.time_limit > 0 && train_seconds >= run.time_limit;
+    // Rank 0's clock and any rank's signal decide for all, so every rank stops at the same step.
+    bool out_of_time = lead && run.time_limit > 0 && train_seconds >= run.time_limit;
+    bool signalled = signals.requested();
+    any_rank(comm, {&out_of_time, &signalled});
     if ((run.stop_at > 0 && state.step >= run.stop_at) || out_of_time) {
       if (last_saved != state.step) save_now();
       progress.note(message("stopped at step ", state.step, " as asked (", out_of_time ? "--time-limit" : "--stop-at",
@@ -243,18 +279,20 @@ int run_training(TrainRun run) {
                             state.best_step, ", is in ", best_dir));
       return 0;
     }
-    if (signals.requested()) return stop_on_signal();
+    if (signalled) return stop_on_signal();
     const auto step_start = std::chrono::steady_clock::now();
     engine->zero_grads();
     double loss = 0.0;
     const float loss_scale = static_cast<float>(state.loss_scale);
     for (int micro = 0; micro < run.train.accumulate; ++micro) {
       const int64_t draw = state.step * run.train.accumulate + micro;
-      training_batch(data.train, T, B, run.train.seed, draw, tokens.data());
-      const DropoutContext dropout{run.train.seed, draw, run.model.dropout > 0};
-      loss += engine->forward_backward(tokens.data(), B, dropout, loss_scale / run.train.accumulate) /
+      rank_batch(data.train, T, B, run.train.seed, draw, comm, tokens.data(), global_tokens);
+      // Dropout masks differ between ranks: each rank's windows are other windows.
+      const DropoutContext dropout{run.train.seed, draw * world + comm.rank(), run.model.dropout > 0};
+      loss += engine->forward_backward(tokens.data(), B, dropout, loss_scale / (run.train.accumulate * world)) /
               run.train.accumulate;
     }
+    if (world > 1) loss = dist::all_sum(comm, loss) / world;
     const double lr = learning_rate(run.train.lr, state.step, run.train.warmup, run.train.steps);
     const double grad_norm = std::isfinite(loss) ? engine->step(run.train, lr, loss_scale) : loss;
     if (engine->dynamic_loss_scaling() && std::isfinite(loss) && !std::isfinite(grad_norm) &&
@@ -278,10 +316,10 @@ int run_training(TrainRun run) {
       state.clean_steps = 0;
     }
     ++state.step;
-    state.tokens_seen += int64_t{B} * T * run.train.accumulate;
+    state.tokens_seen += int64_t{B} * T * run.train.accumulate * world;
     const double step_seconds = seconds_since(step_start);
     train_seconds += step_seconds;
-    const double tokens_per_s = static_cast<double>(B) * T * run.train.accumulate / step_seconds;
+    const double tokens_per_s = static_cast<double>(B) * T * run.train.accumulate * world / step_seconds;
     const double bits = loss / std::log(2.0);
     metrics.write({{"step", state.step}, {"loss", loss}, {"bits", bits}, {"lr", lr}, {"grad_norm", grad_norm},
                    {"tokens_per_s", tokens_per_s}, {"elapsed_s", seconds_since(run_start)}});

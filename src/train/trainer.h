@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "dist/communicator.h"
 #include "model/config.h"
 
 namespace spt {
@@ -25,10 +26,16 @@ struct TrainRun {
   int64_t stop_at = 0;      // > 0: save and stop once this many steps are done (resume later)
   double time_limit = 0;    // > 0: save and stop once the steps of this run took this many seconds
   bool deterministic = false;  // cuda: bit-for-bit repeatable steps (EngineOptions::deterministic)
+  int resume_batch = 0;     // resume: > 0 replaces the checkpoint's batch (a run resumed on another
+                            // number of ranks keeps its global batch, ranks x batch, this way)
 };
 
 // Returns the process exit code: 0 done (or stopped by stop_at, time_limit or
 // train.patience), 1 stopped on a non-finite loss, 130 interrupted.
 int run_training(TrainRun run);
+// The same as one rank of a data-parallel job (train/data_parallel.h): every rank calls
+// it with its communicator; the global batch is world x batch x accumulate windows, rank
+// 0 alone writes and prints, and every rank returns the same code.
+int run_training(TrainRun run, dist::Communicator& comm);
 
 }  // namespace spt

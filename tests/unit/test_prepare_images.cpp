@@ -199,7 +199,7 @@ TEST(ImageArrays, ChannelPlanarRowsBecomeChannelFastestOnATinyKnownArray) {
                                           100, 110, 120, 101, 111, 121, 102, 112, 122, 103, 113, 123}));
   testing_support::write_bytes(dir / "grey.npy", npy_bytes(uint8_dict("(1, 9)"), std::vector<uint8_t>(9)));
   EXPECT_EQ(probe_image_array(dir / "grey.npy").shape, (ImageShape{3, 3, 1}));
-  for (const std::string& shape : {"(2, 10)", "(20,)", "(2, 3, 4)", "(0, 12)"}) {
+  for (const std::string shape : {"(2, 10)", "(20,)", "(2, 3, 4)", "(0, 12)"}) {
     const int64_t n = shape == "(20,)" ? 20 : shape == "(2, 10)" ? 20 : shape == "(0, 12)" ? 0 : 24;
     testing_support::write_bytes(dir / "odd.npy", npy_bytes(uint8_dict(shape), std::vector<uint8_t>(static_cast<size_t>(n))));
     const std::string error = error_of([&] { probe_image_array(dir / "odd.npy"); });

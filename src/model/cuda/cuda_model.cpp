@@ -91,6 +91,10 @@ struct CudaModel::State : WeightOffsets {
   DeviceBuffer<uint16_t> compute;            // (P) activation-type copy of the weights (not for fp32)
   DeviceBuffer<ParamSegment> segments;
   int segment_count = 0;
+  // The segment table of one shard [shard_begin, shard_end), offsets relative to its begin.
+  DeviceBuffer<ParamSegment> shard_segments;
+  int shard_segment_count = 0;
+  int64_t shard_begin = -1, shard_end = -1;
   int64_t optimizer_step = 0;
 
   int batch = 0;
@@ -462,18 +466,61 @@ double CudaModel::gradient_norm(double unscale) const {
   return std::sqrt(sum_of_squares(state_->grads.data(), state_->P)) / unscale;
 }
 
-void CudaModel::optimizer_step(const TrainConfig& train, double lr, float grad_scale) {
-  State& s = *state_;
+namespace {
+
+AdamWParams adamw_params(const TrainConfig& train, double lr, float grad_scale, int64_t step) {
   AdamWParams params;
   params.lr = static_cast<float>(lr);
   params.beta1 = static_cast<float>(train.beta1);
   params.beta2 = static_cast<float>(train.beta2);
   params.eps = static_cast<float>(train.eps);
   params.weight_decay = static_cast<float>(train.weight_decay);
-  params.step = ++s.optimizer_step;
+  params.step = step;
   params.grad_scale = grad_scale;
+  return params;
+}
+
+}  // namespace
+
+void CudaModel::optimizer_step(const TrainConfig& train, double lr, float grad_scale) {
+  State& s = *state_;
+  const AdamWParams params = adamw_params(train, lr, grad_scale, ++s.optimizer_step);
   adamw_step(s.segments.data(), s.segment_count, s.P, params, s.weights.data(), s.grads.data(), s.m.data(), s.v.data(),
              s.dtype, s.dtype == DType::f32 ? nullptr : s.compute.data());
+}
+
+void CudaModel::optimizer_step(const TrainConfig& train, double lr, float grad_scale, int64_t begin, int64_t end) {
+  State& s = *state_;
+  SPT_CHECK(begin >= 0 && begin <= end && end <= s.P, "optimizer shard [", begin, ", ", end, ") lies outside the ",
+            s.P, " parameters");
+  const AdamWParams params = adamw_params(train, lr, grad_scale, ++s.optimizer_step);
+  if (begin == end) return;
+  if (begin != s.shard_begin || end != s.shard_end) {
+    std::vector<ParamSegment> shard;
+    for (const ParamInfo& p : s.table->all()) {
+      const int64_t first = std::max(begin, p.offset), last = std::min(end, p.offset + p.size);
+      if (first < last) shard.push_back({first - begin, last - first, p.decay});
+    }
+    s.shard_segments = DeviceBuffer<ParamSegment>(shard.size());
+    if (!shard.empty()) s.shard_segments.upload(shard.data(), shard.size());
+    s.shard_segment_count = static_cast<int>(shard.size());
+    s.shard_begin = begin;
+    s.shard_end = end;
+  }
+  uint16_t* compute = s.dtype == DType::f32 ? nullptr : s.compute.data();
+  adamw_step(s.shard_segments.data(), s.shard_segment_count, end - begin, params, s.weights.data() + begin,
+             s.grads.data() + begin, s.m.data() + begin, s.v.data() + begin, s.dtype,
+             compute == nullptr ? nullptr : compute + begin);
+}
+
+CudaModel::DeviceParams CudaModel::device_params() {
+  State& s = *state_;
+  return {s.weights.data(), s.grads.data(), s.m.data(), s.v.data()};
+}
+
+void CudaModel::weights_changed() {
+  State& s = *state_;
+  if (s.dtype != DType::f32) convert_from_f32(s.weights.data(), s.P, s.dtype, s.compute.data());
 }
 
 }  // namespace spt::cuda

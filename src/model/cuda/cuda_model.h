@@ -68,6 +68,19 @@ class CudaModel {
   double gradient_norm(double unscale) const;
   // AdamW with the gradients multiplied by grad_scale first (unscaling and clipping).
   void optimizer_step(const TrainConfig& train, double lr, float grad_scale);
+  // The same on the flattened parameters [begin, end) only (a data-parallel rank's shard):
+  // their master weights, moments and compute copy change; the step count advances.
+  void optimizer_step(const TrainConfig& train, double lr, float grad_scale, int64_t begin, int64_t end);
+  // The fp32 buffers in device memory, for collectives across GPUs (data parallelism);
+  // after writing the weights, weights_changed() re-derives the compute-precision copy.
+  struct DeviceParams {
+    float* weights;     // (P)
+    float* grads;       // (P)
+    float* exp_avg;     // (P)
+    float* exp_avg_sq;  // (P)
+  };
+  DeviceParams device_params();
+  void weights_changed();
 
   // The plan for batch B (training or evaluation buffers); throws with the numbers when
   // it does not fit in the free device memory.

@@ -29,7 +29,12 @@ class CudaEngine final : public Engine {
         optimizer_(optimizer),
         gpu_(model, cuda::parse_precision(options.precision.empty() ? "bf16" : options.precision),
              options.training && optimizer != nullptr, options.deterministic),
-        deterministic_(options.deterministic) {
+        deterministic_(options.deterministic),
+        // A device communicator serves even a world of one (tests compare it with none).
+        comm_(options.comm != nullptr && (options.comm->world() > 1 || options.comm->device_buffers()) ? options.comm
+                                                                                                     : nullptr) {
+    SPT_CHECK(comm_ == nullptr || comm_->device_buffers(), "the CUDA backend needs a device communicator (NCCL), not ",
+              comm_->describe());
     gpu_.recompute = model.recompute;
     if (optimizer_ != nullptr) gpu_.upload_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq, optimizer_->step);
     if (optimizer_ != nullptr && !optimizer_->ema.empty()) {
@@ -39,7 +44,8 @@ class CudaEngine final : public Engine {
   }
   std::string describe() const override {
     return "cuda " + cuda::to_string(gpu_.precision()) + " on " + device_name() + ", attention kernels: " +
-           gpu_.attention_path() + (deterministic_ ? ", deterministic" : "");
+           gpu_.attention_path() + (deterministic_ ? ", deterministic" : "") +
+           (comm_ == nullptr ? "" : ", data-parallel over " + comm_->describe());
   }
   bool dynamic_loss_scaling() const override { return gpu_.precision() == cuda::Precision::fp16; }
   void zero_grads() override { gpu_.zero_grads(); }
@@ -50,10 +56,23 @@ class CudaEngine final : public Engine {
   void evaluate(const uint8_t* tokens, int B, float* losses) override { gpu_.evaluate(tokens, B, losses); }
   double step(const TrainConfig& train, double lr, float loss_scale) override {
     SPT_CHECK(optimizer_ != nullptr, "this engine was made without an optimizer");
+    // Each rank's gradients are its share of the mean: their sum over ranks is the mean.
+    const int64_t n = static_cast<int64_t>(host_.weights().size());
+    if (comm_ != nullptr) comm_->all_reduce_sum(gpu_.device_params().grads, n);
     const double norm = gpu_.gradient_norm(loss_scale);
     if (!std::isfinite(norm)) return norm;
     const double clip = train.clip > 0 && norm > train.clip ? train.clip / norm : 1.0;
-    gpu_.optimizer_step(train, lr, static_cast<float>(clip / loss_scale));
+    const float grad_scale = static_cast<float>(clip / loss_scale);
+    if (comm_ == nullptr) {
+      gpu_.optimizer_step(train, lr, grad_scale);
+    } else {
+      // Sharded AdamW: this rank updates its shard of the weights and moments, then the
+      // weights are gathered whole.
+      const dist::ShardRange shard = dist::shard_range(n, comm_->world(), comm_->rank());
+      gpu_.optimizer_step(train, lr, grad_scale, shard.begin, shard.end);
+      comm_->all_gather(gpu_.device_params().weights, n);
+      gpu_.weights_changed();
+    }
     ++optimizer_->step;
     if (train.ema > 0) {
       SPT_CHECK(average_.size() == host_.weights().size(), "the run averages its weights (--ema ", train.ema,
@@ -63,6 +82,11 @@ class CudaEngine final : public Engine {
     return norm;
   }
   void sync_to_host() override {
+    if (comm_ != nullptr && optimizer_ != nullptr) {  // the moments' shards, gathered whole
+      const int64_t n = static_cast<int64_t>(host_.weights().size());
+      comm_->all_gather(gpu_.device_params().exp_avg, n);
+      comm_->all_gather(gpu_.device_params().exp_avg_sq, n);
+    }
     gpu_.download_weights(host_.weights());
     if (optimizer_ != nullptr) gpu_.download_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq);
     if (optimizer_ != nullptr && average_.size() > 0) {
@@ -89,6 +113,7 @@ class CudaEngine final : public Engine {
   cuda::CudaModel gpu_;
   DeviceBuffer<float> average_;  // (P) the weight average, when the run keeps one
   bool deterministic_;
+  dist::Communicator* comm_;  // NCCL; null alone
 };
 
 }  // namespace

@@ -1,0 +1,56 @@
+// The collectives data-parallel training needs, over whatever connects the ranks: MPI
+// between CPU processes (host buffers), NCCL between GPUs (device buffers, ordered on
+// the CUDA stream the model computes on), or nothing in a world of one process. The
+// trainer and engines call this interface only, so one code path serves every backend.
+// Every rank must make the same calls in the same order (they are collectives).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "dist/launch.h"
+
+namespace spt::dist {
+
+// Rank r's shard [begin, end) of n flattened parameters: equal shards of a multiple of
+// 64 floats (256 bytes, so every shard starts aligned), the last ones shorter or empty.
+struct ShardRange {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int64_t size() const { return end - begin; }
+};
+ShardRange shard_range(int64_t n, int world, int rank);
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world() const = 0;
+  virtual std::string describe() const = 0;  // "MPI, 2 ranks"
+  // True when the float collectives take device pointers (NCCL), false for host memory.
+  virtual bool device_buffers() const = 0;
+
+  // x (n), in place: the element-wise sum over the ranks, the same on every rank.
+  virtual void all_reduce_sum(float* x, int64_t n) = 0;
+  // x (n), in place: every rank's shard_range(n, world, rank) of x goes to every rank.
+  virtual void all_gather(float* x, int64_t n) = 0;
+  // x (n), in place: root's values on every rank.
+  virtual void broadcast(float* x, int64_t n, int root) = 0;
+
+  // Host values whatever the backend (flags, loss sums): x (n), in place, summed over ranks.
+  virtual void all_reduce_sum_host(double* x, int64_t n) = 0;
+  // data (bytes) in host memory, in place: root's bytes on every rank.
+  virtual void broadcast_host(void* data, int64_t bytes, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+// A world of one process: every collective returns its input.
+std::unique_ptr<Communicator> make_single_communicator();
+
+// Sums one host value over the ranks.
+double all_sum(Communicator& comm, double value);
+// Root's string on every rank (resized on the others).
+void broadcast_string(Communicator& comm, std::string& text, int root);
+
+}  // namespace spt::dist

@@ -1,0 +1,101 @@
+// The CPU backend's communicator: Open MPI (or any MPI) between the processes mpirun
+// started, on host buffers. MPI is initialised here, by the first world larger than one,
+// and finalised when the communicator is destroyed on a clean exit; a rank leaving with
+// an error skips MPI_Finalize, so mpirun ends the other ranks instead of leaving them
+// waiting in a collective.
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <exception>
+#include <vector>
+
+#include "core/error.h"
+#include "dist/communicator.h"
+#include "dist/mpi/mpi_world.h"
+
+namespace spt::dist {
+namespace {
+
+void check_mpi(int code, const char* call) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw Error(message(call, " failed: ", std::string(text, length)));
+}
+
+// MPI counts are ints: large buffers go in pieces of this many elements.
+constexpr int64_t kPiece = int64_t{1} << 30;
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(const LaunchInfo& launch) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+      int provided = 0;
+      check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    check_mpi(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
+    check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &world_), "MPI_Comm_size");
+    SPT_CHECK(rank_ == launch.rank && world_ == launch.world, "MPI sees rank ", rank_, " of ", world_,
+              " but the environment says ", launch.describe(),
+              ": an MPI other than the mpirun that started spt? launch with that MPI's own mpirun");
+  }
+  ~MpiCommunicator() override {
+    if (std::uncaught_exceptions() == 0) MPI_Finalize();
+  }
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  std::string describe() const override { return message("MPI, ", world_, " ranks"); }
+  bool device_buffers() const override { return false; }
+
+  void all_reduce_sum(float* x, int64_t n) override {
+    for (int64_t at = 0; at < n; at += kPiece)
+      check_mpi(MPI_Allreduce(MPI_IN_PLACE, x + at, static_cast<int>(std::min(kPiece, n - at)), MPI_FLOAT, MPI_SUM,
+                              MPI_COMM_WORLD),
+                "MPI_Allreduce");
+  }
+  void all_gather(float* x, int64_t n) override {
+    SPT_CHECK(n < INT_MAX, "MPI all-gather of ", n, " floats: more than an MPI count holds");
+    std::vector<int> counts(world_), offsets(world_);
+    for (int r = 0; r < world_; ++r) {
+      const ShardRange shard = shard_range(n, world_, r);
+      counts[r] = static_cast<int>(shard.size());
+      offsets[r] = static_cast<int>(shard.begin);
+    }
+    check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts.data(), offsets.data(), MPI_FLOAT,
+                             MPI_COMM_WORLD),
+              "MPI_Allgatherv");
+  }
+  void broadcast(float* x, int64_t n, int root) override {
+    for (int64_t at = 0; at < n; at += kPiece)
+      check_mpi(MPI_Bcast(x + at, static_cast<int>(std::min(kPiece, n - at)), MPI_FLOAT, root, MPI_COMM_WORLD),
+                "MPI_Bcast");
+  }
+  void all_reduce_sum_host(double* x, int64_t n) override {
+    SPT_CHECK(n < INT_MAX, "MPI all-reduce of ", n, " values: more than an MPI count holds");
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
+              "MPI_Allreduce");
+  }
+  void broadcast_host(void* data, int64_t bytes, int root) override {
+    char* at = static_cast<char*>(data);
+    for (int64_t done = 0; done < bytes; done += kPiece)
+      check_mpi(MPI_Bcast(at + done, static_cast<int>(std::min(kPiece, bytes - done)), MPI_BYTE, root, MPI_COMM_WORLD),
+                "MPI_Bcast");
+  }
+  void barrier() override { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+
+ private:
+  int rank_ = 0, world_ = 1;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator(const LaunchInfo& launch) {
+  return std::make_unique<MpiCommunicator>(launch);
+}
+
+}  // namespace spt::dist

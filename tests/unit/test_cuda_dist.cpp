@@ -1,0 +1,134 @@
+// Data parallelism on GPUs (run on a GPU machine; skipped elsewhere): NCCL collectives in
+// a world of one, the CUDA engine through NCCL against the engine alone (bit for bit),
+// and two processes on two GPUs against one process of the same global batch.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/rng.h"
+#include "model/model.h"
+#include "metrics_test_util.h"
+#include "temp_dir.h"
+#include "test_support.h"
+#include "train/engine.h"
+#include "train/optimizer.h"
+#ifdef SPT_HAVE_NCCL
+#include "core/cuda_check.h"
+#include "dist/cuda/nccl_world.h"
+#endif
+
+namespace spt {
+namespace {
+
+#ifdef SPT_HAVE_NCCL
+
+using testing_support::slurp;
+using testing_support::losses_of;
+using testing_support::TempDir;
+
+int gpu_count() {
+  if (!cuda_available()) return 0;
+  int count = 0;
+  cudaGetDeviceCount(&count);
+  return count;
+}
+
+std::unique_ptr<dist::Communicator> nccl_alone() {
+  dist::LaunchInfo launch;
+  launch.launcher = "torchrun";
+  return dist::make_nccl_communicator(launch, dist::nccl_unique_id());
+}
+
+TEST(CudaDist, NcclWorldOfOneReturnsItsInput) {
+  if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
+  const std::unique_ptr<dist::Communicator> comm = nccl_alone();
+  EXPECT_TRUE(comm->device_buffers());
+  const std::vector<float> host = {1.5f, -2, 3, 4, 5};
+  DeviceBuffer<float> x(host.size());
+  x.upload(host.data(), host.size());
+  comm->all_reduce_sum(x.data(), 5);
+  comm->all_gather(x.data(), 5);
+  comm->broadcast(x.data(), 5, 0);
+  std::vector<float> back(host.size());
+  x.download(back.data(), back.size());
+  EXPECT_EQ(back, host);
+  EXPECT_EQ(dist::all_sum(*comm, 2.25), 2.25);
+  std::string text(3 << 20, 'x');  // several pieces of the staging buffer
+  dist::broadcast_string(*comm, text, 0);
+  EXPECT_EQ(text, std::string(3 << 20, 'x'));
+  comm->barrier();
+}
+
+// The engine's gradients go through an NCCL all-reduce of one rank: the steps are the
+// engine's alone, bit for bit (fp32, deterministic backward).
+TEST(CudaDist, EngineThroughNcclEqualsEngineAlone) {
+  if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
+  ModelConfig config;
+  config.layers = 2;
+  config.width = 64;
+  config.heads = 2;
+  config.ctx = 128;
+  config.stride = 16;
+  config.pos_sizes = {8, 16};
+  const int B = 2;
+  std::vector<uint8_t> tokens(B * config.ctx);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint8_t>(uniform_int(3, i, 256));
+  const std::unique_ptr<dist::Communicator> comm = nccl_alone();
+  std::vector<std::vector<float>> weights;
+  for (dist::Communicator* used : {static_cast<dist::Communicator*>(nullptr), comm.get()}) {
+    Model model(config);
+    model.init(5);
+    OptimizerState optimizer(model.params().total());
+    const std::unique_ptr<Engine> engine = make_engine({"cuda", "fp32", true, true, used}, model, &optimizer);
+    TrainConfig train;
+    for (int step = 0; step < 3; ++step) {
+      engine->zero_grads();
+      engine->forward_backward(tokens.data(), B, DropoutContext{}, 1.0f);
+      engine->step(train, 1e-3, 1.0f);
+    }
+    engine->sync_to_host();
+    weights.push_back(model.weights());
+  }
+  EXPECT_EQ(weights[0], weights[1]);
+}
+
+// Two ranks as torchrun starts them (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT):
+// the TCP rendezvous hands out the NCCL id; the run matches one GPU of the same global
+// batch to fp32 rounding (other reduction orders).
+TEST(CudaDist, TwoGpusMatchOneOfTheSameGlobalBatch) {
+  if (gpu_count() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  TempDir dir("cuda-dist");
+  std::string text;
+  for (int i = 0; text.size() < 50000; ++i) text += static_cast<char>('a' + uniform_int(13, i, 26));
+  std::ofstream(dir / "data.txt") << text;
+  const std::string args = " train --device cuda --precision fp32 --deterministic --layers 2 --width 64 --heads 2 "
+                           "--ctx 128 --stride 16 --steps 5 --eval-batches 2 --lr 3e-3 --warmup 2 --data " +
+                           dir / "data.txt";
+  const std::string spt = std::string(SPT_BINARY);
+  ASSERT_EQ(std::system((spt + args + " --batch 4 --out " + dir / "one" + " >/dev/null 2>&1").c_str()), 0);
+  const std::string port = std::to_string(29500 + ::getpid() % 1000);
+  std::string ranks = "cd " + dir.path() + " && ";
+  for (int r = 0; r < 2; ++r)
+    ranks += "RANK=" + std::to_string(r) + " WORLD_SIZE=2 LOCAL_RANK=" + std::to_string(r) +
+             " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " timeout 120 " + spt + args + " --batch 2 --out " +
+             dir / "two" + " >rank" + std::to_string(r) + ".txt 2>&1 & ";
+  ASSERT_EQ(std::system((ranks + "wait %1 && wait %2").c_str()), 0) << slurp(dir / "rank0.txt") << slurp(dir / "rank1.txt");
+  const std::vector<double> a = losses_of(dir / "one"), b = losses_of(dir / "two");
+  ASSERT_EQ(a.size(), 5u);
+  ASSERT_EQ(b.size(), 5u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5 * a[i]) << "step " << i + 1;
+}
+
+#else
+TEST(CudaDist, NeedsNccl) { GTEST_SKIP() << "built without CUDA or NCCL"; }
+#endif
+
+}  // namespace
+}  // namespace spt
