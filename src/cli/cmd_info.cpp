@@ -41,11 +41,14 @@ void print_presets() {
     if (m.pattern == "fixed") std::printf(" --summary %d --summary-blocks %d", m.summary, m.summary_blocks);
     std::printf(" --mode %s --dropout %g --pos-sizes %s\n", m.mode.c_str(), m.dropout, sizes.c_str());
     std::printf("%14s train: --batch %d --accumulate %d --steps %lld --lr %g --warmup %lld --weight-decay %g "
-                "--beta1 %g --beta2 %g --eps %g --clip %g --eval-every %lld --eval-windows %lld --save-every %lld\n",
+                "--beta1 %g --beta2 %g --eps %g --clip %g --eval-every %lld --eval-windows %lld --save-every %lld --ema %g "
+                "--recompute %s\n",
                 "", t.batch, t.accumulate, static_cast<long long>(t.steps), t.lr, static_cast<long long>(t.warmup),
                 t.weight_decay, t.beta1, t.beta2, t.eps, t.clip, static_cast<long long>(t.eval_every),
-                static_cast<long long>(t.eval_batches), static_cast<long long>(t.save_every));
+                static_cast<long long>(t.eval_batches), static_cast<long long>(t.save_every), t.ema,
+                t.recompute ? "true" : "false");
     std::printf("%14s data: --data-format %s; %.0f parameters\n", "", p.data_format.c_str(), parameter_count(m));
+    if (!p.why.empty()) std::printf("%14s why: %s\n", "", p.why.c_str());
   }
 }
 

@@ -131,6 +131,35 @@ TEST(CliConfig, HelpShowsDefaultsAndPresetsShowTraining) {
   EXPECT_NE(presets.out.find("train: --batch 32 --accumulate 1 --steps 1600 --lr 0.003"), std::string::npos)
       << presets.out;
   EXPECT_NE(presets.out.find("--pos-sizes 28,28,1"), std::string::npos);
+  EXPECT_NE(presets.out.find("--ema 0.999 --recompute false"), std::string::npos) << presets.out;
+  EXPECT_NE(presets.out.find("why: assumes 2.3M pixels/s"), std::string::npos) << presets.out;
+}
+
+TEST(CliConfig, GpuPresetsPrintTheirConfig) {
+  TempDir dir("cli-config");
+  const struct {
+    const char* name;
+    int layers, width, ctx;
+    const char* pattern;
+  } cases[] = {{"mnist", 8, 384, 784, "strided"}, {"fashion", 8, 512, 784, "strided"},
+               {"kjv", 12, 512, 1024, "fixed"}, {"gcide", 12, 512, 1024, "fixed"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const CliResult r = spt(dir, std::string("train --preset ") + c.name + " --print-config");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const nlohmann::json config = printed_config(r);
+    EXPECT_EQ(config["model"]["layers"], c.layers);
+    EXPECT_EQ(config["model"]["width"], c.width);
+    EXPECT_EQ(config["model"]["ctx"], c.ctx);
+    EXPECT_EQ(config["model"]["pattern"], c.pattern);
+    EXPECT_EQ(config["train"]["recompute"], false);
+    EXPECT_NE(r.out.find("parameters: "), std::string::npos) << r.out;
+  }
+  // The ablation's overrides resolve on top of a GPU preset.
+  const CliResult dense = spt(dir, "train --preset mnist --pattern dense --ema 0 --steps 100 --print-config");
+  ASSERT_EQ(dense.code, 0) << dense.err;
+  EXPECT_EQ(printed_config(dense)["model"]["pattern"], "dense");
+  EXPECT_FALSE(printed_config(dense)["train"].contains("ema"));
 }
 
 TEST(CliConfig, PatternWorkIsBounded) {
