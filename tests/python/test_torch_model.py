@@ -105,6 +105,9 @@ class CheckpointRoundTrip(unittest.TestCase):
         for pname, t in model.state_dict().items():
             self.assertTrue(torch.equal(t, again.state_dict()[pname]), pname)
         self.assertEqual(eval_bits(exported, self.data), spt_bits, "spt eval of the weights PyTorch saved")
+        sample = os.path.join(self.tmp.name, name + "-sample.txt")
+        spt("sample", "--checkpoint", exported, "--count", "1", "--length", "8", "--out", sample)
+        self.assertTrue(os.path.getsize(sample) > 0, "spt sample of the weights PyTorch saved")
         print(f"{name}: PyTorch {bits:.9f} bits, spt eval {spt_bits:.9f}")
 
     def test_fixed_interleaved(self):

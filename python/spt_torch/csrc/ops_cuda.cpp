@@ -67,10 +67,11 @@ at::Tensor workspace(const spt::cuda::DeviceAttentionPlan& plan, const spt::Atte
 // q/k, other head dims), so that a slow path is never taken silently.
 void warn_if_slow(const spt::cuda::DeviceAttentionPlan& plan, const spt::AttentionShape& shape, DType dtype) {
   const std::string path = spt::cuda::attention_path(plan, shape, dtype);
-  if (path != "fast")
+  if (path != "fast") {
     TORCH_WARN_ONCE("spt_torch: ", spt::cuda::dtype_name(dtype), " attention with Dk = ", shape.Dk, ", Dv = ", shape.Dv,
                     " runs on spt's '", path, "' kernels, not the fast pattern-specific ones (those take bfloat16 or "
                     "float16 with Dk = Dv in {32, 64, 128})");
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
