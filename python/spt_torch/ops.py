@@ -46,7 +46,8 @@ if HAS_LIBRARY_API:
     @torch.library.register_fake("spt::attention_forward")
     def _forward_fake(q, k, v, pattern, stride, summary, summary_blocks, mode, layer, deterministic):
         B, H, T, _ = q.shape
-        out = q.new_empty((B, T, H, v.shape[-1])).transpose(1, 2)
+        D = v.shape[-1]
+        out = torch.empty_strided((B, H, T, D), (T * H * D, D, H * D, 1), dtype=v.dtype, device=v.device)
         return out, q.new_empty((B, H, T), dtype=torch.float32)
 
     @torch.library.register_fake("spt::attention_backward")

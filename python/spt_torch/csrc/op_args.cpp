@@ -115,7 +115,9 @@ void check_backward_inputs(const at::Tensor& dout, const at::Tensor& out, const 
 }
 
 at::Tensor new_output(const at::Tensor& like, int64_t D) {
-  return at::empty({like.size(0), like.size(2), like.size(1), D}, like.options()).transpose(1, 2);
+  // Strided rather than a transposed view, so that the op returns a tensor of its own (no _base).
+  const int64_t H = like.size(1), T = like.size(2);
+  return at::empty_strided({like.size(0), H, T, D}, {T * H * D, D, H * D, 1}, like.options());
 }
 
 }  // namespace spt_torch
