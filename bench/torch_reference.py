@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The spt network (docs/MODEL.md) in PyTorch on one GPU: the peer for spt's GPU
 training throughput. Same config as spt's enwik8 preset by default; attention through
-FlexAttention with the pattern's block mask, or dense causal SDPA (cuDNN); bf16
+FlexAttention with the pattern's block mask, spt's own kernels through the spt_torch op
+(PYTHONPATH=<build>/python), or dense causal SDPA (cuDNN); bf16
 autocast, per-block activation checkpointing, fused AdamW, torch.compile.
 
     python3 bench/torch_reference.py --attention flex --steps 12
     python3 bench/torch_reference.py --attention dense
+    PYTHONPATH=build/python python3 bench/torch_reference.py --attention spt
 
 Prints one JSON line: median step time after warm-up, tokens/s, peak GPU memory (or, when
 the model does not run, the error and the memory reached).
@@ -83,7 +85,7 @@ class Model(nn.Module):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--attention", choices=["flex", "dense"], default="flex")
+    ap.add_argument("--attention", choices=["flex", "spt", "dense"], default="flex")
     ap.add_argument("--pattern", default="fixed")
     ap.add_argument("--layers", type=int, default=30)
     ap.add_argument("--width", type=int, default=512)
@@ -105,6 +107,11 @@ def main():
 
         def attend(q, k, v):
             return flex(q, k, v, block_mask=mask)
+    elif a.attention == "spt":
+        import spt_torch
+
+        def attend(q, k, v):  # q, k, v: views of the fused projection, read in place
+            return spt_torch.sparse_attention(q, k, v, a.pattern, a.stride, summary=a.summary)
     else:
         def attend(q, k, v):
             with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION]):
