@@ -370,6 +370,7 @@ TEST_F(CudaTraining, WeightAverageIsSavedAndResumed) {
   TrainRun second;
   second.out_dir = first.out_dir;
   second.resume = true;
+  second.train.steps = 0;  // keep the checkpoint's step count
   second.device = "cuda";
   second.precision = "fp32";
   second.deterministic = true;

@@ -344,9 +344,15 @@ CudaModel::CudaModel(const Model& host, Precision precision, bool training, bool
             kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size());
   static_cast<WeightOffsets&>(s) = weight_offsets(*s.table, c);
   const Pattern pattern = model_pattern(c);
+  // The block layout grows as (T / 64)^2 (minutes of host time and gigabytes at T of a
+  // million) and only the block-layout and SIMT kernels read it: it is built only when
+  // those serve this model (fp32, or head dims the pattern-specific kernels do not take).
   for (int r = 0; r < c.layers; ++r) {
-    s.plans.push_back(make_device_plan(pattern, r, c.ctx, kAttentionBlock));
-    s.plans.back().deterministic = deterministic;
+    DeviceAttentionPlan plan = make_device_plan(pattern, r, c.ctx, kAttentionBlock, false);
+    if (std::string(spt::cuda::attention_path(plan, s.attention_shape_for(1), s.dtype)) != "fast")
+      plan = make_device_plan(pattern, r, c.ctx, kAttentionBlock, true);
+    plan.deterministic = deterministic;
+    s.plans.push_back(std::move(plan));
   }
   s.blas = std::make_unique<BlasContext>(nullptr);
 
