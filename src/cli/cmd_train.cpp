@@ -55,6 +55,7 @@ HostMemoryPlan checked_host_plan(const TrainRun& r) {
   if (!cpu) plan.activations = 0;
   check_memory_plan(plan, static_cast<double>(memory_limit_bytes()),
                     message("training this model (", size_fields(r.model), ") at batch ", widest,
+                            r.eval_batch > r.train.batch ? " (validation's --eval-batch; lower it too)" : "",
                             cpu ? "" : " (host side of a GPU run)"));
   plan = host_memory_plan(r.model, r.train.batch, true, r.train.recompute);
   if (!cpu) plan.activations = 0;

@@ -48,6 +48,17 @@ TEST(CliConfig, PrintConfigNeedsNoDataOrOutputAndWritesNothing) {
   EXPECT_EQ(spt(dir, "train --preset tiny --dry-run").code, 0);
 }
 
+// A model that fits at --batch 1 but not at validation's batch says which flag to lower.
+TEST(CliConfig, TooLargeForValidationNamesTheEvalBatch) {
+  TempDir dir("cli-config");
+  const std::string model = "train --layers 8 --width 256 --heads 4 --ctx 262144 --stride 512 --batch 1 --print-config";
+  const CliResult wide = spt(dir, model + " --eval-batch 64");
+  EXPECT_EQ(wide.code, 1);
+  EXPECT_NE(wide.err.find("at batch 64 (validation's --eval-batch; lower it too)"), std::string::npos) << wide.err;
+  const CliResult narrow = spt(dir, model + " --eval-batch 1");
+  EXPECT_EQ(narrow.err.find("--eval-batch"), std::string::npos) << narrow.err;
+}
+
 TEST(CliConfig, ARunsConfigJsonStartsANewRun) {
   TempDir dir("cli-config");
   write_text(dir / "data.txt", std::string(20000, 'a') + std::string(20000, 'b'));
