@@ -1,6 +1,7 @@
 // CPU sparse attention, forward + backward, against the machine's sgemm rate measured
 // in the same run. Effective GFLOP/s count only attended pairs: forward 4*D*pairs,
-// forward + backward 3.5 times that (DESIGN.md, performance method).
+// forward + backward 3.5 times that (the backward's five products against the
+// forward's two).
 //   build/bench/bench_attention_cpu --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 #include <cblas.h>

@@ -1,5 +1,5 @@
 // Named configurations: the paper's four setups and small CPU setups on the data
-// sets a fresh Debian machine can install (../shared/DATA.md, docs/RESULTS.md).
+// sets a fresh Debian machine can install (docs/DATA.md, docs/RESULTS.md).
 #pragma once
 
 #include <string>

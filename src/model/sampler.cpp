@@ -1,7 +1,7 @@
 // Sampling with a key/value cache. All sequences advance one position at a time: the
 // new row of every sequence runs through each layer as a (count, C) matrix, its keys
 // and values are appended to the layer's cache, and each head attends only to the
-// keys its mask allows, in fp32 (SPEC: q.k in fp32 for sampling).
+// keys its mask allows, in fp32 (as the paper's released code computes q.k when sampling).
 #include "model/sampler.h"
 
 #include <algorithm>

@@ -1,7 +1,8 @@
 // Attention of one new position per sequence over a key/value cache (sampling): the query
 // row of position t of each sequence attends, head by head, to the cached keys 0..t that
-// the head's mask allows, with scores q.k / sqrt(Dk) and the softmax in fp32 (SPEC: q.k in
-// fp32 for sampling). The CPU version is part of KvDecoder (src/model/sampler.cpp).
+// the head's mask allows, with scores q.k / sqrt(Dk) and the softmax in fp32 (as the
+// paper's released code computes them when sampling). The CPU version is part of
+// KvDecoder (src/model/sampler.cpp).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The paper's factorized attention patterns as data (SPEC.md section 1).
+// The paper's factorized attention patterns as data (Child et al. 2019, section 4.3).
 //
 // Every pattern is causal (j <= i). A pattern has up to two parts A(1), A(2):
 //   dense          A(1) = { j <= i }

@@ -1,4 +1,4 @@
-// Checkpoints: a directory holding model.safetensors (weights, DESIGN.md names, the
+// Checkpoints: a directory holding model.safetensors (weights, the names of docs/MODEL.md, the
 // model config in __metadata__), optimizer.safetensors (AdamW moments), with --ema
 // model_ema.safetensors (the weight average, in model.safetensors' format) and state.json
 // (step, seed, data, configs, best validation, CRC-32 of the tensor files and of itself). It is written

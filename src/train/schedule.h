@@ -1,5 +1,5 @@
 // Learning-rate schedule: linear warmup over `warmup` steps, then cosine decay to zero
-// at `steps` (SPEC.md section 2: warmup then cosine decay).
+// at `steps` (the paper's schedule).
 #pragma once
 
 #include <cmath>

@@ -31,7 +31,7 @@
 namespace spt {
 namespace {
 
-// Dynamic loss scaling in fp16 (SPEC section 2, as OpenAI's released example): start at
+// Dynamic loss scaling in fp16 (as OpenAI's released example does): start at
 // 2^16, halve and skip the step on inf/NaN, double after 1000 clean steps.
 constexpr double kInitialLossScale = 65536.0;
 constexpr int64_t kLossScaleGrowthSteps = 1000;
@@ -297,7 +297,7 @@ int run_training(TrainRun run, dist::Communicator& comm) {
     const double grad_norm = std::isfinite(loss) ? engine->step(run.train, lr, loss_scale) : loss;
     if (engine->dynamic_loss_scaling() && std::isfinite(loss) && !std::isfinite(grad_norm) &&
         state.loss_scale > 1.0) {
-      // fp16 overflow: the step was not taken; halve the scale and go on (SPEC: dynamic loss scaling).
+      // fp16 overflow: the step was not taken; halve the scale and go on.
       state.loss_scale /= 2;
       state.clean_steps = 0;
       ++state.step;

@@ -1,5 +1,5 @@
 // Brute-force pattern definitions for tests, written directly from the paper's
-// formulas (SPEC.md section 1), independently of src/pattern.
+// formulas (Child et al. 2019, section 4.3), independently of src/pattern.
 #pragma once
 
 #include <cstdint>

@@ -17,7 +17,7 @@
 // CPU result to the type (plus the fp32 term); the tensor-core kernels also round the
 // probabilities (and dS) to the type before their second product, which adds an error of
 // the same size as the output rounding: about twice the rounding error in all. Three
-// times that rounding error is allowed (k = 2 per rounding step taken, DESIGN.md).
+// times that rounding error is allowed (k = 2 per rounding step taken).
 // Every check is made per tensor and per (batch row, head, block of BS positions).
 #include <gtest/gtest.h>
 

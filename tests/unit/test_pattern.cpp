@@ -1,5 +1,5 @@
 // Pattern predicate, enumerations and block layouts against brute-force definitions
-// written here directly from the paper's formulas (SPEC.md section 1).
+// written here directly from the paper's formulas (Child et al. 2019, section 4.3).
 #include <gtest/gtest.h>
 
 #include <vector>

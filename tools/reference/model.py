@@ -2,7 +2,7 @@
 """An independent PyTorch reference of the spt network (docs/MODEL.md).
 
 Written from the definitions in docs/MODEL.md and the pattern definitions of
-src/pattern/pattern.h (SPEC.md section 1), not from spt's kernels, so that agreement
+src/pattern/pattern.h (the paper's section 4.3), not from spt's kernels, so that agreement
 between the two means something. Attention is explicit: a dense (H, T, T) boolean mask
 and a masked softmax; nothing here is sparse or fast.
 
