@@ -14,6 +14,11 @@
 #include "core/cuda_check.h"
 #include "ops/dtype.h"
 
+// Skips a test that needs a CUDA device on a machine without one (a CUDA build on a CPU
+// machine runs every test binary; GPU tests skip there).
+#define SPT_REQUIRE_CUDA_DEVICE() \
+  if (!::spt::cuda_available()) GTEST_SKIP() << "no CUDA device: this test needs a GPU"
+
 namespace spt::cuda_test {
 
 using cuda::DType;

@@ -20,26 +20,16 @@
 #include "model/presets.h"
 #include "train/checkpoint.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::expect_error;
 using testing_support::read_bytes;
 using testing_support::TempDir;
 using testing_support::write_bytes;
-
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string text = e.what();
-    EXPECT_EQ(text.find('\n'), std::string::npos) << "message spans lines: " << text;
-    for (const std::string& piece : pieces) EXPECT_NE(text.find(piece), std::string::npos) << "'" << piece << "' not in: " << text;
-    return;
-  }
-  ADD_FAILURE() << "no spt::Error thrown";
-}
 
 ModelConfig small_config() {
   ModelConfig c;

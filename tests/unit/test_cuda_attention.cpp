@@ -287,9 +287,6 @@ class CudaAttentionCase {
   std::vector<float> qkv_, dout_;
 };
 
-#define SPT_REQUIRE_CUDA_DEVICE() \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: the CUDA attention tests need a GPU"
-
 uint64_t next_seed() {
   static uint64_t seed = 1000;
   return ++seed;

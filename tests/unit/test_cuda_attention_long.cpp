@@ -179,7 +179,7 @@ void check_long_context(const PatternSpec& spec, int64_t T, int D, const std::ve
 }
 
 TEST(CudaAttentionLong, MillionPositionsInChunks) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: the CUDA attention tests need a GPU";
+  SPT_REQUIRE_CUDA_DEVICE();
   const int64_t T = int64_t{1} << 20;
   const int64_t mid = T / 2;
   const std::vector<Chunk> queries = {{0, 40}, {mid - 30, mid + 34}, {T - 64, T}};

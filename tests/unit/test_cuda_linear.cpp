@@ -35,6 +35,7 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "ops/linear.h"
+#include "cuda_test_util.h"
 
 namespace spt {
 namespace {
@@ -342,11 +343,8 @@ void check_case(cuda::BlasContext& blas, const LinearCase& c, uint64_t seed) {
               describe(c).c_str(), worst_y, worst_dx, worst_dweight, worst_dbias);
 }
 
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: the CUDA linear tests need a GPU"
-
 TEST(CudaLinear, ShapesAndTypes) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   cuda::BlasContext blas;
   struct Shape {
     int64_t N;
@@ -372,7 +370,7 @@ TEST(CudaLinear, ShapesAndTypes) {
 }
 
 TEST(CudaLinear, Fp32OutputFrom16BitInputs) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   cuda::BlasContext blas;
   uint64_t seed = 200;
   for (DType dtype : {DType::bf16, DType::f16})
@@ -393,7 +391,7 @@ TEST(CudaLinear, Fp32OutputFrom16BitInputs) {
 }
 
 TEST(CudaLinear, LongSequence) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   cuda::BlasContext blas;
   LinearCase c;
   c.N = 24576;
@@ -411,7 +409,7 @@ TEST(CudaLinear, LongSequence) {
 }
 
 TEST(CudaLinear, PointersAlignedOnlyToTheirElements) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   cuda::BlasContext blas;
   uint64_t seed = 400;
   for (DType dtype : {DType::f32, DType::bf16}) {
@@ -430,7 +428,7 @@ TEST(CudaLinear, PointersAlignedOnlyToTheirElements) {
 }
 
 TEST(CudaLinear, RepeatedCallsAreBitwiseIdentical) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   cudaStream_t stream = nullptr;
   SPT_CUDA_CHECK(cudaStreamCreate(&stream));
   {
@@ -457,7 +455,7 @@ TEST(CudaLinear, RepeatedCallsAreBitwiseIdentical) {
 }
 
 TEST(CudaLinear, RejectsBadInputs) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   cuda::BlasContext blas;
   DeviceBuffer<float> a(4096), b(4096), y(4096), dw(4096), db(64);
   char* raw = reinterpret_cast<char*>(a.data());

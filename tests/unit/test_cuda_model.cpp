@@ -20,14 +20,12 @@
 #include "train/engine.h"
 #include "train/evaluator.h"
 #include "train/trainer.h"
+#include "cuda_test_util.h"
 
 namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: the CUDA model tests need a GPU"
 
 ModelConfig small_config(const std::string& pattern, const std::string& mode, int ctx) {
   ModelConfig c;
@@ -66,7 +64,7 @@ double relative_error(const std::vector<float>& got, const std::vector<float>& w
 }
 
 TEST(CudaModel, Fp32LossAndEveryGradientMatchTheCpu) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   for (const auto& [pattern, mode] : std::vector<std::pair<std::string, std::string>>{
            {"dense", "merged"}, {"strided", "merged"}, {"strided", "interleaved"}, {"fixed", "merged"},
            {"fixed", "heads"}, {"local", "merged"}}) {
@@ -102,7 +100,7 @@ TEST(CudaModel, Fp32LossAndEveryGradientMatchTheCpu) {
 // half_qk: q/k of width C/2 (Dk = D/2), so the attention runs its Dk != Dv kernels and
 // the fused QKV buffer is (B, T, 2*H*Dk + C).
 TEST(CudaModel, HalfWidthQueriesAndKeysMatchTheCpu) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   for (const auto& [pattern, mode] : std::vector<std::pair<std::string, std::string>>{
            {"strided", "merged"}, {"fixed", "heads"}, {"fixed", "interleaved"}}) {
     for (const int width : {64, 128}) {  // D = 32, Dk = 16; D = 64, Dk = 32
@@ -136,7 +134,7 @@ TEST(CudaModel, HalfWidthQueriesAndKeysMatchTheCpu) {
 }
 
 TEST(CudaModel, BackwardTwiceDoublesTheGradients) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   const ModelConfig c = small_config("strided", "merged", 96);
   Model cpu(c);
   randomize(cpu, 6);
@@ -159,7 +157,7 @@ TEST(CudaModel, BackwardTwiceDoublesTheGradients) {
 }
 
 TEST(CudaModel, ABatchThatDoesNotFitIsRefusedWithTheNumbers) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   const ModelConfig c = small_config("fixed", "merged", 128);
   Model cpu(c);
   cuda::CudaModel gpu(cpu, cuda::Precision::bf16, true);
@@ -182,7 +180,7 @@ TEST(CudaModel, ABatchThatDoesNotFitIsRefusedWithTheNumbers) {
 }
 
 TEST(CudaModel, EvaluateMatchesTheCpu) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   const ModelConfig c = small_config("fixed", "merged", 128);
   Model cpu(c);
   randomize(cpu, 4);
@@ -201,7 +199,7 @@ TEST(CudaModel, EvaluateMatchesTheCpu) {
 class CudaTraining : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!cuda_available()) GTEST_SKIP() << "no CUDA device: the CUDA training tests need a GPU";
+    SPT_REQUIRE_CUDA_DEVICE();
     dir_ = fs::temp_directory_path() /
            ("spt_cuda_train_" + std::to_string(getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());

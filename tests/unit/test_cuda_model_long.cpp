@@ -13,6 +13,7 @@
 #include "core/rng.h"
 #include "model/cuda/cuda_model.h"
 #include "model/model.h"
+#include "cuda_test_util.h"
 
 namespace spt {
 namespace {
@@ -89,13 +90,13 @@ void compare_long_step(cuda::Precision precision, Tolerance tol) {
 }
 
 TEST(CudaModelLong, Fp32StepAt65536MatchesTheCpu) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  SPT_REQUIRE_CUDA_DEVICE();
   // fp32 on both sides; sums over up to 65,536 rows in different orders.
   compare_long_step(cuda::Precision::fp32, {1e-4, 1e-3});
 }
 
 TEST(CudaModelLong, Bf16StepAt65536MatchesTheCpu) {
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  SPT_REQUIRE_CUDA_DEVICE();
   // bf16 activations (8 significant bits, relative rounding 2^-9 per value) through two
   // layers: per-token losses within a few rounding units, gradients within ~3%, the
   // bound the shorter bf16 model tests use for whole tensors.

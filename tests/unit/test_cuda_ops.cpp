@@ -39,6 +39,7 @@
 #include "model/config.h"
 #include "model/model.h"
 #include "train/optimizer.h"
+#include "cuda_test_util.h"
 
 namespace spt {
 namespace {
@@ -243,9 +244,6 @@ void expect_same_bits(const DeviceArray::Host& a, const DeviceArray::Host& b, co
 }
 
 void sync() { SPT_CUDA_CHECK(cudaDeviceSynchronize()); }
-
-#define SPT_REQUIRE_CUDA_DEVICE() \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: the CUDA op tests need a GPU"
 
 TEST(CudaOps, GeluForwardAndBackward) {
   SPT_REQUIRE_CUDA_DEVICE();

@@ -18,12 +18,10 @@
 #include "model/model.h"
 #include "model/sampler.h"
 #include "sampler_test_util.h"
+#include "cuda_test_util.h"
 
 namespace spt {
 namespace {
-
-#define SKIP_WITHOUT_GPU() \
-  if (!cuda_available()) GTEST_SKIP() << "no CUDA device: the CUDA sampler tests need a GPU"
 
 struct SamplerCase {
   std::string pattern, mode;
@@ -74,7 +72,7 @@ const std::vector<SamplerCase>& cases() {
 }
 
 TEST(CudaSampler, LogitsOfEveryStepMatchTheCpuDecoder) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   for (const SamplerCase& s : cases()) {
     const ModelConfig c = config_of(s);
     Model model(c);
@@ -107,7 +105,7 @@ TEST(CudaSampler, LogitsOfEveryStepMatchTheCpuDecoder) {
 }
 
 TEST(CudaSampler, SampledSequencesAreTheCpuOnes) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   for (const SamplerCase& s : cases()) {
     if (s.ctx > 100) continue;
     const ModelConfig c = config_of(s);
@@ -131,7 +129,7 @@ TEST(CudaSampler, SampledSequencesAreTheCpuOnes) {
 // Past the context the window slides (SlidingDecoder over CudaDecoder::reset): greedy tokens
 // equal the CPU's, with the default keep and with small and large ones.
 TEST(CudaSampler, SlidesToTheCpuTokens) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   for (const SamplerCase& s : cases()) {
     if (s.ctx > 100) continue;
     const ModelConfig c = config_of(s);
@@ -153,7 +151,7 @@ TEST(CudaSampler, SlidesToTheCpuTokens) {
 }
 
 TEST(CudaSampler, RefusesBadInputs) {
-  SKIP_WITHOUT_GPU();
+  SPT_REQUIRE_CUDA_DEVICE();
   const ModelConfig c = config_of({"strided", "merged"});
   Model model(c);
   randomize(model, 1);

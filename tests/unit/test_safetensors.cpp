@@ -13,26 +13,15 @@
 #include "io/input_file.h"
 #include "io/safetensors.h"
 #include "temp_dir.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
+using testing_support::expect_error;
 using testing_support::read_bytes;
 using testing_support::TempDir;
 using testing_support::write_bytes;
-
-// Expects fn to throw spt::Error whose one-line message contains every piece.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string text = e.what();
-    EXPECT_EQ(text.find('\n'), std::string::npos) << "message spans lines: " << text;
-    for (const std::string& piece : pieces) EXPECT_NE(text.find(piece), std::string::npos) << "'" << piece << "' not in: " << text;
-    return;
-  }
-  ADD_FAILURE() << "no spt::Error thrown";
-}
 
 uint64_t read_u64_le(const char* p) {
   uint64_t value = 0;

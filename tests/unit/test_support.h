@@ -5,9 +5,13 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
 
 #include "core/error.h"
 
@@ -22,6 +26,19 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "";
+}
+
+// Expects `fn` to throw an spt::Error whose one-line message contains every piece.
+inline void expect_error(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    const std::string text = e.what();
+    EXPECT_EQ(text.find('\n'), std::string::npos) << "message spans lines: " << text;
+    for (const std::string& piece : pieces) EXPECT_NE(text.find(piece), std::string::npos) << "'" << piece << "' not in: " << text;
+    return;
+  }
+  ADD_FAILURE() << "no spt::Error thrown";
 }
 
 inline std::string slurp(const std::string& path) {
