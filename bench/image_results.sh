@@ -34,8 +34,7 @@ if [ $ablation = 1 ]; then
     esac
     run="$RUNS/$preset-ablation-$variant"
     train_fitted "$run" "$preset" "$data" "$seconds" "$@" "${flags[@]}"
-    test_json "$run/best" >"$run/test_best.json"
-    if [ -f "$run/best/model_ema.safetensors" ]; then test_json "$run/best" --raw-weights >"$run/test_best_raw.json"; fi
+    score_run "$run" --best-only
     summarize "$run" "$preset" "variant=$variant" "train_split_tokens=$train_pixels"
   done
   exit 0
@@ -43,11 +42,7 @@ fi
 
 run="$RUNS/$preset"
 train_fitted "$run" "$preset" "$data" "$seconds" "$@"
-start=$(date +%s)
-test_json "$run/best" >"$run/test_best.json"
-if [ -f "$run/best/model_ema.safetensors" ]; then test_json "$run/best" --raw-weights >"$run/test_best_raw.json"; fi
-test_json "$run/checkpoint" >"$run/test_last.json"
-eval_seconds=$(($(date +%s) - start))
+score_run "$run"
 rows=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["model"]["pos_sizes"][0])' "$run/config.json")
 "$SPT" sample --checkpoint "$run/best" --count 16 --device "$DEVICE" --out "$run/samples.png" >/dev/null
 "$SPT" sample --checkpoint "$run/best" --count 8 --prefix-rows $((rows / 2)) --device "$DEVICE" \

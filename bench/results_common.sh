@@ -69,6 +69,19 @@ test_json() {
     --batch "$EVAL_BATCH" --max-windows "$TEST_WINDOWS" "${@:2}"
 }
 
+# The whole test split scored with RUN/best's weight average and, when the run averages,
+# its raw weights, then (unless --best-only) the last checkpoint, into RUN/test_*.json;
+# sets eval_seconds.
+#   score_run RUN [--best-only]
+score_run() {
+  local run="$1" start
+  start=$(date +%s)
+  test_json "$run/best" >"$run/test_best.json"
+  if [ -f "$run/best/model_ema.safetensors" ]; then test_json "$run/best" --raw-weights >"$run/test_best_raw.json"; fi
+  if [ "${2:-}" != --best-only ]; then test_json "$run/checkpoint" >"$run/test_last.json"; fi
+  eval_seconds=$(($(date +%s) - start))
+}
+
 # The results line of RUN: training from metrics.jsonl, the test scores in RUN/test_*.json,
 # the compressors' bits for the same test tokens (data/compressors.json, when there), and
 # KEY=VALUE pairs given after RUN.

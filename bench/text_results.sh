@@ -16,11 +16,7 @@ shift 3
 mkdir -p "$RUNS"
 run="$RUNS/$preset"
 train_fitted "$run" "$preset" "$data" "$seconds" "$@"
-start=$(date +%s)
-test_json "$run/best" >"$run/test_best.json"
-if [ -f "$run/best/model_ema.safetensors" ]; then test_json "$run/best" --raw-weights >"$run/test_best_raw.json"; fi
-test_json "$run/checkpoint" >"$run/test_last.json"
-eval_seconds=$(($(date +%s) - start))
+score_run "$run"
 # The prompt: the first 256 bytes of the test split (spt's split: floor(0.95 n)).
 python3 - "$data" "$run/prompt.txt" <<'PY'
 import sys
