@@ -120,4 +120,10 @@ at::Tensor new_output(const at::Tensor& like, int64_t D) {
   return at::empty_strided({like.size(0), H, T, D}, {T * H * D, D, H * D, 1}, like.options());
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> new_gradients(const at::Tensor& q, const at::Tensor& k,
+                                                             const at::Tensor& v) {
+  return {at::empty_strided(q.sizes(), q.strides(), q.options()), at::empty_strided(k.sizes(), k.strides(), k.options()),
+          at::empty_strided(v.sizes(), v.strides(), v.options())};
+}
+
 }  // namespace spt_torch

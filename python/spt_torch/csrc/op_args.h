@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_strided.h>
@@ -45,6 +46,10 @@ void check_backward_inputs(const at::Tensor& dout, const at::Tensor& out, const 
 
 // A new (B, H, T, D) tensor over packed (B, T, H, D) memory: the op's output layout.
 at::Tensor new_output(const at::Tensor& like, int64_t D);
+
+// dq, dk, dv with the sizes and strides of q, k, v: the backward writes them in that layout.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> new_gradients(const at::Tensor& q, const at::Tensor& k,
+                                                             const at::Tensor& v);
 
 // Runs `body`, turning spt::Error into a ValueError that names the op.
 template <typename Body>

@@ -45,9 +45,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cpu(const at::Tensor& do
   check_cpu_dtype(q);
   check_backward_inputs(dout, out, lse, q, shape);
   const spt::Pattern p = make_pattern({pattern, stride, summary, summary_blocks, mode, layer}, shape.H);
-  at::Tensor dq = at::empty_strided(q.sizes(), q.strides(), q.options());
-  at::Tensor dk = at::empty_strided(k.sizes(), k.strides(), k.options());
-  at::Tensor dv = at::empty_strided(v.sizes(), v.strides(), v.options());
+  at::Tensor dq, dk, dv;
+  std::tie(dq, dk, dv) = new_gradients(q, k, v);
   translate_errors("spt_torch attention_backward", [&] {
     spt::cpu::attention_backward(spt::make_plan(p, static_cast<int>(layer)), shape, q.data_ptr<float>(),
                                  k.data_ptr<float>(), v.data_ptr<float>(), out.data_ptr<float>(),

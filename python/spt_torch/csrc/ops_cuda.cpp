@@ -108,9 +108,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cuda(const at::Tensor& d
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(q.get_device()).stream();
   const PatternArgs args{pattern, stride, summary, summary_blocks, mode, layer};
   const auto& plan = cached_plan(args, shape, q.get_device(), deterministic, stream);
-  at::Tensor dq = at::empty_strided(q.sizes(), q.strides(), q.options());
-  at::Tensor dk = at::empty_strided(k.sizes(), k.strides(), k.options());
-  at::Tensor dv = at::empty_strided(v.sizes(), v.strides(), v.options());
+  at::Tensor dq, dk, dv;
+  std::tie(dq, dk, dv) = new_gradients(q, k, v);
   at::Tensor scratch = workspace(plan, shape, dtype, true, q);
   translate_errors("spt_torch attention_backward", [&] {
     spt::cuda::attention_backward(plan, shape, dtype, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(),
