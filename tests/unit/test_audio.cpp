@@ -26,10 +26,9 @@
 namespace spt {
 namespace {
 
+using testing_support::contains;
 using testing_support::error_of;
 using testing_support::TempDir;
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 long double closed_form(long double x) {
   const long double mu = 255.0L;

@@ -19,6 +19,7 @@ namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::contains;
 using testing_support::error_of;
 
 // A fresh directory under the test temp dir, removed with its contents at the end.
@@ -53,8 +54,6 @@ void write_gzip(const std::string& path, const std::vector<uint8_t>& bytes) {
   ASSERT_EQ(gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
   ASSERT_EQ(gzclose(file), Z_OK);
 }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
   std::mt19937 gen(seed);

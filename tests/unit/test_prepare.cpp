@@ -29,10 +29,9 @@ namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::contains;
 using testing_support::error_of;
 using testing_support::TempDir;
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 std::vector<uint8_t> ramp(int64_t n, int first) {
   std::vector<uint8_t> t(static_cast<size_t>(n));

@@ -18,13 +18,12 @@
 namespace spt {
 namespace {
 
+using testing_support::contains;
 using testing_support::CliResult;
 using testing_support::slurp;
 using testing_support::TempDir;
 
 CliResult spt(const TempDir& dir, const std::string& args) { return testing_support::run_spt(dir.path(), args); }
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 TEST(AudioCli, PrepareTrainEvalSampleToWav) {
   if (!audio_decoding_available() || !resampling_available()) GTEST_SKIP() << "built without libsndfile or libsoxr";

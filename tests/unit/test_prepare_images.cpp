@@ -32,10 +32,9 @@ namespace spt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::contains;
 using testing_support::error_of;
 using testing_support::TempDir;
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // A .npy file: magic, version, little-endian header length, the dict padded with spaces
 // to a multiple of 64 and ended by a newline, then the data.

@@ -28,6 +28,8 @@ std::string error_of(F&& f) {
   return "";
 }
 
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 // Expects `fn` to throw an spt::Error whose one-line message contains every piece.
 inline void expect_error(const std::function<void()>& fn, const std::vector<std::string>& pieces) {
   try {
