@@ -83,7 +83,9 @@ struct LoadedWeights {
 LoadedWeights load_weights(const std::string& dir, Model& model, bool prefer_average);
 
 // Removes `checkpoint_dir`.tmp-<pid> siblings left by killed saves: those whose process
-// is gone, or all but this process's own when the caller holds the run's lock.
+// is gone, or all but this process's own when the caller holds the run's lock. Files
+// written by write_file_atomically leave temporaries of the same naming, so a file's
+// path serves as well.
 void remove_stale_checkpoint_temps(const std::string& checkpoint_dir, bool run_locked);
 
 // True for a directory holding state.json or optimizer.safetensors.

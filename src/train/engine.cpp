@@ -30,23 +30,20 @@ class CpuEngine final : public Engine {
   double step(const TrainConfig& train, double lr, float loss_scale) override {
     SPT_CHECK(optimizer_ != nullptr, "this engine was made without an optimizer");
     SPT_CHECK(loss_scale == 1.0f, "the CPU backend trains in fp32 without loss scaling");
-    if (comm_ == nullptr) {
-      const double norm = clip_gradients(model_, train.clip);
-      if (!std::isfinite(norm)) return norm;
-      optimizer_step(model_, *optimizer_, train, lr);
-      if (train.ema > 0) ema_update(model_.weights(), optimizer_->ema, train.ema);
-      return norm;
-    }
-    // Every rank gets the same summed gradients, hence the same norm and clipping; each
-    // then updates its shard and the weights are gathered whole.
+    // Under data parallelism every rank gets the same summed gradients, hence the same norm
+    // and clipping; each then updates its shard and the weights are gathered whole.
     const int64_t n = model_.params().total();
-    comm_->all_reduce_sum(model_.grads().data(), n);
+    if (comm_ != nullptr) comm_->all_reduce_sum(model_.grads().data(), n);
     const double norm = clip_gradients(model_, train.clip);
     if (!std::isfinite(norm)) return norm;
-    const dist::ShardRange shard = dist::shard_range(n, comm_->world(), comm_->rank());
-    optimizer_step(model_, *optimizer_, train, lr, shard.begin, shard.end);
-    comm_->all_gather(model_.weights().data(), n);
-    // Every rank holds the whole weights again, so each keeps the whole average itself.
+    if (comm_ == nullptr) {
+      optimizer_step(model_, *optimizer_, train, lr);
+    } else {
+      const dist::ShardRange shard = dist::shard_range(n, comm_->world(), comm_->rank());
+      optimizer_step(model_, *optimizer_, train, lr, shard.begin, shard.end);
+      comm_->all_gather(model_.weights().data(), n);
+    }
+    // Every rank holds the whole weights, so each keeps the whole average itself.
     if (train.ema > 0) ema_update(model_.weights(), optimizer_->ema, train.ema);
     return norm;
   }
