@@ -1,6 +1,7 @@
 #include "dist/communicator.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "core/error.h"
 
@@ -16,6 +17,7 @@ class SingleCommunicator final : public Communicator {
   std::string describe() const override { return "one process"; }
   bool device_buffers() const override { return false; }
   void all_reduce_sum(float*, int64_t) override {}
+  void reduce_scatter(float*, int64_t) override {}
   void all_gather(float*, int64_t) override {}
   void broadcast(float*, int64_t, int) override {}
   void all_reduce_sum_host(double*, int64_t) override {}
@@ -23,15 +25,44 @@ class SingleCommunicator final : public Communicator {
   void barrier() override {}
 };
 
+int64_t full_shard_size(int64_t n, int world) {
+  const int64_t per_rank = (n + world - 1) / world;
+  return (per_rank + kShardAlign - 1) / kShardAlign * kShardAlign;
+}
+
+// Moves every rank's shard between `root` and its rank, one host broadcast per shard from
+// its sender (root when scattering, the shard's rank when gathering); the ranks a shard
+// only passes through receive it into a scratch buffer. `at(r, piece)` is where rank r's
+// shard is read or written on this rank, null where it passes through; root's own shard
+// stays where it is (`at` copies it).
+template <typename At>
+void move_shards(Communicator& comm, int64_t n, int root, bool scatter, At&& at) {
+  std::vector<float> scratch;  // (a shard)
+  for (int r = 0; r < comm.world(); ++r) {
+    const ShardRange piece = shard_range(n, comm.world(), r);
+    float* buffer = at(r, piece);
+    if (piece.size() == 0 || r == root) continue;
+    if (buffer == nullptr) {
+      scratch.resize(static_cast<size_t>(piece.size()));
+      buffer = scratch.data();
+    }
+    comm.broadcast_host(buffer, piece.size() * static_cast<int64_t>(sizeof(float)), scatter ? root : r);
+  }
+}
+
 }  // namespace
 
 ShardRange shard_range(int64_t n, int world, int rank) {
   SPT_CHECK(n >= 0 && world >= 1 && rank >= 0 && rank < world, "shard of rank ", rank, " in a world of ", world,
             " over ", n, " values is undefined");
-  const int64_t per_rank = (n + world - 1) / world;
-  const int64_t aligned = (per_rank + kShardAlign - 1) / kShardAlign * kShardAlign;
+  const int64_t aligned = full_shard_size(n, world);
   const int64_t begin = std::min(n, aligned * rank);
   return {begin, std::min(n, begin + aligned)};
+}
+
+int64_t shard_padded_size(int64_t n, int world) {
+  SPT_CHECK(n >= 0 && world >= 1, "shards of ", n, " values over ", world, " ranks are undefined");
+  return full_shard_size(n, world) * world;
 }
 
 std::unique_ptr<Communicator> make_single_communicator() { return std::make_unique<SingleCommunicator>(); }
@@ -46,6 +77,26 @@ void broadcast_string(Communicator& comm, std::string& text, int root) {
   comm.broadcast_host(&size, sizeof size, root);
   text.resize(static_cast<size_t>(size));
   comm.broadcast_host(text.data(), size, root);
+}
+
+void scatter_shards_host(Communicator& comm, const float* whole, float* shard, int64_t n, int root) {
+  const int rank = comm.rank();
+  SPT_CHECK(rank != root || n == 0 || whole != nullptr, "scatter of ", n, " values: root ", root, " has no buffer to send");
+  move_shards(comm, n, root, true, [&](int r, ShardRange piece) -> float* {
+    if (rank != root) return r == rank ? shard : nullptr;
+    if (r == rank) std::copy(whole + piece.begin, whole + piece.end, shard);
+    return const_cast<float*>(whole) + piece.begin;  // root only sends it
+  });
+}
+
+void gather_shards_host(Communicator& comm, const float* shard, float* whole, int64_t n, int root) {
+  const int rank = comm.rank();
+  SPT_CHECK(rank != root || n == 0 || whole != nullptr, "gather of ", n, " values: root ", root, " has no buffer to fill");
+  move_shards(comm, n, root, false, [&](int r, ShardRange piece) -> float* {
+    if (rank != root) return r == rank ? const_cast<float*>(shard) : nullptr;  // this rank only sends it
+    if (r == rank) std::copy(shard, shard + piece.size(), whole + piece.begin);
+    return whole + piece.begin;
+  });
 }
 
 }  // namespace spt::dist

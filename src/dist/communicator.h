@@ -21,6 +21,9 @@ struct ShardRange {
   int64_t size() const { return end - begin; }
 };
 ShardRange shard_range(int64_t n, int world, int rank);
+// world * (the length of a full shard) >= n: what a buffer of n values must hold for a
+// collective that cuts it into `world` equal pieces (reduce_scatter on devices).
+int64_t shard_padded_size(int64_t n, int world);
 
 class Communicator {
  public:
@@ -33,6 +36,11 @@ class Communicator {
 
   // x (n), in place: the element-wise sum over the ranks, the same on every rank.
   virtual void all_reduce_sum(float* x, int64_t n) = 0;
+  // x (n), in place: this rank's shard_range(n, world, rank) of x receives that range's sum
+  // over the ranks; the rest of x is left undefined. Device communicators (NCCL) cut x
+  // into equal pieces: they read and write shard_padded_size(n, world) floats of it, the
+  // padding past n included, so device buffers are allocated that long.
+  virtual void reduce_scatter(float* x, int64_t n) = 0;
   // x (n), in place: every rank's shard_range(n, world, rank) of x goes to every rank.
   virtual void all_gather(float* x, int64_t n) = 0;
   // x (n), in place: root's values on every rank.
@@ -52,5 +60,14 @@ std::unique_ptr<Communicator> make_single_communicator();
 double all_sum(Communicator& comm, double value);
 // Root's string on every rank (resized on the others).
 void broadcast_string(Communicator& comm, std::string& text, int root);
+
+// Host buffers, for checkpoints and resumes (rare): whole (n) is read or written on root
+// only (null elsewhere); shard holds this rank's shard_range(n, world, rank). Each shard
+// travels as one host broadcast from the rank that has it, so no rank but root ever holds
+// more than its shard and one other.
+// Root's whole values cut into every rank's shard.
+void scatter_shards_host(Communicator& comm, const float* whole, float* shard, int64_t n, int root);
+// Every rank's shard put together whole on root.
+void gather_shards_host(Communicator& comm, const float* shard, float* whole, int64_t n, int root);
 
 }  // namespace spt::dist

@@ -42,9 +42,11 @@ void add_optimizer_tensors(SafetensorsWriter& writer, const Model& model, const 
 
 void check_optimizer_size(const Model& model, const OptimizerState& optimizer) {
   const size_t n = static_cast<size_t>(model.params().total());
-  SPT_CHECK(optimizer.exp_avg.size() == n && optimizer.exp_avg_sq.size() == n, "optimizer state holds ",
-            optimizer.exp_avg.size(), " and ", optimizer.exp_avg_sq.size(), " floats but the model has ", n,
-            ": build it as OptimizerState(model.params().total())");
+  SPT_CHECK(optimizer.moments_begin == 0 && optimizer.exp_avg.size() == n && optimizer.exp_avg_sq.size() == n,
+            "optimizer state holds ", optimizer.exp_avg.size(), " and ", optimizer.exp_avg_sq.size(),
+            " floats from parameter ", optimizer.moments_begin, " on but the model has ", n,
+            ": build it as OptimizerState(model.params().total()), or gather a data-parallel rank's shards "
+            "(save_gathered_checkpoint)");
   SPT_CHECK(optimizer.ema.empty() || optimizer.ema.size() == n, "the weight average holds ", optimizer.ema.size(),
             " floats but the model has ", n, ": start it as a copy of the weights");
 }

@@ -51,15 +51,51 @@ void share_run_setup(dist::Communicator& comm, ModelConfig& model, TrainConfig& 
 void share_weights(dist::Communicator& comm, Model& model, OptimizerState& optimizer) {
   if (comm.world() == 1) return;
   const int64_t n = model.params().total();
-  SPT_CHECK(static_cast<int64_t>(optimizer.exp_avg.size()) == n && static_cast<int64_t>(optimizer.exp_avg_sq.size()) == n,
-            "optimizer state of ", optimizer.exp_avg.size(), " floats for a model of ", n);
+  const bool root = comm.rank() == 0;
+  SPT_CHECK(!root || (optimizer.moments_begin == 0 && static_cast<int64_t>(optimizer.exp_avg.size()) == n &&
+                      static_cast<int64_t>(optimizer.exp_avg_sq.size()) == n),
+            "rank 0's optimizer state holds ", optimizer.exp_avg.size(), " floats from parameter ",
+            optimizer.moments_begin, " for a model of ", n, ": it hands out whole moments");
   // The weight average (--ema) is as long as the weights or empty on every rank alike: the
   // training config that decides it was shared first.
   SPT_CHECK(optimizer.ema.empty() || static_cast<int64_t>(optimizer.ema.size()) == n,
             "weight average of ", optimizer.ema.size(), " floats for a model of ", n);
-  for (std::vector<float>* values : {&model.weights(), &optimizer.exp_avg, &optimizer.exp_avg_sq, &optimizer.ema})
+  for (std::vector<float>* values : {&model.weights(), &optimizer.ema})
     if (!values->empty()) comm.broadcast_host(values->data(), n * static_cast<int64_t>(sizeof(float)), 0);
   comm.broadcast_host(&optimizer.step, sizeof optimizer.step, 0);
+  const dist::ShardRange shard = dist::shard_range(n, comm.world(), comm.rank());
+  OptimizerState mine(shard.size(), shard.begin);  // (shard) each moment
+  dist::scatter_shards_host(comm, root ? optimizer.exp_avg.data() : nullptr, mine.exp_avg.data(), n, 0);
+  dist::scatter_shards_host(comm, root ? optimizer.exp_avg_sq.data() : nullptr, mine.exp_avg_sq.data(), n, 0);
+  optimizer.exp_avg = std::move(mine.exp_avg);
+  optimizer.exp_avg_sq = std::move(mine.exp_avg_sq);
+  optimizer.moments_begin = shard.begin;
+}
+
+void save_gathered_checkpoint(dist::Communicator& comm, const std::string& dir, const Model& model,
+                              OptimizerState& optimizer, const TrainConfig& train, const TrainState& state) {
+  if (comm.world() == 1) return save_checkpoint(dir, model, &optimizer, train, state);
+  const int64_t n = model.params().total();
+  const bool root = comm.rank() == 0;
+  const dist::ShardRange shard = dist::shard_range(n, comm.world(), comm.rank());
+  SPT_CHECK(optimizer.moments_begin == shard.begin && optimizer.moments_end() == shard.end,
+            "rank ", comm.rank(), " holds the moments of parameters [", optimizer.moments_begin, ", ",
+            optimizer.moments_end(), ") but its shard is [", shard.begin, ", ", shard.end,
+            "): hand the state out with share_weights first");
+  OptimizerState whole(root ? n : 0);  // (n) each moment on rank 0, empty elsewhere
+  dist::gather_shards_host(comm, optimizer.exp_avg.data(), root ? whole.exp_avg.data() : nullptr, n, 0);
+  dist::gather_shards_host(comm, optimizer.exp_avg_sq.data(), root ? whole.exp_avg_sq.data() : nullptr, n, 0);
+  if (!root) return;
+  whole.step = optimizer.step;
+  // The weight average is lent for the save, not copied: n floats fewer at the peak.
+  whole.ema.swap(optimizer.ema);
+  try {
+    save_checkpoint(dir, model, &whole, train, state);
+  } catch (...) {
+    whole.ema.swap(optimizer.ema);
+    throw;
+  }
+  whole.ema.swap(optimizer.ema);
 }
 
 void rank_batch(const TokenSplit& split, int64_t T, int B, uint64_t seed, int64_t draw, const dist::Communicator& comm,

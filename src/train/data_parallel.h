@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "data/dataset.h"
@@ -21,8 +22,17 @@ namespace spt {
 // others need to take the same steps and decisions).
 void share_run_setup(dist::Communicator& comm, ModelConfig& model, TrainConfig& train, TrainState& state);
 
-// Rank 0's weights and optimizer state (moments, step count, weight average) on every rank.
+// Rank 0's weights, optimizer step count and weight average on every rank, and rank 0's
+// whole AdamW moments cut into the ranks' shards: afterwards each rank's optimizer keeps
+// the moments of its dist::shard_range only (rank 0's whole moments are freed). The other
+// ranks' optimizers may start empty. A world of one keeps everything as it is.
 void share_weights(dist::Communicator& comm, Model& model, OptimizerState& optimizer);
+
+// save_checkpoint (train/checkpoint.h) by rank 0 with the whole moments, the ranks' shards
+// gathered there for the save only. A collective: every rank calls it, the others write
+// nothing. A world of one saves its state as it is.
+void save_gathered_checkpoint(dist::Communicator& comm, const std::string& dir, const Model& model,
+                              OptimizerState& optimizer, const TrainConfig& train, const TrainState& state);
 
 // Global step draw `draw` (step * accumulate + micro-batch) holds world * B windows,
 // window i drawn as training_batch draws it (data/dataset.h); rank r trains on windows

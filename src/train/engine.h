@@ -21,9 +21,11 @@ struct EngineOptions {
   // cuda: backward passes that repeat bit for bit (the attention backward then runs a
   // separate dQ pass instead of accumulating dQ with atomic additions: slower).
   bool deterministic = false;
-  // Data parallelism: step() sums the gradients over the ranks (each rank passes its
-  // share of the mean as loss_scale), and on the CPU each rank updates its shard of the
-  // parameters (dist::shard_range) and gathers the rest. Null: a world of one.
+  // Data parallelism: each rank passes its share of the mean as loss_scale; step() sums
+  // each rank's shard of the gradients over the ranks (reduce-scatter), takes the global
+  // norm from the shards' sums of squares, updates the rank's shard of the parameters
+  // (dist::shard_range) with the moments it alone keeps (the optimizer must hold that shard:
+  // share_weights in train/data_parallel.h) and gathers the weights whole. Null: a world of one.
   dist::Communicator* comm = nullptr;
 };
 
@@ -43,16 +45,22 @@ class Engine {
   // when it is not finite no step is taken.
   virtual double step(const TrainConfig& train, double lr, float loss_scale) = 0;
   // Copies weights and optimizer state (the weight average included) into the host model
-  // and optimizer. A collective under data parallelism (the optimizer's shards are
-  // gathered): every rank calls it.
+  // and optimizer; under data parallelism the moments are the rank's shard
+  // (save_gathered_checkpoint in train/data_parallel.h puts them together).
   virtual void sync_to_host() = 0;
   // Exchanges the weights evaluate() uses with the weight average (OptimizerState::ema,
   // which step() updates when train.ema > 0); a second call swaps them back bit for bit.
   // Validation scores the average this way. The default refuses: the engine keeps none.
   virtual void swap_average();
   virtual int64_t activation_bytes() const = 0;
+  // Bytes of AdamW moments this rank keeps where it computes (its shard under data parallelism).
+  virtual int64_t optimizer_bytes() const = 0;
   virtual std::string memory_report() const { return ""; }
 };
+
+// Throws unless `optimizer` holds the moments the engine updates: all n parameters' alone
+// (comm null), or the rank's dist::shard_range.
+void check_optimizer_shard(const OptimizerState& optimizer, int64_t n, const dist::Communicator* comm);
 
 // An engine over `model` (and `optimizer`, for training; may be null otherwise). Asking
 // for CUDA in a build or on a machine without it is an error, never a silent CPU run.

@@ -13,7 +13,7 @@ namespace {
 // adds the chunk sums in order: the result does not depend on the thread count.
 constexpr int64_t kNormChunk = 1 << 16;
 
-double sum_of_squares(const float* x, int64_t n) {  // x: (n)
+double chunk_sum_of_squares(const float* x, int64_t n) {  // x: (n)
   // Four interleaved accumulators in a fixed pattern: faster than one, still exact-order.
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   int64_t i = 0;
@@ -56,31 +56,38 @@ void for_each_piece(const ParamTable& table, int64_t begin, int64_t end, Fn&& fn
 
 }  // namespace
 
-double gradient_norm(const Model& model, const std::vector<float>& grads) {
-  const int64_t n = model.params().total();
-  SPT_CHECK(static_cast<int64_t>(grads.size()) == n, "gradient buffer holds ", grads.size(),
-            " floats but the model has ", n);
+double sum_of_squares(const float* x, int64_t n) {
   const int64_t chunks = (n + kNormChunk - 1) / kNormChunk;
   std::vector<double> partial(chunks, 0.0);  // (chunks)
   parallel_for(chunks, [&](int64_t first, int64_t last) {
     for (int64_t c = first; c < last; ++c) {
       const int64_t begin = c * kNormChunk;
-      partial[c] = sum_of_squares(grads.data() + begin, std::min(kNormChunk, n - begin));
+      partial[c] = chunk_sum_of_squares(x + begin, std::min(kNormChunk, n - begin));
     }
   });
   double total = 0.0;
   for (double s : partial) total += s;
-  return std::sqrt(total);
+  return total;
+}
+
+void scale_values(float* x, int64_t n, float factor) {
+  parallel_for(n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) x[i] *= factor;
+  }, 1 << 14);
+}
+
+double gradient_norm(const Model& model, const std::vector<float>& grads) {
+  const int64_t n = model.params().total();
+  SPT_CHECK(static_cast<int64_t>(grads.size()) == n, "gradient buffer holds ", grads.size(),
+            " floats but the model has ", n);
+  return std::sqrt(sum_of_squares(grads.data(), n));
 }
 
 double clip_gradients(Model& model, double max_norm) {
   std::vector<float>& grads = model.grads();
   const double norm = gradient_norm(model, grads);
   if (max_norm <= 0.0 || !std::isfinite(norm) || norm <= max_norm) return norm;
-  const float scale = static_cast<float>(max_norm / norm);
-  parallel_for(static_cast<int64_t>(grads.size()), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) grads[i] *= scale;
-  }, 1 << 14);
+  scale_values(grads.data(), static_cast<int64_t>(grads.size()), static_cast<float>(max_norm / norm));
   return norm;
 }
 
@@ -93,9 +100,11 @@ void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& conf
   const int64_t n = model.params().total();
   SPT_CHECK(first_param >= 0 && first_param <= end_param && end_param <= n, "optimizer range [", first_param, ", ",
             end_param, ") lies outside the model's ", n, " parameters");
-  SPT_CHECK(static_cast<int64_t>(state.exp_avg.size()) == n && static_cast<int64_t>(state.exp_avg_sq.size()) == n,
-            "optimizer state holds ", state.exp_avg.size(), " and ", state.exp_avg_sq.size(),
-            " floats but the model has ", n, ": build it as OptimizerState(model.params().total())");
+  SPT_CHECK(state.exp_avg.size() == state.exp_avg_sq.size() && state.moments_begin <= first_param &&
+                end_param <= state.moments_end(),
+            "optimizer state holds the moments of parameters [", state.moments_begin, ", ", state.moments_end(),
+            ") (", state.exp_avg_sq.size(), " second moments) but the step updates [", first_param, ", ", end_param,
+            ") of ", n, ": build it as OptimizerState(model.params().total()), or as the rank's shard");
   SPT_CHECK(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 && config.beta2 < 1, "AdamW betas (",
             config.beta1, ", ", config.beta2, ") must lie in [0, 1)");
   SPT_CHECK(config.eps > 0, "AdamW eps ", config.eps, " must be positive");
@@ -106,8 +115,9 @@ void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& conf
   const double decay_factor = 1.0 - lr * config.weight_decay;
   float* weights = model.weights().data();      // (n)
   const float* grads = model.grads().data();    // (n)
-  float* exp_avg = state.exp_avg.data();        // (n)
-  float* exp_avg_sq = state.exp_avg_sq.data();  // (n)
+  float* exp_avg = state.exp_avg.data();        // (moments): parameter i is element i - base
+  float* exp_avg_sq = state.exp_avg_sq.data();  // (moments)
+  const int64_t base = state.moments_begin;
   // Element arithmetic in fp64, stored in fp32; each element is independent, so the
   // result does not depend on how the buffer is split across threads.
   parallel_for(end_param - first_param, [&](int64_t begin, int64_t end) {
@@ -115,10 +125,10 @@ void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& conf
       const double keep = decay ? decay_factor : 1.0;
       for (int64_t i = first; i < last; ++i) {
         const double g = grads[i];
-        const double m = b1 * exp_avg[i] + (1.0 - b1) * g;
-        const double v = b2 * exp_avg_sq[i] + (1.0 - b2) * g * g;
-        exp_avg[i] = static_cast<float>(m);
-        exp_avg_sq[i] = static_cast<float>(v);
+        const double m = b1 * exp_avg[i - base] + (1.0 - b1) * g;
+        const double v = b2 * exp_avg_sq[i - base] + (1.0 - b2) * g * g;
+        exp_avg[i - base] = static_cast<float>(m);
+        exp_avg_sq[i - base] = static_cast<float>(v);
         const double p = weights[i] * keep;
         weights[i] = static_cast<float>(p - step_size * m / (std::sqrt(v) / sqrt_correction2 + eps));
       }

@@ -12,14 +12,27 @@
 namespace spt {
 
 struct OptimizerState {
-  std::vector<float> exp_avg;     // same layout as Model::weights()
-  std::vector<float> exp_avg_sq;  // same layout as Model::weights()
+  // The AdamW moments of the flattened parameters [moments_begin, moments_end()): all of
+  // them (the layout of Model::weights()) except on a data-parallel rank, which keeps its
+  // shard (dist::shard_range) and gathers them whole only for a checkpoint.
+  std::vector<float> exp_avg;     // (moments_end() - moments_begin)
+  std::vector<float> exp_avg_sq;  // (moments_end() - moments_begin)
+  int64_t moments_begin = 0;
   int64_t step = 0;               // optimizer steps taken (bias correction)
   // The exponential moving average of the weights (TrainConfig::ema), same layout as
   // Model::weights(); empty when the run keeps none.
   std::vector<float> ema;
-  explicit OptimizerState(int64_t size = 0) : exp_avg(size, 0.0f), exp_avg_sq(size, 0.0f) {}
+  explicit OptimizerState(int64_t size = 0, int64_t begin = 0)
+      : exp_avg(size, 0.0f), exp_avg_sq(size, 0.0f), moments_begin(begin) {}
+  int64_t moments_end() const { return moments_begin + static_cast<int64_t>(exp_avg.size()); }
+  int64_t moment_bytes() const { return static_cast<int64_t>((exp_avg.size() + exp_avg_sq.size()) * sizeof(float)); }
 };
+
+// Sum of squares of x (n) in fp64 over fixed chunks added in order: the same bits for any
+// thread count.
+double sum_of_squares(const float* x, int64_t n);
+// x (n) *= factor.
+void scale_values(float* x, int64_t n, float factor);
 
 // Global L2 norm of the gradients (fp64, deterministic).
 double gradient_norm(const Model& model, const std::vector<float>& grads);
@@ -30,7 +43,8 @@ double clip_gradients(Model& model, double max_norm);
 
 void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr);
 // The same step on the flattened parameters [begin, end) only (a data-parallel rank's
-// shard): their weights and moments change, the rest stays; state.step advances.
+// shard), which the state's moments must cover: their weights and moments change, the
+// rest stays; state.step advances.
 void optimizer_step(Model& model, OptimizerState& state, const TrainConfig& config, double lr, int64_t begin,
                     int64_t end);
 

@@ -99,6 +99,13 @@ std::string describe_validation(const EvalResult& r, const TrainState& state, bo
                       : message("; best ", state.best_valid_bits, " at step ", state.best_step));
 }
 
+// "optimizer 1.21 MiB" or, on a rank of a data-parallel job, "optimizer 0.61 MiB (shard 1/2)".
+std::string describe_optimizer_memory(const Engine& engine, const dist::Communicator& comm) {
+  char text[64];
+  std::snprintf(text, sizeof text, "optimizer %.2f MiB", static_cast<double>(engine.optimizer_bytes()) / (1 << 20));
+  return comm.world() == 1 ? std::string(text) : message(text, " (shard ", comm.rank() + 1, "/", comm.world(), ")");
+}
+
 }  // namespace
 
 int run_training(TrainRun run) {
@@ -158,7 +165,9 @@ int run_training(TrainRun run, dist::Communicator& comm) {
 
   Model model(run.model);
   model.recompute = run.train.recompute;
-  OptimizerState optimizer(static_cast<int64_t>(model.weights().size()));
+  // Rank 0 starts with the whole moments (loaded or zero) and share_weights hands the
+  // other ranks their shards; their states start empty.
+  OptimizerState optimizer(lead ? static_cast<int64_t>(model.weights().size()) : 0);
   if (run.resume && lead) {
     load_checkpoint(checkpoint_dir, model, &optimizer);
   } else {
@@ -186,9 +195,9 @@ int run_training(TrainRun run, dist::Communicator& comm) {
       out.write(config_text.data(), static_cast<int64_t>(config_text.size()));
     });
     std::printf("spt train: %s\n", resolved.dump().c_str());
-    std::printf("model: %lld parameters (%.1f MiB fp32), optimizer state %.1f MiB\n",
+    std::printf("model: %lld parameters (%.1f MiB fp32), optimizer state %.1f MiB%s\n",
                 static_cast<long long>(model.params().total()), model.weights().size() * 4.0 / (1 << 20),
-                optimizer.exp_avg.size() * 8.0 / (1 << 20));
+                model.weights().size() * 8.0 / (1 << 20), world > 1 ? message(", sharded over ", world, " ranks").c_str() : "");
     std::printf("%s from step %lld to %lld, %s%d x %d windows of %d tokens per step, on %s\n",
                 run.resume ? "resuming" : "training", static_cast<long long>(state.step),
                 static_cast<long long>(run.train.steps), world > 1 ? message(world, " ranks x ").c_str() : "",
@@ -213,7 +222,7 @@ int run_training(TrainRun run, dist::Communicator& comm) {
   // RUN/best: the whole checkpoint of the step whose validation is the best so far.
   auto save_best = [&] {
     engine->sync_to_host();
-    if (lead) save_checkpoint(best_dir, model, &optimizer, run.train, state);
+    save_gathered_checkpoint(comm, best_dir, model, optimizer, run.train, state);
   };
   // Returns false when a stop signal abandoned the pass (nothing is logged for it).
   auto validate_now = [&] {
@@ -235,7 +244,7 @@ int run_training(TrainRun run, dist::Communicator& comm) {
   };
   auto save_now = [&] {
     engine->sync_to_host();
-    if (lead) save_checkpoint(checkpoint_dir, model, &optimizer, run.train, state);
+    save_gathered_checkpoint(comm, checkpoint_dir, model, optimizer, run.train, state);
     last_saved = state.step;
   };
   auto stop_on_signal = [&] {
@@ -326,7 +335,8 @@ int run_training(TrainRun run, dist::Communicator& comm) {
     progress.step(state.step, loss, bits, lr, tokens_per_s);
     if (state.step == first_step + 1)
       progress.note(message("memory: activations ", engine->activation_bytes() / (1 << 20), " MiB (recompute ",
-                            model.recompute ? "on" : "off", "), peak resident ", peak_resident_mib(), " MiB",
+                            model.recompute ? "on" : "off", "), ", describe_optimizer_memory(*engine, comm),
+                            ", peak resident ", peak_resident_mib(), " MiB",
                             engine->memory_report().empty() ? "" : "; GPU: " + engine->memory_report()));
     const bool last = state.step == run.train.steps;
     if ((last || (run.train.eval_every > 0 && state.step % run.train.eval_every == 0)) && !validate_now())

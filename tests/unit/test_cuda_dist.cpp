@@ -14,6 +14,7 @@
 
 #include "core/rng.h"
 #include "model/model.h"
+#include "quiet_ranks.h"
 #include "metrics_test_util.h"
 #include "temp_dir.h"
 #include "test_support.h"
@@ -59,6 +60,13 @@ TEST(CudaDist, NcclWorldOfOneReturnsItsInput) {
   std::vector<float> back(host.size());
   x.download(back.data(), back.size());
   EXPECT_EQ(back, host);
+  // reduce_scatter cuts a padded buffer into equal pieces: one piece of 64 here.
+  DeviceBuffer<float> padded(dist::shard_padded_size(5, 1));
+  ASSERT_EQ(padded.size(), 64u);
+  padded.upload(host.data(), host.size());
+  comm->reduce_scatter(padded.data(), 5);
+  padded.download(back.data(), back.size());
+  EXPECT_EQ(back, host);
   EXPECT_EQ(dist::all_sum(*comm, 2.25), 2.25);
   std::string text(3 << 20, 'x');  // several pieces of the staging buffer
   dist::broadcast_string(*comm, text, 0);
@@ -81,22 +89,72 @@ TEST(CudaDist, EngineThroughNcclEqualsEngineAlone) {
   std::vector<uint8_t> tokens(B * config.ctx);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint8_t>(uniform_int(3, i, 256));
   const std::unique_ptr<dist::Communicator> comm = nccl_alone();
-  std::vector<std::vector<float>> weights;
+  std::vector<std::vector<float>> weights, moments;
+  std::vector<std::vector<double>> norms(2);
   for (dist::Communicator* used : {static_cast<dist::Communicator*>(nullptr), comm.get()}) {
     Model model(config);
     model.init(5);
     OptimizerState optimizer(model.params().total());
     const std::unique_ptr<Engine> engine = make_engine({"cuda", "fp32", true, true, used}, model, &optimizer);
+    EXPECT_EQ(engine->optimizer_bytes(), model.params().total() * 8);
     TrainConfig train;
     for (int step = 0; step < 3; ++step) {
       engine->zero_grads();
       engine->forward_backward(tokens.data(), B, DropoutContext{}, 1.0f);
-      engine->step(train, 1e-3, 1.0f);
+      norms[weights.size()].push_back(engine->step(train, 1e-3, 1.0f));
     }
     engine->sync_to_host();
     weights.push_back(model.weights());
+    moments.push_back(optimizer.exp_avg_sq);
   }
+  // The reduce-scatter of one rank and the norm summed over one rank change no bit.
+  EXPECT_EQ(norms[0], norms[1]);
   EXPECT_EQ(weights[0], weights[1]);
+  EXPECT_EQ(moments[0], moments[1]);
+}
+
+// Each of two GPU ranks keeps the moments of its shard only (half the memory) and steps
+// them exactly as one GPU steps that range (no clipping: the quiet ranks' norms are
+// partial; the collectives leave their input, so the gradients are one rank's).
+TEST(CudaDist, EachRankKeepsItsShardOfTheMoments) {
+  if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
+  ModelConfig config;
+  config.layers = 2;
+  config.width = 64;
+  config.heads = 2;
+  config.ctx = 128;
+  config.stride = 16;
+  config.pos_sizes = {8, 16};
+  const int B = 2;
+  std::vector<uint8_t> tokens(B * config.ctx);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint8_t>(uniform_int(4, i, 256));
+  TrainConfig train;
+  train.clip = 0;
+  auto one_step = [&](dist::Communicator* comm, Model& model, OptimizerState& optimizer) {
+    const std::unique_ptr<Engine> engine = make_engine({"cuda", "fp32", true, true, comm}, model, &optimizer);
+    engine->zero_grads();
+    engine->forward_backward(tokens.data(), B, DropoutContext{}, 1.0f);
+    engine->step(train, 1e-3, 1.0f);
+    engine->sync_to_host();
+    return engine->optimizer_bytes();
+  };
+  Model whole(config);
+  whole.init(6);
+  const int64_t n = whole.params().total();
+  OptimizerState all(n);
+  const int64_t whole_bytes = one_step(nullptr, whole, all);
+  for (int rank : {0, 1}) {
+    testing_support::QuietRanks comm(rank, 2, true);
+    Model model(config);
+    model.init(6);
+    const dist::ShardRange s = dist::shard_range(n, 2, rank);
+    OptimizerState shard(s.size(), s.begin);
+    EXPECT_NEAR(static_cast<double>(one_step(&comm, model, shard)) / whole_bytes, 0.5, 64.0 / n) << "rank " << rank;
+    EXPECT_EQ(shard.exp_avg, std::vector<float>(all.exp_avg.begin() + s.begin, all.exp_avg.begin() + s.end));
+    EXPECT_EQ(shard.exp_avg_sq, std::vector<float>(all.exp_avg_sq.begin() + s.begin, all.exp_avg_sq.begin() + s.end));
+    EXPECT_EQ(std::vector<float>(model.weights().begin() + s.begin, model.weights().begin() + s.end),
+              std::vector<float>(whole.weights().begin() + s.begin, whole.weights().begin() + s.end));
+  }
 }
 
 // Two ranks as torchrun starts them (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT):

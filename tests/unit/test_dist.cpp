@@ -1,12 +1,15 @@
 // Data parallelism without a second process: launch variables of torchrun, mpirun and
-// srun, parameter shards, the TCP rendezvous (and its timeouts), and the sharded AdamW step.
+// srun, parameter shards, the TCP rendezvous (and its timeouts), the sharded AdamW step and
+// what one rank of a sharded optimizer keeps.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,13 +19,16 @@
 #include "dist/launch.h"
 #include "dist/rendezvous.h"
 #include "model/model.h"
+#include "quiet_ranks.h"
 #include "test_support.h"
+#include "train/engine.h"
 #include "train/optimizer.h"
 
 namespace spt {
 namespace {
 
 using testing_support::error_of;
+using testing_support::QuietRanks;
 using Env = std::map<std::string, std::string>;
 
 dist::LaunchInfo parse(const Env& env) {
@@ -308,6 +314,88 @@ TEST(ShardedOptimizer, ShardsTogetherEqualTheWholeStep) {
   EXPECT_EQ(parts.step, full.step);
   Model other(tiny_model());
   EXPECT_NE(error_of([&] { optimizer_step(other, full, train, 1e-3, 0, n + 1); }).find("outside"), std::string::npos);
+}
+
+
+TEST(Shards, PaddedSizeHoldsEqualPieces) {
+  for (int64_t n : {0, 1, 63, 64, 65, 1000, 29920, 123457})
+    for (int world : {1, 2, 3, 8}) {
+      const int64_t padded = dist::shard_padded_size(n, world);
+      EXPECT_GE(padded, n);
+      ASSERT_EQ(padded % world, 0);
+      const int64_t piece = padded / world;
+      EXPECT_EQ(piece % 64, 0);
+      for (int r = 0; r < world; ++r) {
+        const dist::ShardRange s = dist::shard_range(n, world, r);
+        EXPECT_LE(s.size(), piece);
+        if (s.size() > 0) {
+          EXPECT_EQ(s.begin, piece * r) << n << " " << world << " " << r;
+        }
+      }
+    }
+}
+
+// Optimizer states holding only a shard's moments (moments_begin on): the ranks' steps put
+// together are the whole step, bit for bit.
+TEST(ShardedOptimizer, ShardStatesTogetherEqualTheWholeStep) {
+  Model whole(tiny_model());
+  whole.init(7);
+  const int64_t n = whole.params().total();
+  for (int64_t i = 0; i < n; ++i) whole.grads()[i] = 0.001f * static_cast<float>((i * 37) % 101 - 50);
+  Model sharded = whole;
+  OptimizerState full(n);
+  std::vector<OptimizerState> ranks;
+  for (int r = 0; r < 3; ++r) {
+    const dist::ShardRange s = dist::shard_range(n, 3, r);
+    ranks.emplace_back(s.size(), s.begin);
+  }
+  TrainConfig train;
+  for (int step = 0; step < 3; ++step) {
+    optimizer_step(whole, full, train, 1e-3);
+    for (OptimizerState& rank : ranks)
+      optimizer_step(sharded, rank, train, 1e-3, rank.moments_begin, rank.moments_end());
+  }
+  EXPECT_EQ(sharded.weights(), whole.weights());
+  std::vector<float> m, v;
+  for (const OptimizerState& r : ranks) {
+    m.insert(m.end(), r.exp_avg.begin(), r.exp_avg.end());
+    v.insert(v.end(), r.exp_avg_sq.begin(), r.exp_avg_sq.end());
+  }
+  EXPECT_EQ(m, full.exp_avg);
+  EXPECT_EQ(v, full.exp_avg_sq);
+  const std::string outside = error_of([&] { optimizer_step(sharded, ranks[1], train, 1e-3, 0, n); });
+  EXPECT_NE(outside.find("holds the moments of parameters"), std::string::npos) << outside;
+}
+
+// Optimizer memory falls with the rank count: each of 2 ranks keeps half the moments of one
+// process (to the 64-float alignment of the shards), and trains with them.
+TEST(ShardedOptimizer, EachOfTwoRanksKeepsHalfTheMoments) {
+  Model model(tiny_model());
+  model.init(5);
+  const int64_t n = model.params().total();
+  // The head starts at zero, which stops every other gradient: perturb it all.
+  for (int64_t i = 0; i < n; ++i) model.weights()[i] += 0.01f * static_cast<float>(i % 7 - 3);
+  OptimizerState alone(n);
+  const int64_t whole_bytes = make_engine({"cpu", "", true}, model, &alone)->optimizer_bytes();
+  EXPECT_EQ(whole_bytes, n * 8);
+  std::vector<uint8_t> tokens(2 * 64);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint8_t>(i * 7);
+  for (int rank : {0, 1}) {
+    QuietRanks comm(rank, 2);
+    const dist::ShardRange s = dist::shard_range(n, 2, rank);
+    OptimizerState shard(s.size(), s.begin);
+    const std::unique_ptr<Engine> engine = make_engine({"cpu", "", true, false, &comm}, model, &shard);
+    EXPECT_NEAR(static_cast<double>(engine->optimizer_bytes()) / whole_bytes, 0.5, 64.0 / n) << "rank " << rank;
+    engine->zero_grads();
+    engine->forward_backward(tokens.data(), 2, DropoutContext{}, 0.5f);
+    EXPECT_TRUE(std::isfinite(engine->step(TrainConfig{}, 1e-3, 1.0f)));
+    EXPECT_EQ(shard.exp_avg.size(), static_cast<size_t>(s.size()));
+    EXPECT_NE(shard.exp_avg_sq, std::vector<float>(s.size(), 0.0f)) << "rank " << rank;
+  }
+  QuietRanks second(1, 2);
+  OptimizerState whole(n);
+  const std::string refused = error_of([&] { make_engine({"cpu", "", true, false, &second}, model, &whole); });
+  EXPECT_NE(refused.find("share_weights"), std::string::npos) << refused;
 }
 
 }  // namespace

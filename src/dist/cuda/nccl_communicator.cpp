@@ -63,6 +63,15 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclAllReduce(x, x, n, ncclFloat, ncclSum, comm_, nullptr), "ncclAllReduce");
     complete("an all-reduce");
   }
+  // Equal pieces of the padded buffer (shard_padded_size); this rank's piece starts where
+  // its shard does, so the call is NCCL's in-place form.
+  void reduce_scatter(float* x, int64_t n) override {
+    const int64_t piece = shard_padded_size(n, launch_.world) / launch_.world;
+    if (piece == 0) return;
+    check_nccl(ncclReduceScatter(x, x + piece * launch_.rank, piece, ncclFloat, ncclSum, comm_, nullptr),
+               "ncclReduceScatter");
+    complete("a reduce-scatter");
+  }
   void all_gather(float* x, int64_t n) override {
     check_nccl(ncclGroupStart(), "ncclGroupStart");
     for (int r = 0; r < launch_.world; ++r) {

@@ -58,14 +58,20 @@ class MpiCommunicator final : public Communicator {
                               MPI_COMM_WORLD),
                 "MPI_Allreduce");
   }
+  // Uneven shards need no padding here: MPI takes one count per rank.
+  void reduce_scatter(float* x, int64_t n) override {
+    std::vector<int> counts, offsets;
+    shard_counts(n, "reduce-scatter", counts, offsets);
+    const ShardRange mine = shard_range(n, world_, rank_);
+    // In place, MPI would leave the result at the start of x, not at this rank's shard.
+    std::vector<float> sum(static_cast<size_t>(mine.size()));  // (shard)
+    check_mpi(MPI_Reduce_scatter(x, sum.data(), counts.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+              "MPI_Reduce_scatter");
+    std::copy(sum.begin(), sum.end(), x + mine.begin);
+  }
   void all_gather(float* x, int64_t n) override {
-    SPT_CHECK(n < INT_MAX, "MPI all-gather of ", n, " floats: more than an MPI count holds");
-    std::vector<int> counts(world_), offsets(world_);
-    for (int r = 0; r < world_; ++r) {
-      const ShardRange shard = shard_range(n, world_, r);
-      counts[r] = static_cast<int>(shard.size());
-      offsets[r] = static_cast<int>(shard.begin);
-    }
+    std::vector<int> counts, offsets;
+    shard_counts(n, "all-gather", counts, offsets);
     check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts.data(), offsets.data(), MPI_FLOAT,
                              MPI_COMM_WORLD),
               "MPI_Allgatherv");
@@ -89,6 +95,18 @@ class MpiCommunicator final : public Communicator {
   void barrier() override { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
  private:
+  // Every rank's shard_range(n) as MPI counts and offsets.
+  void shard_counts(int64_t n, const char* what, std::vector<int>& counts, std::vector<int>& offsets) const {
+    SPT_CHECK(n < INT_MAX, "MPI ", what, " of ", n, " floats: more than an MPI count holds");
+    counts.resize(world_);
+    offsets.resize(world_);
+    for (int r = 0; r < world_; ++r) {
+      const ShardRange shard = shard_range(n, world_, r);
+      counts[r] = static_cast<int>(shard.size());
+      offsets[r] = static_cast<int>(shard.begin);
+    }
+  }
+
   int rank_ = 0, world_ = 1;
 };
 

@@ -87,7 +87,10 @@ struct CudaModel::State : WeightOffsets {
   std::unique_ptr<BlasContext> blas;
 
   // Parameters and optimizer state do not depend on the batch: their own allocations.
-  DeviceBuffer<float> weights, grads, m, v;  // (P)
+  DeviceBuffer<float> weights;  // (P)
+  DeviceBuffer<float> grads;    // (grad_capacity): P gradients, then zero padding for collectives
+  DeviceBuffer<float> m, v;     // (moments_end - moments_begin): the shard's AdamW moments
+  int64_t moments_begin = 0, moments_end = 0, grad_capacity = 0;
   DeviceBuffer<uint16_t> compute;            // (P) activation-type copy of the weights (not for fp32)
   DeviceBuffer<ParamSegment> segments;
   int segment_count = 0;
@@ -163,8 +166,8 @@ struct CudaModel::State : WeightOffsets {
   MemoryPlan memory(const Slots& s) const {
     MemoryPlan p;
     p.params = P * 4 + (dtype == DType::f32 ? 0 : P * 2);
-    p.gradients = training ? P * 4 : 0;
-    p.optimizer = training ? 2 * P * 4 : 0;
+    p.gradients = training ? grad_capacity * 4 : 0;
+    p.optimizer = training ? 2 * (moments_end - moments_begin) * 4 : 0;
     p.activations = s.size;
     p.workspace = static_cast<int64_t>(blas->workspace_bytes());
     for (const DeviceAttentionPlan& plan : plans)
@@ -329,7 +332,8 @@ struct CudaModel::State : WeightOffsets {
   }
 };
 
-CudaModel::CudaModel(const Model& host, Precision precision, bool training, bool deterministic)
+CudaModel::CudaModel(const Model& host, Precision precision, bool training, bool deterministic,
+                     OptimizerShard shard)
     : state_(std::make_unique<State>()) {
   SPT_CHECK(cuda_available(), "no CUDA device is available: run with --device cpu");
   State& s = *state_;
@@ -359,11 +363,19 @@ CudaModel::CudaModel(const Model& host, Precision precision, bool training, bool
   s.weights = DeviceBuffer<float>(s.P);
   if (s.dtype != DType::f32) s.compute = DeviceBuffer<uint16_t>(s.P);
   if (training) {
-    s.grads = DeviceBuffer<float>(s.P);
-    s.m = DeviceBuffer<float>(s.P);
-    s.v = DeviceBuffer<float>(s.P);
-    SPT_CUDA_CHECK(cudaMemset(s.m.data(), 0, s.P * sizeof(float)));
-    SPT_CUDA_CHECK(cudaMemset(s.v.data(), 0, s.P * sizeof(float)));
+    s.moments_begin = shard.moments_begin;
+    s.moments_end = shard.moments_end < 0 ? s.P : shard.moments_end;
+    SPT_CHECK(0 <= s.moments_begin && s.moments_begin <= s.moments_end && s.moments_end <= s.P, "optimizer shard [",
+              s.moments_begin, ", ", s.moments_end, ") lies outside the ", s.P, " parameters");
+    s.grad_capacity = std::max(s.P, shard.gradient_capacity);
+    s.grads = DeviceBuffer<float>(s.grad_capacity);
+    const int64_t moments = s.moments_end - s.moments_begin;
+    s.m = DeviceBuffer<float>(moments);
+    s.v = DeviceBuffer<float>(moments);
+    if (moments > 0) {
+      SPT_CUDA_CHECK(cudaMemset(s.m.data(), 0, moments * sizeof(float)));
+      SPT_CUDA_CHECK(cudaMemset(s.v.data(), 0, moments * sizeof(float)));
+    }
     zero_grads();
     std::vector<ParamSegment> segments;
     for (const ParamInfo& p : s.table->all()) segments.push_back({p.offset, p.size, p.decay});
@@ -406,6 +418,10 @@ void CudaModel::download_weights(std::vector<float>& weights) const {
 void CudaModel::upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t step) {
   State& s = *state_;
   SPT_CHECK(s.training, "this CudaModel was built for evaluation only");
+  const size_t moments = static_cast<size_t>(s.moments_end - s.moments_begin);
+  SPT_CHECK(m.size() == moments && v.size() == moments, "optimizer moments of ", m.size(), " and ", v.size(),
+            " floats for a model that keeps the moments of parameters [", s.moments_begin, ", ", s.moments_end,
+            "): upload its shard");
   s.m.upload(m.data(), m.size());
   s.v.upload(v.data(), v.size());
   s.optimizer_step = step;
@@ -413,10 +429,14 @@ void CudaModel::upload_optimizer(const std::vector<float>& m, const std::vector<
 
 void CudaModel::download_optimizer(std::vector<float>& m, std::vector<float>& v) const {
   const State& s = *state_;
-  m.resize(s.P);
-  v.resize(s.P);
+  m.resize(s.m.size());
+  v.resize(s.v.size());
   s.m.download(m.data(), m.size());
   s.v.download(v.data(), v.size());
+}
+
+int64_t CudaModel::optimizer_bytes() const {
+  return static_cast<int64_t>((state_->m.size() + state_->v.size()) * sizeof(float));
 }
 
 void CudaModel::download_grads(std::vector<float>& grads) const {
@@ -425,7 +445,7 @@ void CudaModel::download_grads(std::vector<float>& grads) const {
 }
 
 void CudaModel::zero_grads() {
-  SPT_CUDA_CHECK(cudaMemset(state_->grads.data(), 0, state_->P * sizeof(float)));
+  SPT_CUDA_CHECK(cudaMemset(state_->grads.data(), 0, state_->grad_capacity * sizeof(float)));
 }
 
 double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) {
@@ -472,6 +492,12 @@ double CudaModel::gradient_norm(double unscale) const {
   return std::sqrt(sum_of_squares(state_->grads.data(), state_->P)) / unscale;
 }
 
+double CudaModel::gradient_sum_of_squares(int64_t begin, int64_t end) const {
+  SPT_CHECK(0 <= begin && begin <= end && end <= state_->P, "gradient range [", begin, ", ", end,
+            ") lies outside the ", state_->P, " parameters");
+  return sum_of_squares(state_->grads.data() + begin, end - begin);
+}
+
 namespace {
 
 AdamWParams adamw_params(const TrainConfig& train, double lr, float grad_scale, int64_t step) {
@@ -490,6 +516,8 @@ AdamWParams adamw_params(const TrainConfig& train, double lr, float grad_scale, 
 
 void CudaModel::optimizer_step(const TrainConfig& train, double lr, float grad_scale) {
   State& s = *state_;
+  SPT_CHECK(s.moments_begin == 0 && s.moments_end == s.P, "this model keeps the moments of parameters [",
+            s.moments_begin, ", ", s.moments_end, ") only: step that shard");
   const AdamWParams params = adamw_params(train, lr, grad_scale, ++s.optimizer_step);
   adamw_step(s.segments.data(), s.segment_count, s.P, params, s.weights.data(), s.grads.data(), s.m.data(), s.v.data(),
              s.dtype, s.dtype == DType::f32 ? nullptr : s.compute.data());
@@ -497,8 +525,8 @@ void CudaModel::optimizer_step(const TrainConfig& train, double lr, float grad_s
 
 void CudaModel::optimizer_step(const TrainConfig& train, double lr, float grad_scale, int64_t begin, int64_t end) {
   State& s = *state_;
-  SPT_CHECK(begin >= 0 && begin <= end && end <= s.P, "optimizer shard [", begin, ", ", end, ") lies outside the ",
-            s.P, " parameters");
+  SPT_CHECK(s.moments_begin <= begin && begin <= end && end <= s.moments_end, "optimizer shard [", begin, ", ", end,
+            ") lies outside the moments this model keeps, [", s.moments_begin, ", ", s.moments_end, ")");
   const AdamWParams params = adamw_params(train, lr, grad_scale, ++s.optimizer_step);
   if (begin == end) return;
   if (begin != s.shard_begin || end != s.shard_end) {
@@ -514,14 +542,15 @@ void CudaModel::optimizer_step(const TrainConfig& train, double lr, float grad_s
     s.shard_end = end;
   }
   uint16_t* compute = s.dtype == DType::f32 ? nullptr : s.compute.data();
+  const int64_t moment = begin - s.moments_begin;  // the moments start at moments_begin
   adamw_step(s.shard_segments.data(), s.shard_segment_count, end - begin, params, s.weights.data() + begin,
-             s.grads.data() + begin, s.m.data() + begin, s.v.data() + begin, s.dtype,
+             s.grads.data() + begin, s.m.data() + moment, s.v.data() + moment, s.dtype,
              compute == nullptr ? nullptr : compute + begin);
 }
 
 CudaModel::DeviceParams CudaModel::device_params() {
   State& s = *state_;
-  return {s.weights.data(), s.grads.data(), s.m.data(), s.v.data()};
+  return {s.weights.data(), s.grads.data()};
 }
 
 void CudaModel::weights_changed() {

@@ -32,12 +32,23 @@ struct MemoryPlan {
   std::string describe() const;  // "params 12.6 MiB, gradients ..., total ..."
 };
 
+// What a data-parallel rank keeps for training: the AdamW moments of the flattened
+// parameters [moments_begin, moments_end) only (its shard), and a gradient buffer of
+// gradient_capacity floats (at least P; collectives that cut it into equal pieces need the
+// padding, dist::shard_padded_size). The defaults: every moment, P gradients.
+struct OptimizerShard {
+  int64_t moments_begin = 0;
+  int64_t moments_end = -1;  // -1: P
+  int64_t gradient_capacity = 0;
+};
+
 class CudaModel {
  public:
   // The parameter layout is the host model's (same offsets), so weights and optimizer
-  // state copy as whole buffers in either direction.
+  // state copy as whole buffers (or the shard's range) in either direction.
   // deterministic: backward passes that repeat bit for bit (DeviceAttentionPlan::deterministic).
-  CudaModel(const Model& host, Precision precision, bool training, bool deterministic = false);
+  CudaModel(const Model& host, Precision precision, bool training, bool deterministic = false,
+            OptimizerShard shard = {});
   ~CudaModel();
   CudaModel(const CudaModel&) = delete;
   CudaModel& operator=(const CudaModel&) = delete;
@@ -53,8 +64,10 @@ class CudaModel {
   // The fp32 master weights (P) on the device, for whole-buffer updates that read them
   // beside AdamW (the trainer's weight average).
   const float* master_weights() const;
+  // m, v: (moments_end - moments_begin) each, the moments of the model's shard.
   void upload_optimizer(const std::vector<float>& m, const std::vector<float>& v, int64_t step);
   void download_optimizer(std::vector<float>& m, std::vector<float>& v) const;
+  int64_t optimizer_bytes() const;  // the moments on the device
   void download_grads(std::vector<float>& grads) const;                          // (P)
 
   void zero_grads();
@@ -66,18 +79,20 @@ class CudaModel {
 
   // Global L2 norm of the device gradients, divided by `unscale`.
   double gradient_norm(double unscale) const;
+  // Sum of squares of the gradients [begin, end) in fp64 (a data-parallel rank's share of
+  // the global norm), in the fixed order gradient_norm uses over the whole buffer.
+  double gradient_sum_of_squares(int64_t begin, int64_t end) const;
   // AdamW with the gradients multiplied by grad_scale first (unscaling and clipping).
   void optimizer_step(const TrainConfig& train, double lr, float grad_scale);
-  // The same on the flattened parameters [begin, end) only (a data-parallel rank's shard):
-  // their master weights, moments and compute copy change; the step count advances.
+  // The same on the flattened parameters [begin, end) only (a data-parallel rank's shard,
+  // within the moments the model keeps): their master weights, moments and compute copy
+  // change; the step count advances.
   void optimizer_step(const TrainConfig& train, double lr, float grad_scale, int64_t begin, int64_t end);
   // The fp32 buffers in device memory, for collectives across GPUs (data parallelism);
   // after writing the weights, weights_changed() re-derives the compute-precision copy.
   struct DeviceParams {
-    float* weights;     // (P)
-    float* grads;       // (P)
-    float* exp_avg;     // (P)
-    float* exp_avg_sq;  // (P)
+    float* weights;  // (P)
+    float* grads;    // (gradient_capacity), the first P the gradients, the rest zero padding
   };
   DeviceParams device_params();
   void weights_changed();

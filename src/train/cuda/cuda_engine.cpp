@@ -22,17 +22,35 @@ std::string device_name() {
   return props.name;
 }
 
+// The communicator the engine uses: a device communicator serves even a world of one
+// (tests compare it with none); a host one only for more ranks (then refused).
+dist::Communicator* engine_comm(const EngineOptions& options) {
+  dist::Communicator* comm = options.comm;
+  return comm != nullptr && (comm->world() > 1 || comm->device_buffers()) ? comm : nullptr;
+}
+
+// The moments the device keeps (the optimizer's range: the rank's shard under data
+// parallelism) and the gradient padding the reduce-scatter needs.
+cuda::OptimizerShard optimizer_shard(const Model& model, const OptimizerState* optimizer, dist::Communicator* comm) {
+  cuda::OptimizerShard shard;
+  if (optimizer == nullptr) return shard;
+  check_optimizer_shard(*optimizer, model.params().total(), comm);
+  shard.moments_begin = optimizer->moments_begin;
+  shard.moments_end = optimizer->moments_end();
+  if (comm != nullptr) shard.gradient_capacity = dist::shard_padded_size(model.params().total(), comm->world());
+  return shard;
+}
+
 class CudaEngine final : public Engine {
  public:
   CudaEngine(const EngineOptions& options, Model& model, OptimizerState* optimizer)
       : host_(model),
         optimizer_(optimizer),
+        comm_(engine_comm(options)),
         gpu_(model, cuda::parse_precision(options.precision.empty() ? "bf16" : options.precision),
-             options.training && optimizer != nullptr, options.deterministic),
-        deterministic_(options.deterministic),
-        // A device communicator serves even a world of one (tests compare it with none).
-        comm_(options.comm != nullptr && (options.comm->world() > 1 || options.comm->device_buffers()) ? options.comm
-                                                                                                     : nullptr) {
+             options.training && optimizer != nullptr, options.deterministic,
+             optimizer_shard(model, optimizer, comm_)),
+        deterministic_(options.deterministic) {
     SPT_CHECK(comm_ == nullptr || comm_->device_buffers(), "the CUDA backend needs a device communicator (NCCL), not ",
               comm_->describe());
     gpu_.recompute = model.recompute;
@@ -56,19 +74,18 @@ class CudaEngine final : public Engine {
   void evaluate(const uint8_t* tokens, int B, float* losses) override { gpu_.evaluate(tokens, B, losses); }
   double step(const TrainConfig& train, double lr, float loss_scale) override {
     SPT_CHECK(optimizer_ != nullptr, "this engine was made without an optimizer");
-    // Each rank's gradients are its share of the mean: their sum over ranks is the mean.
     const int64_t n = static_cast<int64_t>(host_.weights().size());
-    if (comm_ != nullptr) comm_->all_reduce_sum(gpu_.device_params().grads, n);
-    const double norm = gpu_.gradient_norm(loss_scale);
+    const dist::ShardRange shard = comm_ == nullptr ? dist::ShardRange{0, n}
+                                                    : dist::shard_range(n, comm_->world(), comm_->rank());
+    const double norm = comm_ == nullptr ? gpu_.gradient_norm(loss_scale) : sharded_norm(shard, loss_scale);
     if (!std::isfinite(norm)) return norm;
     const double clip = train.clip > 0 && norm > train.clip ? train.clip / norm : 1.0;
     const float grad_scale = static_cast<float>(clip / loss_scale);
     if (comm_ == nullptr) {
       gpu_.optimizer_step(train, lr, grad_scale);
     } else {
-      // Sharded AdamW: this rank updates its shard of the weights and moments, then the
-      // weights are gathered whole.
-      const dist::ShardRange shard = dist::shard_range(n, comm_->world(), comm_->rank());
+      // Sharded AdamW: this rank updates its shard of the weights with the moments it
+      // alone keeps, then the weights are gathered whole.
       gpu_.optimizer_step(train, lr, grad_scale, shard.begin, shard.end);
       comm_->all_gather(gpu_.device_params().weights, n);
       gpu_.weights_changed();
@@ -81,12 +98,8 @@ class CudaEngine final : public Engine {
     }
     return norm;
   }
+  // The moments are the rank's shard on the device and on the host alike.
   void sync_to_host() override {
-    if (comm_ != nullptr && optimizer_ != nullptr) {  // the moments' shards, gathered whole
-      const int64_t n = static_cast<int64_t>(host_.weights().size());
-      comm_->all_gather(gpu_.device_params().exp_avg, n);
-      comm_->all_gather(gpu_.device_params().exp_avg_sq, n);
-    }
     gpu_.download_weights(host_.weights());
     if (optimizer_ != nullptr) gpu_.download_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq);
     if (optimizer_ != nullptr && average_.size() > 0) {
@@ -105,15 +118,24 @@ class CudaEngine final : public Engine {
     average_.upload(trained.data(), trained.size());
   }
   int64_t activation_bytes() const override { return gpu_.current_plan().activations; }
+  int64_t optimizer_bytes() const override { return gpu_.optimizer_bytes(); }
   std::string memory_report() const override { return gpu_.current_plan().describe(); }
 
  private:
+  // Each rank needs only its shard's gradients summed over the ranks (reduce-scatter); the
+  // global norm is the root of the shards' sums of squares added over the ranks in fp64
+  // (another order than one GPU's: equal to rounding; the same bits in a world of one).
+  double sharded_norm(dist::ShardRange shard, float loss_scale) {
+    comm_->reduce_scatter(gpu_.device_params().grads, static_cast<int64_t>(host_.weights().size()));
+    return std::sqrt(dist::all_sum(*comm_, gpu_.gradient_sum_of_squares(shard.begin, shard.end))) / loss_scale;
+  }
+
   Model& host_;
   OptimizerState* optimizer_;
+  dist::Communicator* comm_;  // NCCL; null alone
   cuda::CudaModel gpu_;
   DeviceBuffer<float> average_;  // (P) the weight average, when the run keeps one
   bool deterministic_;
-  dist::Communicator* comm_;  // NCCL; null alone
 };
 
 }  // namespace
