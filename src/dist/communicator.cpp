@@ -10,12 +10,17 @@ namespace {
 
 constexpr int64_t kShardAlign = 64;
 
-class SingleCommunicator final : public Communicator {
+// Rank `rank` of `world` whose collectives return their input: the single process (rank 0
+// of 1), or a stand-in rank for tests.
+class LocalCommunicator final : public Communicator {
  public:
-  int rank() const override { return 0; }
-  int world() const override { return 1; }
-  std::string describe() const override { return "one process"; }
-  bool device_buffers() const override { return false; }
+  LocalCommunicator(int rank, int world, bool device) : rank_(rank), world_(world), device_(device) {}
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  std::string describe() const override {
+    return world_ == 1 ? "one process" : message("rank ", rank_, " of ", world_, " local stand-ins");
+  }
+  bool device_buffers() const override { return device_; }
   void all_reduce_sum(float*, int64_t) override {}
   void reduce_scatter(float*, int64_t) override {}
   void all_gather(float*, int64_t) override {}
@@ -23,6 +28,10 @@ class SingleCommunicator final : public Communicator {
   void all_reduce_sum_host(double*, int64_t) override {}
   void broadcast_host(void*, int64_t, int) override {}
   void barrier() override {}
+
+ private:
+  int rank_, world_;
+  bool device_;
 };
 
 int64_t full_shard_size(int64_t n, int world) {
@@ -65,7 +74,12 @@ int64_t shard_padded_size(int64_t n, int world) {
   return full_shard_size(n, world) * world;
 }
 
-std::unique_ptr<Communicator> make_single_communicator() { return std::make_unique<SingleCommunicator>(); }
+std::unique_ptr<Communicator> make_single_communicator() { return std::make_unique<LocalCommunicator>(0, 1, false); }
+
+std::unique_ptr<Communicator> make_local_stand_in(int rank, int world, bool device_buffers) {
+  SPT_CHECK(world >= 1 && rank >= 0 && rank < world, "rank ", rank, " of a world of ", world, " does not exist");
+  return std::make_unique<LocalCommunicator>(rank, world, device_buffers);
+}
 
 double all_sum(Communicator& comm, double value) {
   comm.all_reduce_sum_host(&value, 1);

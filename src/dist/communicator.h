@@ -55,6 +55,10 @@ class Communicator {
 
 // A world of one process: every collective returns its input.
 std::unique_ptr<Communicator> make_single_communicator();
+// Rank `rank` of a world of `world` alone in this process, its collectives returning their
+// input: what one rank keeps, computes and refuses, seen without the others (tests).
+// device_buffers: it stands for a device communicator (NCCL), as the CUDA engine needs.
+std::unique_ptr<Communicator> make_local_stand_in(int rank, int world, bool device_buffers = false);
 
 // Sums one host value over the ranks.
 double all_sum(Communicator& comm, double value);

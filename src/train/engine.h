@@ -1,7 +1,8 @@
 // Where a model trains and evaluates: the CPU (the Model itself) or one GPU (a
 // CudaModel mirroring it). The trainer and evaluator talk to an Engine only, so they run
 // unchanged on either backend; the host Model and OptimizerState stay the checkpointed
-// truth, brought up to date by sync_to_host() before every save.
+// truth (under data parallelism the OptimizerState holds the rank's shard of the moments),
+// brought up to date by sync_to_host() before every save.
 #pragma once
 
 #include <cstdint>

@@ -14,7 +14,6 @@
 
 #include "core/rng.h"
 #include "model/model.h"
-#include "quiet_ranks.h"
 #include "metrics_test_util.h"
 #include "temp_dir.h"
 #include "test_support.h"
@@ -74,10 +73,8 @@ TEST(CudaDist, NcclWorldOfOneReturnsItsInput) {
   comm->barrier();
 }
 
-// The engine's gradients go through an NCCL all-reduce of one rank: the steps are the
-// engine's alone, bit for bit (fp32, deterministic backward).
-TEST(CudaDist, EngineThroughNcclEqualsEngineAlone) {
-  if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
+// The model the engine tests train: 2 layers, small enough for any GPU.
+ModelConfig engine_test_config() {
   ModelConfig config;
   config.layers = 2;
   config.width = 64;
@@ -85,9 +82,22 @@ TEST(CudaDist, EngineThroughNcclEqualsEngineAlone) {
   config.ctx = 128;
   config.stride = 16;
   config.pos_sizes = {8, 16};
+  return config;
+}
+
+std::vector<uint8_t> random_tokens(size_t count, uint64_t seed) {
+  std::vector<uint8_t> tokens(count);
+  for (size_t i = 0; i < count; ++i) tokens[i] = static_cast<uint8_t>(uniform_int(seed, i, 256));
+  return tokens;
+}
+
+// The engine's gradients go through an NCCL reduce-scatter of one rank: the steps are the
+// engine's alone, bit for bit (fp32, deterministic backward).
+TEST(CudaDist, EngineThroughNcclEqualsEngineAlone) {
+  if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
+  const ModelConfig config = engine_test_config();
   const int B = 2;
-  std::vector<uint8_t> tokens(B * config.ctx);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint8_t>(uniform_int(3, i, 256));
+  const std::vector<uint8_t> tokens = random_tokens(B * config.ctx, 3);
   const std::unique_ptr<dist::Communicator> comm = nccl_alone();
   std::vector<std::vector<float>> weights, moments;
   std::vector<std::vector<double>> norms(2);
@@ -114,20 +124,13 @@ TEST(CudaDist, EngineThroughNcclEqualsEngineAlone) {
 }
 
 // Each of two GPU ranks keeps the moments of its shard only (half the memory) and steps
-// them exactly as one GPU steps that range (no clipping: the quiet ranks' norms are
-// partial; the collectives leave their input, so the gradients are one rank's).
+// them exactly as one GPU steps that range (no clipping: the norms are partial, for the
+// stand-in ranks' collectives leave their input, so the gradients are one rank's).
 TEST(CudaDist, EachRankKeepsItsShardOfTheMoments) {
   if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
-  ModelConfig config;
-  config.layers = 2;
-  config.width = 64;
-  config.heads = 2;
-  config.ctx = 128;
-  config.stride = 16;
-  config.pos_sizes = {8, 16};
+  const ModelConfig config = engine_test_config();
   const int B = 2;
-  std::vector<uint8_t> tokens(B * config.ctx);
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint8_t>(uniform_int(4, i, 256));
+  const std::vector<uint8_t> tokens = random_tokens(B * config.ctx, 4);
   TrainConfig train;
   train.clip = 0;
   auto one_step = [&](dist::Communicator* comm, Model& model, OptimizerState& optimizer) {
@@ -144,12 +147,12 @@ TEST(CudaDist, EachRankKeepsItsShardOfTheMoments) {
   OptimizerState all(n);
   const int64_t whole_bytes = one_step(nullptr, whole, all);
   for (int rank : {0, 1}) {
-    testing_support::QuietRanks comm(rank, 2, true);
+    const std::unique_ptr<dist::Communicator> comm = dist::make_local_stand_in(rank, 2, true);
     Model model(config);
     model.init(6);
     const dist::ShardRange s = dist::shard_range(n, 2, rank);
     OptimizerState shard(s.size(), s.begin);
-    EXPECT_NEAR(static_cast<double>(one_step(&comm, model, shard)) / whole_bytes, 0.5, 64.0 / n) << "rank " << rank;
+    EXPECT_NEAR(static_cast<double>(one_step(comm.get(), model, shard)) / whole_bytes, 0.5, 64.0 / n) << "rank " << rank;
     EXPECT_EQ(shard.exp_avg, std::vector<float>(all.exp_avg.begin() + s.begin, all.exp_avg.begin() + s.end));
     EXPECT_EQ(shard.exp_avg_sq, std::vector<float>(all.exp_avg_sq.begin() + s.begin, all.exp_avg_sq.begin() + s.end));
     EXPECT_EQ(std::vector<float>(model.weights().begin() + s.begin, model.weights().begin() + s.end),

@@ -19,7 +19,6 @@
 #include "dist/launch.h"
 #include "dist/rendezvous.h"
 #include "model/model.h"
-#include "quiet_ranks.h"
 #include "test_support.h"
 #include "train/engine.h"
 #include "train/optimizer.h"
@@ -28,7 +27,6 @@ namespace spt {
 namespace {
 
 using testing_support::error_of;
-using testing_support::QuietRanks;
 using Env = std::map<std::string, std::string>;
 
 dist::LaunchInfo parse(const Env& env) {
@@ -381,10 +379,10 @@ TEST(ShardedOptimizer, EachOfTwoRanksKeepsHalfTheMoments) {
   std::vector<uint8_t> tokens(2 * 64);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint8_t>(i * 7);
   for (int rank : {0, 1}) {
-    QuietRanks comm(rank, 2);
+    const std::unique_ptr<dist::Communicator> comm = dist::make_local_stand_in(rank, 2);
     const dist::ShardRange s = dist::shard_range(n, 2, rank);
     OptimizerState shard(s.size(), s.begin);
-    const std::unique_ptr<Engine> engine = make_engine({"cpu", "", true, false, &comm}, model, &shard);
+    const std::unique_ptr<Engine> engine = make_engine({"cpu", "", true, false, comm.get()}, model, &shard);
     EXPECT_NEAR(static_cast<double>(engine->optimizer_bytes()) / whole_bytes, 0.5, 64.0 / n) << "rank " << rank;
     engine->zero_grads();
     engine->forward_backward(tokens.data(), 2, DropoutContext{}, 0.5f);
@@ -392,9 +390,9 @@ TEST(ShardedOptimizer, EachOfTwoRanksKeepsHalfTheMoments) {
     EXPECT_EQ(shard.exp_avg.size(), static_cast<size_t>(s.size()));
     EXPECT_NE(shard.exp_avg_sq, std::vector<float>(s.size(), 0.0f)) << "rank " << rank;
   }
-  QuietRanks second(1, 2);
+  const std::unique_ptr<dist::Communicator> second = dist::make_local_stand_in(1, 2);
   OptimizerState whole(n);
-  const std::string refused = error_of([&] { make_engine({"cpu", "", true, false, &second}, model, &whole); });
+  const std::string refused = error_of([&] { make_engine({"cpu", "", true, false, second.get()}, model, &whole); });
   EXPECT_NE(refused.find("share_weights"), std::string::npos) << refused;
 }
 
