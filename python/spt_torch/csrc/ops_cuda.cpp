@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "op_args.h"
+#include "ops/cuda/attention_plan.h"
 
 namespace spt_torch {
 namespace {
