@@ -46,42 +46,11 @@ namespace {
 
 using cuda::DType;
 
-constexpr double kU = 1.0 / (1 << 24);       // fp32 unit roundoff
-constexpr double kU64 = 1.0 / 9007199254740992.0;  // fp64 unit roundoff, 2^-53
-constexpr size_t kGuard = 64;                // sentinel elements after every output
-constexpr uint32_t kSentinelF32 = 0x7FC0DEADu;
-constexpr uint16_t kSentinelBF16 = 0x7FDEu;
-constexpr uint16_t kSentinelF16 = 0x7DADu;  // a signalling NaN: no conversion produces it
-constexpr DType kTypes[] = {DType::f32, DType::bf16, DType::f16};
+using namespace testing_support;
 
-// Round to nearest even, as bits, independent of CUDA's conversions.
-uint16_t bf16_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0;
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-float bf16_value(uint16_t bits) {
-  const uint32_t u = uint32_t{bits} << 16;
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-uint16_t f16_bits(float x) {
-  const _Float16 h = static_cast<_Float16>(x);
-  uint16_t bits;
-  std::memcpy(&bits, &h, 2);
-  return bits;
-}
-float f16_value(uint16_t bits) {
-  _Float16 h;
-  std::memcpy(&h, &bits, 2);
-  return static_cast<float>(h);
-}
-uint16_t bits16(DType dtype, float x) { return dtype == DType::bf16 ? bf16_bits(x) : f16_bits(x); }
-float value16(DType dtype, uint16_t bits) { return dtype == DType::bf16 ? bf16_value(bits) : f16_value(bits); }
-float round_to(DType dtype, float x) { return dtype == DType::f32 ? x : value16(dtype, bits16(dtype, x)); }
+constexpr double kU = kUnitRoundoff;                 // fp32 unit roundoff
+constexpr double kU64 = 1.0 / 9007199254740992.0;  // fp64 unit roundoff, 2^-53
+constexpr DType kTypes[] = {DType::f32, DType::bf16, DType::f16};
 
 uint64_t next_seed() {
   static uint64_t seed = 7000;
@@ -120,7 +89,7 @@ class DeviceArray {
       if (dtype_ == DType::f32) {
         std::memcpy(raw.data() + (offset_ + e) * 4, &values[e], 4);
       } else {
-        const uint16_t bits = bits16(dtype_, values[e]);
+        const uint16_t bits = half_bits(dtype_, values[e]);
         std::memcpy(raw.data() + (offset_ + e) * 2, &bits, 2);
       }
     }
@@ -162,7 +131,7 @@ class DeviceArray {
     }
     uint16_t bits;
     std::memcpy(&bits, raw.data() + e * 2, 2);
-    return value16(dtype_, bits);
+    return half_value(dtype_, bits);
   }
 
   DType dtype_;
@@ -828,7 +797,7 @@ TEST(CudaOps, ConversionRoundsToNearestEven) {
         patterns = values;
       } else {
         for (uint32_t bits = 0; bits < 65536; ++bits) {
-          const float x = value16(dtype, static_cast<uint16_t>(bits));
+          const float x = half_value(dtype, static_cast<uint16_t>(bits));
           if (!std::isnan(x)) patterns.push_back(x);
         }
       }
