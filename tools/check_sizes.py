@@ -104,7 +104,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", default=os.path.join(os.path.dirname(__file__), ".."))
     parser.add_argument("--exclude", nargs="*", default=[], help="path globs relative to the repository")
-    parser.add_argument("--spt", help="ignored (ctest passes it to every Python test)")
     args = parser.parse_args()
     offenders = 0
     for top in ("src", "tests"):

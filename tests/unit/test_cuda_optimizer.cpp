@@ -29,14 +29,7 @@ using namespace cuda_ops_test;
 
 TEST(CudaOps, AdamWMatchesTheCpuOptimizer) {
   SPT_REQUIRE_CUDA_DEVICE();
-  ModelConfig mc;
-  mc.layers = 2;
-  mc.width = 16;
-  mc.heads = 2;
-  mc.ctx = 16;
-  mc.pattern = "strided";
-  mc.stride = 4;
-  mc.pos_sizes = {4, 4};
+  const ModelConfig mc = testing_support::small_strided_config();
   for (DType dtype : kTypes) {
     const std::string context = message("compute copy ", cuda::dtype_name(dtype));
     SCOPED_TRACE(context);

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "model/config.h"
 #include "ops/dtype.h"
 
 namespace spt::testing_support {
@@ -48,6 +49,20 @@ inline void expect_error(const std::function<void()>& fn, const std::vector<std:
     return;
   }
   ADD_FAILURE() << "no spt::Error thrown";
+}
+
+// A 2-layer strided model of width `width` over 16 positions (a 4 x 4 position table):
+// every tensor small, every code path of a step taken.
+inline ModelConfig small_strided_config(int width = 16) {
+  ModelConfig c;
+  c.layers = 2;
+  c.width = width;
+  c.heads = 2;
+  c.ctx = 16;
+  c.pattern = "strided";
+  c.stride = 4;
+  c.pos_sizes = {4, 4};
+  return c;
 }
 
 inline std::string slurp(const std::string& path) {
