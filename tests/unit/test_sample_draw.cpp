@@ -17,13 +17,9 @@ namespace spt {
 namespace {
 
 ModelConfig small_model() {
-  ModelConfig c;
+  ModelConfig c = testing_support::small_strided_config();
   c.layers = 1;
-  c.width = 16;
-  c.heads = 2;
   c.ctx = 24;
-  c.pattern = "strided";
-  c.stride = 4;
   c.pos_sizes = {6, 4};
   return c;
 }
