@@ -26,6 +26,7 @@
 #include "core/cuda_check.h"
 #include "core/rng.h"
 #include "ops/attention.h"
+#include "ops/cuda/attention_plan.h"
 #include "pattern/block_layout.h"
 
 namespace {

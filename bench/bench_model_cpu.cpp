@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_runtime.h"
 #include "core/rng.h"
 #include "model/model.h"
 #include "ops/linear.h"

@@ -90,21 +90,8 @@ void keep_prompt_tail(std::vector<uint8_t>& prompt, int64_t context) {
   prompt.erase(prompt.begin(), prompt.end() - kept);
 }
 
-void run(const SampleFlags& f) {
-  SPT_CHECK(f.count >= 1, "--count ", f.count, " must be at least 1");
-  SPT_CHECK(f.length >= 0, "--length ", f.length, " must not be negative (0: the model context)");
-  SPT_CHECK(f.scale >= 0, "--scale ", f.scale, " must be at least 1 (0: automatic)");
-  validate(DrawOptions{f.temperature, f.top_k, f.top_p});
-  if (!f.out.empty()) refuse_checkpoint_overwrite(f.out, "--out");
-  const CheckpointInfo info = read_checkpoint_info(f.checkpoint);
-  const ModelConfig& c = info.model;
-  const bool images = c.pos_sizes.size() == 3;
-  const SampleFormat format =
-      sample_format_for(f.out, images ? SampleModality::image : c.sample_rate > 0 ? SampleModality::audio : SampleModality::text,
-                        isatty(STDOUT_FILENO) != 0);
-  SPT_CHECK(f.scale == 0 || format == SampleFormat::png, "--scale applies to PNG grids (--out x.png)");
-  SPT_CHECK(f.prefix_rows == 0 || images, "--prefix-rows completes images; this model is not an image model (pos_sizes has ",
-            c.pos_sizes.size(), " tables)");
+// The drawing options of the flags, with the prompt (text, file or audio) as the prefix.
+SampleOptions prompted_options(const SampleFlags& f, const ModelConfig& c) {
   SampleOptions options;
   options.count = f.count;
   options.length = f.length;
@@ -120,6 +107,41 @@ void run(const SampleFlags& f) {
   if (!f.prompt_file.empty()) options.prefixes.push_back(read_file_bytes(f.prompt_file));
   if (!f.prompt_audio.empty()) options.prefixes.push_back(audio_prompt_tokens(c, f.prompt_audio, f.prompt_seconds));
   for (std::vector<uint8_t>& prompt : options.prefixes) keep_prompt_tail(prompt, c.ctx);
+  return options;
+}
+
+// Writes finished samples (not streamed ones) to --out in its format.
+void write_samples(const SampleFlags& f, const ModelConfig& c, SampleFormat format,
+                   const std::vector<std::vector<uint8_t>>& samples, const std::vector<Image>& originals) {
+  if (format == SampleFormat::png) {
+    write_png_samples(f, c, samples, originals);
+  } else if (format == SampleFormat::wav) {
+    const auto paths = write_wav_samples(c, f.out, samples, f.concat);
+    std::printf("wrote %zu samples at %d Hz to %s%s\n", samples.size(), c.sample_rate, paths.front().c_str(),
+                paths.size() > 1 ? (" ... " + paths.back()).c_str() : "");
+  } else if (format == SampleFormat::raw) {
+    write_raw_samples(f.out, samples);
+  } else {
+    write_text_samples(f.out, samples);
+  }
+}
+
+void run(const SampleFlags& f) {
+  SPT_CHECK(f.count >= 1, "--count ", f.count, " must be at least 1");
+  SPT_CHECK(f.length >= 0, "--length ", f.length, " must not be negative (0: the model context)");
+  SPT_CHECK(f.scale >= 0, "--scale ", f.scale, " must be at least 1 (0: automatic)");
+  validate(DrawOptions{f.temperature, f.top_k, f.top_p});
+  if (!f.out.empty()) refuse_checkpoint_overwrite(f.out, "--out");
+  const CheckpointInfo info = read_checkpoint_info(f.checkpoint);
+  const ModelConfig& c = info.model;
+  const bool images = c.pos_sizes.size() == 3;
+  const SampleFormat format =
+      sample_format_for(f.out, images ? SampleModality::image : c.sample_rate > 0 ? SampleModality::audio : SampleModality::text,
+                        isatty(STDOUT_FILENO) != 0);
+  SPT_CHECK(f.scale == 0 || format == SampleFormat::png, "--scale applies to PNG grids (--out x.png)");
+  SPT_CHECK(f.prefix_rows == 0 || images, "--prefix-rows completes images; this model is not an image model (pos_sizes has ",
+            c.pos_sizes.size(), " tables)");
+  SampleOptions options = prompted_options(f, c);
   SPT_CHECK(!f.concat || format == SampleFormat::wav, "--concat joins WAV samples into one file; give --out NAME.wav");
   std::vector<Image> originals;
   if (f.prefix_rows > 0) {
@@ -159,16 +181,8 @@ void run(const SampleFlags& f) {
   if (stream) {
     std::fputc('\n', stdout);
     std::fflush(stdout);
-  } else if (format == SampleFormat::png) {
-    write_png_samples(f, c, samples, originals);
-  } else if (format == SampleFormat::wav) {
-    const auto paths = write_wav_samples(c, f.out, samples, f.concat);
-    std::printf("wrote %zu samples at %d Hz to %s%s\n", samples.size(), c.sample_rate, paths.front().c_str(),
-                paths.size() > 1 ? (" ... " + paths.back()).c_str() : "");
-  } else if (format == SampleFormat::raw) {
-    write_raw_samples(f.out, samples);
   } else {
-    write_text_samples(f.out, samples);
+    write_samples(f, c, format, samples, originals);
   }
   // The rate goes to stderr, so that it never mixes with samples written to stdout.
   std::fprintf(stderr, "spt sample: %d x %lld tokens in %.2f s on %s: %.1f tokens/s (%s, %s)\n", f.count,

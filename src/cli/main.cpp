@@ -1,6 +1,6 @@
 // spt: train, evaluate and sample Sparse Transformers; inspect attention patterns.
 #include "cli/cli_main.h"
-#include "ops/linear.h"
+#include "core/cpu_runtime.h"
 
 int main(int argc, char** argv) {
   // Picks OpenBLAS kernels for CPUs it does not recognise and stops idle BLAS/OpenMP

@@ -151,6 +151,61 @@ void SafetensorsWriter::write_file(const std::string& path) const {
 // ---------------------------------------------------------------------------------------
 // Reader
 
+namespace {
+
+// One tensor's header entry, checked against the data section of data_bytes bytes.
+TensorInfo tensor_entry(const std::string& name, const nlohmann::json& value, const std::string& path,
+                        int64_t data_bytes) {
+  const std::string where = path + ": tensor '" + name + "'";
+  SPT_CHECK(value.is_object(), where, ": expected an object with dtype, shape, data_offsets");
+  for (const char* field : {"dtype", "shape", "data_offsets"})
+    SPT_CHECK(value.contains(field), where, ": missing '", field, "'");
+  TensorInfo info;
+  info.name = name;
+  SPT_CHECK(value["dtype"].is_string(), where, ": dtype must be a string, got ", json_excerpt(value["dtype"]));
+  try {
+    info.dtype = parse_dtype(value["dtype"].get<std::string>());
+  } catch (const Error& e) {
+    throw Error(message(where, ": ", e.what()));
+  }
+  SPT_CHECK(value["shape"].is_array(), where, ": shape must be an array, got ", json_excerpt(value["shape"]));
+  for (const nlohmann::json& dim : value["shape"]) {
+    SPT_CHECK(dim.is_number_unsigned(), where, ": shape must hold non-negative integers, got ",
+              json_excerpt(value["shape"]));
+    SPT_CHECK(dim.get<uint64_t>() <= static_cast<uint64_t>(kMaxElements), where, ": dimension ", json_excerpt(dim),
+              " is too large");
+    info.shape.push_back(dim.get<int64_t>());
+  }
+  const nlohmann::json& offsets = value["data_offsets"];
+  SPT_CHECK(offsets.is_array() && offsets.size() == 2, where, ": data_offsets must be [begin, end], got ",
+            json_excerpt(offsets));
+  info.begin = json_offset(offsets[0], where);
+  info.end = json_offset(offsets[1], where);
+  SPT_CHECK(info.begin <= info.end, where, ": data_offsets [", info.begin, ", ", info.end, "] end before they begin");
+  SPT_CHECK(info.end <= data_bytes, where, ": data_offsets [", info.begin, ", ", info.end,
+            "] run past the ", data_bytes, "-byte data section (truncated file?)");
+  const int64_t count = element_count(info.shape);
+  SPT_CHECK(count >= 0 && count * dtype_size(info.dtype) == info.bytes(), where, ": shape ",
+            shape_string(info.shape), " of ", dtype_name(info.dtype), " needs ",
+            count >= 0 ? count * dtype_size(info.dtype) : -1, " bytes but data_offsets hold ", info.bytes());
+  return info;
+}
+
+// The tensors, sorted by offset, must tile the data section: no gap, no overlap, no tail.
+void check_data_coverage(const std::vector<TensorInfo>& tensors, const std::string& path, int64_t data_bytes) {
+  int64_t covered = 0;
+  for (const TensorInfo& t : tensors) {
+    SPT_CHECK(t.begin >= covered, path, ": tensor '", t.name, "' at bytes [", t.begin, ", ", t.end,
+              ") overlaps the tensor before it, which ends at ", covered);
+    SPT_CHECK(t.begin == covered, path, ": bytes [", covered, ", ", t.begin, ") of the data section belong to no tensor");
+    covered = t.end;
+  }
+  SPT_CHECK(covered == data_bytes, path, ": the data section is ", data_bytes, " bytes but its tensors cover ",
+            covered, " (trailing bytes or a wrong header)");
+}
+
+}  // namespace
+
 SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
   const int64_t size = file_size(path);
   file_.open(path, std::ios::binary);
@@ -193,53 +248,13 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       }
       continue;
     }
-    const std::string where = path + ": tensor '" + name + "'";
-    SPT_CHECK(value.is_object(), where, ": expected an object with dtype, shape, data_offsets");
-    for (const char* field : {"dtype", "shape", "data_offsets"})
-      SPT_CHECK(value.contains(field), where, ": missing '", field, "'");
-    TensorInfo info;
-    info.name = name;
-    SPT_CHECK(value["dtype"].is_string(), where, ": dtype must be a string, got ", json_excerpt(value["dtype"]));
-    try {
-      info.dtype = parse_dtype(value["dtype"].get<std::string>());
-    } catch (const Error& e) {
-      throw Error(message(where, ": ", e.what()));
-    }
-    SPT_CHECK(value["shape"].is_array(), where, ": shape must be an array, got ", json_excerpt(value["shape"]));
-    for (const nlohmann::json& dim : value["shape"]) {
-      SPT_CHECK(dim.is_number_unsigned(), where, ": shape must hold non-negative integers, got ",
-                json_excerpt(value["shape"]));
-      SPT_CHECK(dim.get<uint64_t>() <= static_cast<uint64_t>(kMaxElements), where, ": dimension ", json_excerpt(dim),
-                " is too large");
-      info.shape.push_back(dim.get<int64_t>());
-    }
-    const nlohmann::json& offsets = value["data_offsets"];
-    SPT_CHECK(offsets.is_array() && offsets.size() == 2, where, ": data_offsets must be [begin, end], got ",
-              json_excerpt(offsets));
-    info.begin = json_offset(offsets[0], where);
-    info.end = json_offset(offsets[1], where);
-    SPT_CHECK(info.begin <= info.end, where, ": data_offsets [", info.begin, ", ", info.end, "] end before they begin");
-    SPT_CHECK(info.end <= data_bytes, where, ": data_offsets [", info.begin, ", ", info.end,
-              "] run past the ", data_bytes, "-byte data section (truncated file?)");
-    const int64_t count = element_count(info.shape);
-    SPT_CHECK(count >= 0 && count * dtype_size(info.dtype) == info.bytes(), where, ": shape ",
-              shape_string(info.shape), " of ", dtype_name(info.dtype), " needs ",
-              count >= 0 ? count * dtype_size(info.dtype) : -1, " bytes but data_offsets hold ", info.bytes());
-    tensors_.push_back(std::move(info));
+    tensors_.push_back(tensor_entry(name, value, path, data_bytes));
   }
 
   std::stable_sort(tensors_.begin(), tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
-  int64_t covered = 0;
-  for (const TensorInfo& t : tensors_) {
-    SPT_CHECK(t.begin >= covered, path, ": tensor '", t.name, "' at bytes [", t.begin, ", ", t.end,
-              ") overlaps the tensor before it, which ends at ", covered);
-    SPT_CHECK(t.begin == covered, path, ": bytes [", covered, ", ", t.begin, ") of the data section belong to no tensor");
-    covered = t.end;
-  }
-  SPT_CHECK(covered == data_bytes, path, ": the data section is ", data_bytes, " bytes but its tensors cover ",
-            covered, " (trailing bytes or a wrong header)");
+  check_data_coverage(tensors_, path, data_bytes);
   for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 

@@ -9,11 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "core/vocab.h"
 #include "pattern/pattern.h"
 
 namespace spt {
-
-inline constexpr int kVocab = 256;  // V: bytes, 8-bit pixels, 8-bit mu-law samples
 
 struct ModelConfig {
   int layers = 4;             // L

@@ -83,8 +83,8 @@ Preset audio_preset(const std::string& name, int layers, int width, int heads, i
   return p;
 }
 
-std::vector<Preset> make_presets() {
-  std::vector<Preset> all;
+// The paper's setups (enwik8, CIFAR-10, ImageNet 64, raw audio), at the paper's sizes.
+void add_paper_presets(std::vector<Preset>& all) {
   {
     Preset p{"enwik8", "paper: 30 layers, width 512, 8 heads, T 12288, fixed l 128 c 32 merged, dropout 0.4", "bytes",
              text_model(30, 512, 8, 12288, "fixed", 128, 32), paper_train(3.5e-4)};
@@ -114,6 +114,10 @@ std::vector<Preset> make_presets() {
   all.push_back(audio_preset("audio-65k", 48, 512, 8, 65536, 256, "152M"));
   all.push_back(audio_preset("audio-262k", 32, 256, 4, 262144, 512, "25M"));
   all.push_back(audio_preset("audio-1m", 14, 128, 2, 1048576, 1024, "3M"));
+}
+
+// Small models that train on a laptop's CPU in minutes.
+void add_cpu_presets(std::vector<Preset>& all) {
   {
     // Speech on the CPU (tools/quickstart.sh audio): about 10 minutes on 2 cores.
     Preset p{"audio-small", "CPU: 3 layers, width 128, 2 heads, T 1024 mu-law samples at 8 kHz, strided l 32",
@@ -131,17 +135,20 @@ std::vector<Preset> make_presets() {
              image_model(4, 128, 4, 28, 28, 1, 28), cpu_train(8, 3e-3, 700, 350, 100)};
     all.push_back(p);
   }
-  // GPU presets for the one-GPU results (docs/RESULTS.md), each about 470 s of training.
-  // Step counts from the measured enwik8 preset (docs/BENCHMARKS.md, H200, B 2): 30 layers
-  // of width 512 train at 372k (strided) and 301k (fixed) tokens/s with recomputation, 90
-  // and 111 ns per token and layer, about half of it width-squared matrix work, the rest
-  // LayerNorm/GELU/dropout and attention (linear in the width or less). Taken to an H100
-  // (slower memory: about x1.15), without recomputation (a quarter less matrix work) and at
-  // T 784-1024 (cheaper attention): about 85 ns per token and layer at width 512 and 55 ns
-  // at width 384 (matrix work x0.56, the rest x0.75). bench/image_results.sh and
-  // bench/text_results.sh measure the real rate over the first steps and re-fit --steps so
-  // that the cosine decay still ends inside the time. Head dim 64 everywhere: the
-  // tensor-core attention kernels' best case.
+}
+
+// GPU presets for the one-GPU results (docs/RESULTS.md), each about 470 s of training.
+// Step counts from the measured enwik8 preset (docs/BENCHMARKS.md, H200, B 2): 30 layers
+// of width 512 train at 372k (strided) and 301k (fixed) tokens/s with recomputation, 90
+// and 111 ns per token and layer, about half of it width-squared matrix work, the rest
+// LayerNorm/GELU/dropout and attention (linear in the width or less). Taken to an H100
+// (slower memory: about x1.15), without recomputation (a quarter less matrix work) and at
+// T 784-1024 (cheaper attention): about 85 ns per token and layer at width 512 and 55 ns
+// at width 384 (matrix work x0.56, the rest x0.75). bench/image_results.sh and
+// bench/text_results.sh measure the real rate over the first steps and re-fit --steps so
+// that the cosine decay still ends inside the time. Head dim 64 everywhere: the
+// tensor-core attention kernels' best case.
+void add_gpu_presets(std::vector<Preset>& all) {
   {
     // 8 x 55 ns = 0.44 us a pixel: 2.3M pixels/s, 1.07B in 470 s; 20k steps of 64 images
     // are 1.0B pixels, 23 epochs of the 43M training pixels. MNIST is mostly zeros, so a
@@ -196,6 +203,13 @@ std::vector<Preset> make_presets() {
     p.why = "assumes 0.93M bytes/s on an H100: 12k steps x 32 x 1024 = 393M bytes, 11 epochs of 36 MB";
     all.push_back(p);
   }
+}
+
+std::vector<Preset> make_presets() {
+  std::vector<Preset> all;
+  add_paper_presets(all);
+  add_cpu_presets(all);
+  add_gpu_presets(all);
   {
     Preset p{"tiny", "smoke test: 2 layers, width 32, 2 heads, T 64, strided l 8", "bytes",
              text_model(2, 32, 2, 64, "strided", 8, 2), TrainConfig{}};

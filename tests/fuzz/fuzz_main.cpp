@@ -20,9 +20,9 @@
 #include <string>
 
 #include "base.h"
+#include "core/cpu_runtime.h"
 #include "files.h"
 #include "generators.h"
-#include "ops/linear.h"
 #include "report.h"
 #include "runner.h"
 

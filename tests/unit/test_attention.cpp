@@ -10,11 +10,12 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "ops/attention.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
-constexpr double kUnitRoundoff = 1.0 / (1 << 24);  // fp32
+using testing_support::kUnitRoundoff;
 
 struct Case {
   PatternSpec spec;

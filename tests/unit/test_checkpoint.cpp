@@ -28,20 +28,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing_support::expect_error;
 using testing_support::read_bytes;
+using testing_support::small_strided_config;
 using testing_support::TempDir;
 using testing_support::write_bytes;
-
-ModelConfig small_config() {
-  ModelConfig c;
-  c.layers = 2;
-  c.width = 16;
-  c.heads = 2;
-  c.ctx = 16;
-  c.pattern = "strided";
-  c.stride = 4;
-  c.pos_sizes = {4, 4};
-  return c;
-}
 
 void fill(std::vector<float>& values, uint64_t seed) {
   const uint64_t key = rng_key(seed, 0x74657374);
@@ -88,7 +77,7 @@ std::vector<std::string> names_in(const std::string& dir) {
 
 struct Saved {
   TempDir dir{"ckpt"};
-  Model model{small_config()};
+  Model model{small_strided_config()};
   OptimizerState optimizer;
   TrainConfig train;
   std::string path = dir / "checkpoint";
@@ -108,7 +97,7 @@ TEST(Checkpoint, LoadsIdenticalWeightsOptimizerAndState) {
   EXPECT_EQ(names_in(saved.path), (std::vector<std::string>{"model.safetensors", "optimizer.safetensors", "state.json"}));
 
   const CheckpointInfo info = read_checkpoint_info(saved.path);
-  EXPECT_EQ(to_json(info.model), to_json(small_config()));
+  EXPECT_EQ(to_json(info.model), to_json(small_strided_config()));
   EXPECT_EQ(to_json(info.train), to_json(saved.train));
   EXPECT_EQ(info.state.step, 12);
   EXPECT_EQ(info.state.tokens_seen, 123456789012);
@@ -130,14 +119,14 @@ TEST(Checkpoint, LoadsIdenticalWeightsOptimizerAndState) {
 
 TEST(Checkpoint, SavingAgainReplacesTheCheckpoint) {
   Saved saved;
-  Model second(small_config());
+  Model second(small_strided_config());
   second.init(8);
   TrainState state = sample_state();
   state.step = 24;
   state.last_valid_bits = NAN;  // not evaluated: stored as null, read back as NaN
   save_checkpoint(saved.path + "/", second, &saved.optimizer, saved.train, state);
   EXPECT_EQ(names_in(saved.dir.path()), (std::vector<std::string>{"checkpoint"}));
-  Model fresh(small_config());
+  Model fresh(small_strided_config());
   load_checkpoint(saved.path, fresh, nullptr);
   EXPECT_TRUE(same_bits(fresh.weights(), second.weights()));
   const CheckpointInfo info = read_checkpoint_info(saved.path);
@@ -152,7 +141,7 @@ TEST(Checkpoint, FlippedByteIsRefusedByTheChecksum) {
   bytes[bytes.size() - 5] ^= 0x01;  // one bit of the last tensor's data
   write_bytes(file, bytes);
   const auto before = snapshot(saved.path);
-  Model fresh(small_config());
+  Model fresh(small_strided_config());
   OptimizerState loaded;
   expect_error([&] { load_checkpoint(saved.path, fresh, &loaded); }, {file, "CRC-32", "damaged"});
   EXPECT_EQ(snapshot(saved.path), before) << "loading must not modify files";
@@ -172,7 +161,7 @@ TEST(Checkpoint, TruncatedFileIsRefused) {
   std::vector<char> bytes = read_bytes(file);
   bytes.resize(bytes.size() - 4);
   write_bytes(file, bytes);
-  Model fresh(small_config());
+  Model fresh(small_strided_config());
   OptimizerState loaded;
   expect_error([&] { read_checkpoint_info(saved.path); }, {file, "bytes but state.json records"});
   expect_error([&] { load_checkpoint(saved.path, fresh, &loaded); }, {file, "bytes but state.json records"});
@@ -182,14 +171,14 @@ TEST(Checkpoint, MissingFilesAreRefused) {
   {
     Saved saved;
     fs::remove(saved.path + "/state.json");
-    Model fresh(small_config());
+    Model fresh(small_strided_config());
     expect_error([&] { load_checkpoint(saved.path, fresh, nullptr); }, {saved.path + "/state.json", "incomplete"});
     expect_error([&] { read_checkpoint_info(saved.path); }, {"state.json"});
   }
   {
     Saved saved;
     fs::remove(saved.path + "/model.safetensors");
-    Model fresh(small_config());
+    Model fresh(small_strided_config());
     expect_error([&] { load_checkpoint(saved.path, fresh, nullptr); }, {saved.path + "/model.safetensors", "missing"});
   }
   {
@@ -200,17 +189,17 @@ TEST(Checkpoint, MissingFilesAreRefused) {
     expect_error([&] { read_checkpoint_info(saved.path); }, {"state.json", "not valid JSON"});
   }
   TempDir empty("ckpt");
-  Model fresh(small_config());
+  Model fresh(small_strided_config());
   expect_error([&] { load_checkpoint(empty / "nothing", fresh, nullptr); }, {"no checkpoint at", "nothing"});
 }
 
 TEST(Checkpoint, DifferentModelConfigIsRefused) {
   Saved saved;
-  ModelConfig other = small_config();
+  ModelConfig other = small_strided_config();
   other.layers = 3;
   Model fresh(other);
   expect_error([&] { load_checkpoint(saved.path, fresh, nullptr); }, {saved.path, "different model", "layers 2 vs 3"});
-  ModelConfig same_shapes = small_config();
+  ModelConfig same_shapes = small_strided_config();
   same_shapes.pattern = "fixed";  // identical tensors, different network
   same_shapes.summary = 2;
   Model fixed(same_shapes);
@@ -219,12 +208,12 @@ TEST(Checkpoint, DifferentModelConfigIsRefused) {
 
 TEST(Checkpoint, WeightsOnlyCheckpointCannotResume) {
   TempDir dir("ckpt");
-  Model model(small_config());
+  Model model(small_strided_config());
   model.init(5);
   save_checkpoint(dir / "c", model, nullptr, TrainConfig{}, TrainState{});
   EXPECT_FALSE(fs::exists(dir / "c/optimizer.safetensors"));
   EXPECT_FALSE(read_checkpoint_info(dir / "c").has_optimizer);
-  Model fresh(small_config());
+  Model fresh(small_strided_config());
   OptimizerState optimizer;
   expect_error([&] { load_checkpoint(dir / "c", fresh, &optimizer); }, {"no optimizer state"});
   load_checkpoint(dir / "c", fresh, nullptr);
@@ -234,7 +223,7 @@ TEST(Checkpoint, WeightsOnlyCheckpointCannotResume) {
 TEST(Checkpoint, FailedSaveKeepsThePreviousCheckpoint) {
   Saved saved;
   const auto before = snapshot(saved.path);
-  Model second(small_config());
+  Model second(small_strided_config());
   second.init(8);
 
   // The disk "fills up" while the new checkpoint is written: a file-size limit makes
@@ -260,7 +249,7 @@ TEST(Checkpoint, FailedSaveKeepsThePreviousCheckpoint) {
   EXPECT_NE(text.find("model.safetensors"), std::string::npos) << text;
   EXPECT_EQ(names_in(saved.dir.path()), (std::vector<std::string>{"checkpoint"})) << "the temporary must be removed";
   EXPECT_EQ(snapshot(saved.path), before);
-  Model fresh(small_config());
+  Model fresh(small_strided_config());
   load_checkpoint(saved.path, fresh, nullptr);
   EXPECT_TRUE(same_bits(fresh.weights(), saved.model.weights()));
 
@@ -273,7 +262,7 @@ TEST(Checkpoint, FailedSaveKeepsThePreviousCheckpoint) {
 
 TEST(Checkpoint, UnwritableTargetsAreRefusedNamingThePath) {
   TempDir dir("ckpt");
-  Model model(small_config());
+  Model model(small_strided_config());
   write_bytes(dir / "file", {'x'});
   expect_error([&] { save_checkpoint(dir / "file/checkpoint", model, nullptr, TrainConfig{}, TrainState{}); },
                {dir / "file/checkpoint"});
@@ -289,7 +278,7 @@ TEST(Checkpoint, InterruptedSwapIsRecoveredFromOld) {
   fs::rename(saved.path, saved.path + ".old");
   ::testing::internal::CaptureStderr();
   const CheckpointInfo info = read_checkpoint_info(saved.path);
-  Model fresh(small_config());
+  Model fresh(small_strided_config());
   OptimizerState loaded;
   load_checkpoint(saved.path, fresh, &loaded);
   const std::string note = ::testing::internal::GetCapturedStderr();
@@ -300,7 +289,7 @@ TEST(Checkpoint, InterruptedSwapIsRecoveredFromOld) {
   EXPECT_EQ(names_in(saved.dir.path()), (std::vector<std::string>{"checkpoint.old"})) << "loading changes nothing";
 
   // The next save puts a checkpoint in place and only then drops the old one.
-  Model second(small_config());
+  Model second(small_strided_config());
   second.init(8);
   save_checkpoint(saved.path, second, &loaded, saved.train, sample_state());
   EXPECT_EQ(names_in(saved.dir.path()), (std::vector<std::string>{"checkpoint"}));
@@ -309,7 +298,7 @@ TEST(Checkpoint, InterruptedSwapIsRecoveredFromOld) {
 
   // A crash after the second rename leaves a stale .old beside a complete checkpoint.
   fs::copy(saved.path, saved.path + ".old", fs::copy_options::recursive);
-  Model third(small_config());
+  Model third(small_strided_config());
   third.init(9);
   fs::remove_all(saved.path + ".old/state.json");
   load_checkpoint(saved.path, fresh, nullptr);
@@ -320,7 +309,7 @@ TEST(Checkpoint, InterruptedSwapIsRecoveredFromOld) {
 
 TEST(ModelFile, RoundTripAndValidation) {
   TempDir dir("model");
-  ModelConfig config = small_config();
+  ModelConfig config = small_strided_config();
   config.half_qk = true;
   config.ff_ratio = 2.0;
   Model model(config);
@@ -332,7 +321,7 @@ TEST(ModelFile, RoundTripAndValidation) {
   load_model_file(path, fresh);
   EXPECT_TRUE(same_bits(fresh.weights(), model.weights()));
 
-  Model wider(small_config());  // same names, full-width q/k: qkv shapes differ
+  Model wider(small_strided_config());  // same names, full-width q/k: qkv shapes differ
   expect_error([&] { load_model_file(path, wider); },
                {path, "blocks.0.attn.qkv.weight", "F32 (32, 16)", "expected F32 (48, 16)"});
   ModelConfig deeper = config;
@@ -368,7 +357,7 @@ TEST(Checkpoint, PythonStandardLibraryReadsTheFiles) {
     EXPECT_EQ(run_python_check("--checkpoint '" + dir / "checkpoint" + "'"), 0);
   }
   {
-    ModelConfig config = small_config();
+    ModelConfig config = small_strided_config();
     config.half_qk = true;
     config.ff_ratio = 2.0;
     config.pos_sizes = {2, 4, 2};

@@ -36,6 +36,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "ops/attention.h"
+#include "ops/cuda/attention_plan.h"
 #include "cuda_test_util.h"
 
 namespace spt {

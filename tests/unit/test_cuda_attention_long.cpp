@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "cuda_test_util.h"
 #include "ops/attention.h"
+#include "ops/cuda/attention_plan.h"
 
 namespace spt {
 namespace {

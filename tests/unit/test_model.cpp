@@ -16,11 +16,12 @@
 #include "model/model.h"
 #include "naive_model.h"
 #include "ops/linear.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
-constexpr double kU = 1.0 / (1 << 24);  // fp32 unit roundoff
+constexpr double kU = testing_support::kUnitRoundoff;
 
 struct PatternCase {
   std::string pattern;

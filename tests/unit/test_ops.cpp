@@ -18,11 +18,12 @@
 #include "ops/embedding.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
-constexpr double kU = 1.0 / (1 << 24);  // fp32 unit roundoff
+constexpr double kU = testing_support::kUnitRoundoff;
 
 std::vector<float> random_vector(size_t n, uint64_t key, float scale = 1.0f, float shift = 0.0f) {
   std::vector<float> v(n);

@@ -12,23 +12,13 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "train/optimizer.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
 
-constexpr double kUnitRoundoff = 1.0 / (1 << 24);  // fp32
-
-ModelConfig small_config(int width = 16) {
-  ModelConfig c;
-  c.layers = 2;
-  c.width = width;
-  c.heads = 2;
-  c.ctx = 16;
-  c.pattern = "strided";
-  c.stride = 4;
-  c.pos_sizes = {4, 4};
-  return c;
-}
+using testing_support::kUnitRoundoff;
+using testing_support::small_strided_config;
 
 // Gradients of varied scale per tensor, some exactly zero, fresh for every step.
 void fill_gradients(Model& model, uint64_t step) {
@@ -57,7 +47,7 @@ double reference_norm(const std::vector<float>& g) {
 }
 
 TEST(AdamW, MatchesDoublePrecisionReferenceOverSeveralSteps) {
-  Model model(small_config());
+  Model model(small_strided_config());
   model.init(3);
   // Small nonzero values everywhere, so decay is visible on tensors initialized to 0.
   for (float& w : model.weights()) w += 0.01f;
@@ -110,7 +100,7 @@ TEST(AdamW, MatchesDoublePrecisionReferenceOverSeveralSteps) {
 }
 
 TEST(AdamW, DecaysOnlyTheLinearLayersMatrices) {
-  Model model(small_config());
+  Model model(small_strided_config());
   for (float& w : model.weights()) w = 1.5f;
   model.zero_grads();  // zero gradients: the Adam part of the update is exactly 0
   TrainConfig config;
@@ -128,18 +118,18 @@ TEST(AdamW, DecaysOnlyTheLinearLayersMatrices) {
 }
 
 TEST(AdamW, RefusesStateOfTheWrongSize) {
-  Model model(small_config());
+  Model model(small_strided_config());
   OptimizerState state(10);
   EXPECT_THROW(optimizer_step(model, state, TrainConfig{}, 1e-3), Error);
 }
 
 TEST(GradientNorm, IsExactAndIndependentOfThreadCount) {
-  Model model(small_config(96));  // several of the norm's fixed chunks
+  Model model(small_strided_config(96));  // several of the norm's fixed chunks
   ASSERT_GT(model.params().total(), 4 * 65536);
   fill_gradients(model, 1);
   // One AdamW step on a fresh model: its weights after the step.
   const auto stepped_weights = [] {
-    Model fresh(small_config(96));
+    Model fresh(small_strided_config(96));
     fresh.init(4);
     fill_gradients(fresh, 2);
     OptimizerState state(fresh.params().total());
@@ -166,7 +156,7 @@ TEST(GradientNorm, IsExactAndIndependentOfThreadCount) {
 }
 
 TEST(ClipGradients, ScalesToTheMaximumAndReturnsTheNormBefore) {
-  Model model(small_config());
+  Model model(small_strided_config());
   fill_gradients(model, 5);
   const std::vector<float> before = model.grads();
   const double norm = reference_norm(before);
@@ -182,7 +172,7 @@ TEST(ClipGradients, ScalesToTheMaximumAndReturnsTheNormBefore) {
 }
 
 TEST(ClipGradients, LeavesSmallDisabledAndNonFiniteGradientsAlone) {
-  Model model(small_config());
+  Model model(small_strided_config());
   fill_gradients(model, 6);
   const std::vector<float> before = model.grads();
   const double norm = reference_norm(before);

@@ -8,6 +8,7 @@
 #include "pattern/block_layout.h"
 #include "pattern/pattern.h"
 #include "brute_pattern.h"
+#include "test_support.h"
 
 namespace spt {
 namespace {
@@ -97,14 +98,7 @@ TEST(Pattern, EnumerationsMatchPredicate) {
 }
 
 TEST(Pattern, RejectsImpossibleConfigs) {
-  auto message_of = [](const PatternSpec& spec) {
-    try {
-      Pattern p(spec);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto message_of = [](const PatternSpec& spec) { return testing_support::error_of([&] { Pattern p(spec); }); };
   EXPECT_NE(message_of({PatternKind::strided, 0, 1, 1, CombineMode::merged, 2}).find("stride 0"), std::string::npos);
   EXPECT_NE(message_of({PatternKind::fixed, 8, 9, 1, CombineMode::merged, 2}).find("c = 9"), std::string::npos);
   EXPECT_NE(message_of({PatternKind::fixed, 8, 0, 1, CombineMode::merged, 2}).find("c = 0"), std::string::npos);

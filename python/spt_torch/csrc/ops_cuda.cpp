@@ -1,5 +1,5 @@
 // CUDA kernels of the spt_torch ops (schemas in ops.cpp): spt's CUDA attention entry points
-// (spt::cuda, src/ops/attention.h), whose selector picks the kernels; the call runs on
+// (spt::cuda, src/ops/cuda/attention_plan.h), whose selector picks the kernels; the call runs on
 // PyTorch's current stream with its scratch from PyTorch's allocator, and does not
 // synchronize the host, so it can be captured in a CUDA graph. The device plan of each
 // (pattern, layer, T, device, deterministic) is built on its first call and kept: build it
@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "op_args.h"
+#include "ops/cuda/attention_plan.h"
 
 namespace spt_torch {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "model/config.h"
+#include "core/vocab.h"
 
 namespace spt {
 

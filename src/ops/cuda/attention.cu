@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "core/cuda_check.h"
-#include "ops/attention.h"
 #include "ops/cuda/attention_common.cuh"
 #include "ops/cuda/attention_fast.cuh"
 #include "ops/cuda/attention_fast_launch.h"
 #include "ops/cuda/attention_launch.h"
+#include "ops/cuda/attention_plan.h"
 #include "pattern/block_layout.h"
 
 namespace spt::cuda {

@@ -10,7 +10,7 @@
 #include <type_traits>
 
 #include "core/error.h"
-#include "ops/attention.h"
+#include "ops/cuda/attention_plan.h"
 #include "ops/cuda/attention_common.cuh"
 
 namespace spt::cuda::detail {

@@ -7,7 +7,7 @@
 
 #include "core/cuda_check.h"
 #include "ops/cuda/attention_common.cuh"
-#include "ops/decode_attention.h"
+#include "ops/cuda/decode_attention.h"
 
 namespace spt::cuda {
 namespace {

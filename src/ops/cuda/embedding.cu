@@ -5,7 +5,7 @@
 // over 256 positions at a time), adds their dh rows in increasing position order in
 // fp64 and writes the split's sum to a scratch buffer; a second kernel adds the splits
 // in order. The split size depends on B*T only, so the bits do not depend on the device.
-#include "model/config.h"
+#include "core/vocab.h"
 #include "ops/cuda/op_common.cuh"
 #include "ops/embedding.h"
 

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "ops/attention.h"
+#include "ops/cuda/attention_plan.h"
 
 namespace spt::cuda {
 
