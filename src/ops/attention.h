@@ -45,9 +45,3 @@ void attention_backward(const AttentionPlan& plan, const AttentionShape& shape, 
 
 }  // namespace spt
 
-// The CUDA backend's entry points and its device plan are declared in
-// ops/cuda/attention_plan.h, which CUDA code includes. CUDA builds also see them through
-// this header until src/model/cuda/cuda_model.cpp includes it too; the CPU build never does.
-#if SPT_HAVE_CUDA
-#include "ops/cuda/attention_plan.h"
-#endif

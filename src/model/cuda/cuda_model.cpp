@@ -14,6 +14,7 @@
 #include "model/cuda/weight_offsets.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/cuda/attention_plan.h"
 #include "ops/cross_entropy.h"
 #include "ops/dropout.h"
 #include "ops/embedding.h"
