@@ -70,6 +70,22 @@ def median_ms(fn, runs):
     return statistics.median(times)
 
 
+def stream_ms(fn, runs):
+    """Mean time of `runs` calls queued back to back (the host runs ahead, as in a model): the
+    GPU time per call without the host's launch latency that median_ms exposes."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    start = torch.cuda.Event(enable_timing=True)
+    stop = torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(runs):
+        fn()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) / runs
+
+
 def inputs(B, H, T, D, seed):
     gen = torch.Generator(device="cuda").manual_seed(seed)
     make = lambda: torch.randn(B, H, T, D, device="cuda", dtype=torch.bfloat16, generator=gen)
@@ -88,16 +104,20 @@ def time_attention(attend, q, k, v, dout, runs):
         out = attend(q, k, v)
         torch.autograd.grad(out, (q, k, v), dout)
 
-    return median_ms(forward, runs), median_ms(forward_backward, runs)
+    return {"fwd_ms": median_ms(forward, runs), "fwdbwd_ms": median_ms(forward_backward, runs),
+            "fwd_stream_ms": stream_ms(forward, runs), "fwdbwd_stream_ms": stream_ms(forward_backward, runs)}
 
 
-def emit(impl, pattern, case, pairs, fwd_ms, fwdbwd_ms, **extra):
+def emit(impl, pattern, case, pairs, times, **extra):
+    """One JSON row; times from time_attention (per call with the host's latency, and back to back)."""
     T, B, H, D, l, c = case
+    fwd_ms, fwdbwd_ms = times["fwd_ms"], times["fwdbwd_ms"]
     flops = 4.0 * D * pairs * H * B
     row = {"impl": impl, "pattern": pattern, "T": T, "B": B, "H": H, "D": D, "l": l, "c": c, "dtype": "bf16",
            "density": pairs / (T * (T + 1) / 2), "fwd_ms": round(fwd_ms, 4), "fwdbwd_ms": round(fwdbwd_ms, 4),
            "fwd_tflops": round(flops / (fwd_ms * 1e-3) * 1e-12, 2),
-           "fwdbwd_tflops": round(3.5 * flops / (fwdbwd_ms * 1e-3) * 1e-12, 2)}
+           "fwdbwd_tflops": round(3.5 * flops / (fwdbwd_ms * 1e-3) * 1e-12, 2),
+           "fwd_stream_ms": round(times["fwd_stream_ms"], 4), "fwdbwd_stream_ms": round(times["fwdbwd_stream_ms"], 4)}
     row.update(extra)
     print(json.dumps(row), flush=True)
 
@@ -111,12 +131,12 @@ def dense_sdpa(case, runs, seed):
             with sdpa_kernel(backend):
                 return F.scaled_dot_product_attention(q, k, v, is_causal=True)
         try:
-            fwd_ms, fwdbwd_ms = time_attention(attend, q, k, v, dout, runs)
+            times = time_attention(attend, q, k, v, dout, runs)
         except RuntimeError as error:
             print(f"attention_peers: SDPA backend {name} unavailable for T={T} D={D}: {error}".splitlines()[0],
                   file=sys.stderr)
             continue
-        emit("sdpa", "dense", case, T * (T + 1) // 2, fwd_ms, fwdbwd_ms, backend=name,
+        emit("sdpa", "dense", case, T * (T + 1) // 2, times, backend=name,
              fallback=name != "cudnn")
         return
 
@@ -146,8 +166,7 @@ def main():
             pairs = allowed_pairs(mask_mod, T, "cuda")
             q, k, v, dout = inputs(B, H, T, D, seed)
             attend = lambda q, k, v, block_mask=block_mask: flex(q, k, v, block_mask=block_mask)
-            fwd_ms, fwdbwd_ms = time_attention(attend, q, k, v, dout, runs)
-            emit("flex", pattern, case, pairs, fwd_ms, fwdbwd_ms)
+            emit("flex", pattern, case, pairs, time_attention(attend, q, k, v, dout, runs))
             del q, k, v, dout, block_mask
         seed += 1
         dense_sdpa(case, runs, seed)

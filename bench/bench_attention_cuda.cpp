@@ -83,12 +83,31 @@ double median_ms(int runs, F&& body) {
   return times[times.size() / 2];
 }
 
+// Mean time of `runs` calls queued back to back: the GPU time per call without the host's
+// launch latency, comparable with the same measure of the PyTorch op (bench/torch_op.py).
+template <typename F>
+double stream_ms(int runs, F&& body) {
+  cudaEvent_t start, stop;
+  SPT_CUDA_CHECK(cudaEventCreate(&start));
+  SPT_CUDA_CHECK(cudaEventCreate(&stop));
+  for (int w = 0; w < 3; ++w) body();
+  SPT_CUDA_CHECK(cudaEventRecord(start));
+  for (int r = 0; r < runs; ++r) body();
+  SPT_CUDA_CHECK(cudaEventRecord(stop));
+  SPT_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  SPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  SPT_CUDA_CHECK(cudaEventDestroy(start));
+  SPT_CUDA_CHECK(cudaEventDestroy(stop));
+  return ms / runs;
+}
+
 struct Result {
   std::string pattern;
   BenchCase c;
   int block;
   std::string path;
-  double density, fwd_ms, fwdbwd_ms, fwd_tflops, fwdbwd_tflops;
+  double density, fwd_ms, fwdbwd_ms, fwd_tflops, fwdbwd_tflops, fwd_stream_ms, fwdbwd_stream_ms;
 };
 
 Result run_case(const BenchCase& c, const std::string& pattern_name, int block, int runs, bool deterministic,
@@ -130,6 +149,8 @@ Result run_case(const BenchCase& c, const std::string& pattern_name, int block, 
   r.density = pairs / (c.H * static_cast<double>(layout.causal_pairs()));
   r.fwd_ms = median_ms(runs, forward);
   r.fwdbwd_ms = median_ms(runs, forward_backward);
+  r.fwd_stream_ms = stream_ms(runs, forward);
+  r.fwdbwd_stream_ms = stream_ms(runs, forward_backward);
   const double flops = 4.0 * c.D * pairs * c.B;
   r.fwd_tflops = flops / (r.fwd_ms * 1e-3) * 1e-12;
   r.fwdbwd_tflops = 3.5 * flops / (r.fwdbwd_ms * 1e-3) * 1e-12;
@@ -179,9 +200,11 @@ int main(int argc, char** argv) {
         std::printf(
             "{\"impl\": \"spt\", \"pattern\": \"%s\", \"T\": %lld, \"B\": %d, \"H\": %d, \"D\": %d, \"l\": %d, "
             "\"c\": %d, \"block\": %d, \"dtype\": \"bf16\", \"path\": \"%s\", \"deterministic\": %s, \"density\": %.5f, \"fwd_ms\": %.4f, "
-            "\"fwdbwd_ms\": %.4f, \"fwd_tflops\": %.2f, \"fwdbwd_tflops\": %.2f}\n",
+            "\"fwdbwd_ms\": %.4f, \"fwd_tflops\": %.2f, \"fwdbwd_tflops\": %.2f, \"fwd_stream_ms\": %.4f, "
+            "\"fwdbwd_stream_ms\": %.4f}\n",
             r.pattern.c_str(), static_cast<long long>(c.T), c.B, c.H, c.D, c.l, c.c, block, r.path.c_str(),
-            deterministic ? "true" : "false", r.density, r.fwd_ms, r.fwdbwd_ms, r.fwd_tflops, r.fwdbwd_tflops);
+            deterministic ? "true" : "false", r.density, r.fwd_ms, r.fwdbwd_ms, r.fwd_tflops, r.fwdbwd_tflops,
+            r.fwd_stream_ms, r.fwdbwd_stream_ms);
         std::fflush(stdout);
         results.push_back(r);
       }

@@ -9,7 +9,7 @@ JSON line per row (impl spt-torch / flex / sdpa). spt's own C++ timing of the sa
 bench_attention_cuda's T 12,288 row (B 1 there): run both in one device call to measure the
 Python path's overhead.
 
-    PYTHONPATH=build/python python3 bench/torch_op.py [--runs 50] [--batch 2]
+    PYTHONPATH=build/python python3 bench/torch_op.py [--runs 50] [--batch 2] [--spt-only]
 
 Training (--train): bench/torch_reference.py's model (30 layers, width 512, 8 heads, T 12,288,
 B 2, bf16 autocast, per-block checkpointing, torch.compile) with attention through spt's op,
@@ -50,16 +50,18 @@ def time_op(args):
             t.requires_grad_(True)
         path = spt_torch.attention_path(q, k, v, pattern, l, summary=c)
         attend = lambda q, k, v, p=pattern: spt_torch.sparse_attention(q, k, v, p, l, summary=c)  # noqa: E731
-        fwd_ms, fwdbwd_ms = time_attention(attend, q, k, v, dout, args.runs)
-        emit("spt-torch", pattern, case, pairs, fwd_ms, fwdbwd_ms, path=path, torch=torch.__version__)
+        emit("spt-torch", pattern, case, pairs, time_attention(attend, q, k, v, dout, args.runs), path=path,
+             torch=torch.__version__)
+        if args.spt_only:
+            continue
         block_mask = create_block_mask(mask_mod, None, None, T, T, device="cuda")
         qc, kc, vc, doutc = (t.detach().contiguous().requires_grad_(t.requires_grad) for t in (q, k, v, dout))
         attend = lambda q, k, v, m=block_mask: flex(q, k, v, block_mask=m)  # noqa: E731
-        fwd_ms, fwdbwd_ms = time_attention(attend, qc, kc, vc, doutc, args.runs)
-        emit("flex", pattern, case, pairs, fwd_ms, fwdbwd_ms)
+        emit("flex", pattern, case, pairs, time_attention(attend, qc, kc, vc, doutc, args.runs))
         del block_mask, q, k, v, dout, qc, kc, vc, doutc
         torch.cuda.empty_cache()
-    dense_sdpa(case, args.runs, 4321)
+    if not args.spt_only:
+        dense_sdpa(case, args.runs, 4321)
 
 
 def time_training(args):
@@ -76,6 +78,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", action="store_true", help="time the training loop instead of the op")
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--spt-only", action="store_true", help="time spt's op only (no FlexAttention or SDPA rows)")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=12288)
     ap.add_argument("--steps", type=int, default=12)
