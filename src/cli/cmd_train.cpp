@@ -33,7 +33,7 @@ std::string gpu_plan(const TrainRun& r) {
 #ifdef SPT_HAVE_CUDA
   Model host(r.model);
   host.recompute = r.train.recompute;
-  cuda::CudaModel gpu(host, cuda::parse_precision(r.precision.empty() ? "bf16" : r.precision), true);
+  cuda::CudaModel gpu(host, cuda::parse_dtype(r.precision.empty() ? "bf16" : r.precision), true);
   gpu.recompute = r.train.recompute;
   return gpu.memory_plan(r.train.batch, true).describe();
 #else

@@ -15,7 +15,7 @@ struct Preset {
   std::string data_format;  // "bytes" | "idx" | "cifar10": what load_dataset expects
   ModelConfig model;
   TrainConfig train;
-  std::string why;  // how the sizes were chosen (GPU presets: the throughput they assume)
+  std::string why = {};  // how the sizes were chosen (GPU presets: the throughput they assume)
 };
 
 const std::vector<Preset>& presets();

@@ -79,7 +79,7 @@ TEST(CudaModel, Fp32LossAndEveryGradientMatchTheCpu) {
       cpu.zero_grads();
       const double cpu_loss = cpu.forward_backward(tokens.data(), B, dropout, 1.0f);
       for (const bool recompute : {true, false}) {
-        cuda::CudaModel gpu(cpu, cuda::Precision::fp32, true);
+        cuda::CudaModel gpu(cpu, cuda::DType::f32, true);
         gpu.recompute = recompute;
         gpu.zero_grads();
         const double gpu_loss = gpu.forward_backward(tokens.data(), B, dropout, 1.0f);
@@ -115,7 +115,7 @@ TEST(CudaModel, HalfWidthQueriesAndKeysMatchTheCpu) {
       const DropoutContext dropout{5, 2, true};
       cpu.zero_grads();
       const double cpu_loss = cpu.forward_backward(tokens.data(), B, dropout, 1.0f);
-      cuda::CudaModel gpu(cpu, cuda::Precision::fp32, true);
+      cuda::CudaModel gpu(cpu, cuda::DType::f32, true);
       gpu.zero_grads();
       const double gpu_loss = gpu.forward_backward(tokens.data(), B, dropout, 1.0f);
       EXPECT_NEAR(gpu_loss, cpu_loss, 1e-5 * std::abs(cpu_loss)) << pattern << "/" << mode << " C " << width;
@@ -126,7 +126,7 @@ TEST(CudaModel, HalfWidthQueriesAndKeysMatchTheCpu) {
             << pattern << "/" << mode << " C " << width << " " << p.name;
         for (int64_t e = p.offset; e < p.offset + p.size; ++e) ASSERT_TRUE(std::isfinite(grads[e])) << p.name;
       }
-      cuda::CudaModel bf16(cpu, cuda::Precision::bf16, true);
+      cuda::CudaModel bf16(cpu, cuda::DType::bf16, true);
       bf16.zero_grads();
       const double bf16_loss = bf16.forward_backward(tokens.data(), B, dropout, 1.0f);
       EXPECT_NEAR(bf16_loss, cpu_loss, 0.02 * std::abs(cpu_loss)) << pattern << "/" << mode << " C " << width;
@@ -140,7 +140,7 @@ TEST(CudaModel, BackwardTwiceDoublesTheGradients) {
   Model cpu(c);
   randomize(cpu, 6);
   const std::vector<uint8_t> tokens = random_tokens(static_cast<size_t>(2) * c.ctx, 9);
-  for (const cuda::Precision precision : {cuda::Precision::fp32, cuda::Precision::bf16}) {
+  for (const cuda::DType precision : {cuda::DType::f32, cuda::DType::bf16}) {
     cuda::CudaModel gpu(cpu, precision, true);
     gpu.zero_grads();
     gpu.forward_backward(tokens.data(), 2, DropoutContext{1, 1, true}, 1.0f);
@@ -153,7 +153,7 @@ TEST(CudaModel, BackwardTwiceDoublesTheGradients) {
     std::vector<float> doubled(once.size());
     for (size_t e = 0; e < once.size(); ++e) doubled[e] = 2.0f * once[e];
     for (const ParamInfo& p : cpu.params().all())
-      EXPECT_LT(relative_error(twice, doubled, p.offset, p.size), 1e-5) << cuda::to_string(precision) << " " << p.name;
+      EXPECT_LT(relative_error(twice, doubled, p.offset, p.size), 1e-5) << cuda::dtype_name(precision) << " " << p.name;
   }
 }
 
@@ -161,7 +161,7 @@ TEST(CudaModel, ABatchThatDoesNotFitIsRefusedWithTheNumbers) {
   SPT_REQUIRE_CUDA_DEVICE();
   const ModelConfig c = small_config("fixed", "merged", 128);
   Model cpu(c);
-  cuda::CudaModel gpu(cpu, cuda::Precision::bf16, true);
+  cuda::CudaModel gpu(cpu, cuda::DType::bf16, true);
   const std::vector<uint8_t> tokens = random_tokens(static_cast<size_t>(2) * c.ctx, 1);
   gpu.zero_grads();
   EXPECT_TRUE(std::isfinite(gpu.forward_backward(tokens.data(), 2, DropoutContext{}, 1.0f)));
@@ -183,10 +183,10 @@ TEST(CudaModel, EvaluateMatchesTheCpu) {
   const std::vector<uint8_t> tokens = random_tokens(static_cast<size_t>(B) * c.ctx, 8);
   std::vector<float> want(tokens.size()), got(tokens.size());
   cpu.evaluate(tokens.data(), B, want.data());
-  cuda::CudaModel gpu(cpu, cuda::Precision::fp32, false);
+  cuda::CudaModel gpu(cpu, cuda::DType::f32, false);
   gpu.evaluate(tokens.data(), B, got.data());
   EXPECT_LT(relative_error(got, want, 0, static_cast<int64_t>(want.size())), 1e-5);
-  cuda::CudaModel half(cpu, cuda::Precision::bf16, false);
+  cuda::CudaModel half(cpu, cuda::DType::bf16, false);
   half.evaluate(tokens.data(), B, got.data());
   EXPECT_LT(relative_error(got, want, 0, static_cast<int64_t>(want.size())), 2e-2);  // bf16 activations
 }

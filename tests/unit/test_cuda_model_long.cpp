@@ -59,7 +59,7 @@ struct Tolerance {
   double gradient;    // relative L2 per tensor
 };
 
-void compare_long_step(cuda::Precision precision, Tolerance tol) {
+void compare_long_step(cuda::DType precision, Tolerance tol) {
   const ModelConfig c = long_audio_config();
   Model cpu(c);
   cpu.init(11);
@@ -92,7 +92,7 @@ void compare_long_step(cuda::Precision precision, Tolerance tol) {
 TEST(CudaModelLong, Fp32StepAt65536MatchesTheCpu) {
   SPT_REQUIRE_CUDA_DEVICE();
   // fp32 on both sides; sums over up to 65,536 rows in different orders.
-  compare_long_step(cuda::Precision::fp32, {1e-4, 1e-3});
+  compare_long_step(cuda::DType::f32, {1e-4, 1e-3});
 }
 
 TEST(CudaModelLong, Bf16StepAt65536MatchesTheCpu) {
@@ -100,7 +100,7 @@ TEST(CudaModelLong, Bf16StepAt65536MatchesTheCpu) {
   // bf16 activations (8 significant bits, relative rounding 2^-9 per value) through two
   // layers: per-token losses within a few rounding units, gradients within ~3%, the
   // bound the shorter bf16 model tests use for whole tensors.
-  compare_long_step(cuda::Precision::bf16, {2e-2, 5e-2});
+  compare_long_step(cuda::DType::bf16, {2e-2, 5e-2});
 }
 
 }  // namespace

@@ -24,21 +24,6 @@
 
 namespace spt::cuda {
 
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  if (name == "fp16") return Precision::fp16;
-  throw Error(message("unknown precision '", name, "': use fp32, bf16 or fp16 (--precision)"));
-}
-
-std::string to_string(Precision precision) {
-  return precision == Precision::fp32 ? "fp32" : precision == Precision::bf16 ? "bf16" : "fp16";
-}
-
-DType activation_type(Precision precision) {
-  return precision == Precision::fp32 ? DType::f32 : precision == Precision::bf16 ? DType::bf16 : DType::f16;
-}
-
 std::string MemoryPlan::describe() const {
   char text[256];
   std::snprintf(text, sizeof text,
@@ -79,8 +64,7 @@ struct Slots {
 
 struct CudaModel::State : WeightOffsets {
   ModelConfig config;
-  Precision precision;
-  DType dtype;
+  DType dtype;  // of the activations
   bool training;
   const ParamTable* table;
   int64_t P = 0;  // floats in the parameter buffer
@@ -333,14 +317,13 @@ struct CudaModel::State : WeightOffsets {
   }
 };
 
-CudaModel::CudaModel(const Model& host, Precision precision, bool training, bool deterministic,
+CudaModel::CudaModel(const Model& host, DType precision, bool training, bool deterministic,
                      OptimizerShard shard)
     : state_(std::make_unique<State>()) {
   SPT_CHECK(cuda_available(), "no CUDA device is available: run with --device cpu");
   State& s = *state_;
   s.config = host.config();
-  s.precision = precision;
-  s.dtype = activation_type(precision);
+  s.dtype = precision;
   s.training = training;
   s.table = &host.params();
   s.P = s.table->total();
@@ -390,10 +373,10 @@ CudaModel::CudaModel(const Model& host, Precision precision, bool training, bool
 CudaModel::~CudaModel() = default;
 
 const ModelConfig& CudaModel::config() const { return state_->config; }
-Precision CudaModel::precision() const { return state_->precision; }
+DType CudaModel::precision() const { return state_->dtype; }
 std::string CudaModel::attention_path() const {
   const AttentionShape shape = state_->attention_shape_for(std::max(state_->batch, 1));  // also before a batch
-  return cuda::attention_path(state_->plans.front(), shape, activation_type(state_->precision));
+  return cuda::attention_path(state_->plans.front(), shape, state_->dtype);
 }
 const MemoryPlan& CudaModel::current_plan() const { return state_->plan; }
 

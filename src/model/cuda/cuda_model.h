@@ -16,11 +16,6 @@
 
 namespace spt::cuda {
 
-enum class Precision { fp32, bf16, fp16 };
-Precision parse_precision(const std::string& name);  // "fp32" | "bf16" | "fp16"
-std::string to_string(Precision precision);
-DType activation_type(Precision precision);
-
 // Device memory of a model at one batch size, in bytes.
 struct MemoryPlan {
   int64_t params = 0;       // fp32 master weights and their activation-type copy
@@ -47,14 +42,14 @@ class CudaModel {
   // The parameter layout is the host model's (same offsets), so weights and optimizer
   // state copy as whole buffers (or the shard's range) in either direction.
   // deterministic: backward passes that repeat bit for bit (DeviceAttentionPlan::deterministic).
-  CudaModel(const Model& host, Precision precision, bool training, bool deterministic = false,
+  CudaModel(const Model& host, DType precision, bool training, bool deterministic = false,
             OptimizerShard shard = {});
   ~CudaModel();
   CudaModel(const CudaModel&) = delete;
   CudaModel& operator=(const CudaModel&) = delete;
 
   const ModelConfig& config() const;
-  Precision precision() const;
+  DType precision() const;  // the activations' type
   // Which attention kernels serve this model: "fast", "tensor-core" or "simt" (attention.h).
   std::string attention_path() const;
   bool recompute = true;

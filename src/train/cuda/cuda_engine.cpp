@@ -47,7 +47,7 @@ class CudaEngine final : public Engine {
       : host_(model),
         optimizer_(optimizer),
         comm_(engine_comm(options)),
-        gpu_(model, cuda::parse_precision(options.precision.empty() ? "bf16" : options.precision),
+        gpu_(model, cuda::parse_dtype(options.precision.empty() ? "bf16" : options.precision),
              options.training && optimizer != nullptr, options.deterministic,
              optimizer_shard(model, optimizer, comm_)),
         deterministic_(options.deterministic) {
@@ -61,11 +61,11 @@ class CudaEngine final : public Engine {
     }
   }
   std::string describe() const override {
-    return "cuda " + cuda::to_string(gpu_.precision()) + " on " + device_name() + ", attention kernels: " +
+    return "cuda " + std::string(cuda::dtype_name(gpu_.precision())) + " on " + device_name() + ", attention kernels: " +
            gpu_.attention_path() + (deterministic_ ? ", deterministic" : "") +
            (comm_ == nullptr ? "" : ", data-parallel over " + comm_->describe());
   }
-  bool dynamic_loss_scaling() const override { return gpu_.precision() == cuda::Precision::fp16; }
+  bool dynamic_loss_scaling() const override { return gpu_.precision() == cuda::DType::f16; }
   void zero_grads() override { gpu_.zero_grads(); }
   double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) override {
     gpu_.recompute = host_.recompute;
