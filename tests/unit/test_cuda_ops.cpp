@@ -12,7 +12,7 @@
 #include "ops/dropout.h"
 #include "ops/embedding.h"
 #include "ops/layernorm.h"
-#include "ops/optimizer_cuda.h"
+#include "ops/cuda/optimizer.h"
 
 #ifdef SPT_HAVE_CUDA
 

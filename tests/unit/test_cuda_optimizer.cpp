@@ -1,4 +1,4 @@
-// The CUDA training step's whole-buffer ops (ops/optimizer_cuda.h: AdamW with its compute
+// The CUDA training step's whole-buffer ops (ops/cuda/optimizer.h: AdamW with its compute
 // copy, the weight average, sum of squares, scale, conversion) against the CPU optimizer
 // and the CPU's arithmetic on random inputs. Tolerances, sentinels and the repeat check:
 // cuda_ops_test_util.h.
@@ -17,7 +17,7 @@
 #include "core/rng.h"
 #include "model/config.h"
 #include "model/model.h"
-#include "ops/optimizer_cuda.h"
+#include "ops/cuda/optimizer.h"
 #include "train/optimizer.h"
 #include "cuda_ops_test_util.h"
 #include "cuda_test_util.h"

@@ -20,7 +20,7 @@
 #include "ops/embedding.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
-#include "ops/optimizer_cuda.h"
+#include "ops/cuda/optimizer.h"
 
 namespace spt::cuda {
 

@@ -2,7 +2,7 @@
 #include <type_traits>
 
 #include "ops/cuda/op_common.cuh"
-#include "ops/optimizer_cuda.h"
+#include "ops/cuda/optimizer.h"
 
 namespace spt::cuda {
 namespace {

@@ -3,7 +3,7 @@
 #include "core/rng.h"
 #include "ops/cuda/op_common.cuh"
 #include "ops/dropout.h"
-#include "ops/optimizer_cuda.h"
+#include "ops/cuda/optimizer.h"
 
 namespace spt::cuda {
 namespace {

@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "ops/cuda/op_common.cuh"
-#include "ops/optimizer_cuda.h"
+#include "ops/cuda/optimizer.h"
 
 namespace spt::cuda {
 namespace {

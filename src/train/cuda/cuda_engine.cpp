@@ -8,7 +8,7 @@
 #include "core/cuda_check.h"
 #include "core/error.h"
 #include "model/cuda/cuda_model.h"
-#include "ops/optimizer_cuda.h"
+#include "ops/cuda/optimizer.h"
 #include "train/engine.h"
 
 namespace spt {
