@@ -1,0 +1,9 @@
+// The SIMT attention forward's f16 instances (attention_simt_forward.cuh).
+#include "ops/cuda/attention_simt_forward.cuh"
+
+namespace spt::cuda::detail {
+
+template void simt_forward<__half>(const LaunchGeometry&, const LayoutView&, const void*, const void*,
+                               const void*, void*, float*);
+
+}  // namespace spt::cuda::detail
