@@ -209,9 +209,14 @@ class TrainingLoop {
  private:
   const char* unit() const { return data_.images() ? "dim" : "byte"; }
 
-  void save_now() {
+  // The whole checkpoint of this step in `dir` (a collective: every rank calls it).
+  void save_to(const std::string& dir) {
     engine_.sync_to_host();
-    save_gathered_checkpoint(comm_, checkpoint_dir_, model_, optimizer_, run_.train, state_);
+    save_gathered_checkpoint(comm_, dir, model_, optimizer_, run_.train, state_);
+  }
+
+  void save_now() {
+    save_to(checkpoint_dir_);
     last_saved_ = state_.step;
   }
 
@@ -252,10 +257,7 @@ class TrainingLoop {
     const bool best = record_validation(state_, r.bits_per_dim);
     metrics_.write({{"step", state_.step}, {"valid_bits", r.bits_per_dim}, {"valid_tokens", r.tokens},
                     {"valid_seconds", r.seconds}, {"valid_weights", average ? "ema" : "raw"}, {"best", best}});
-    if (best) {
-      engine_.sync_to_host();
-      save_gathered_checkpoint(comm_, best_dir_, model_, optimizer_, run_.train, state_);
-    }
+    if (best) save_to(best_dir_);
     progress_.note(describe_validation(r, state_, best, average, unit()));
     const std::string failed =
         lead_ ? update_loss_plot(metrics_path_, (std::filesystem::path(run_.out_dir) / "loss.png").string())
