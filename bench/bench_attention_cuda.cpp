@@ -61,24 +61,41 @@ DeviceBuffer<uint16_t> random_bf16(size_t n, uint64_t key) {
   return device;
 }
 
+// A pair of CUDA events that time what is queued between them.
+class EventTimer {
+ public:
+  EventTimer() {
+    SPT_CUDA_CHECK(cudaEventCreate(&start_));
+    SPT_CUDA_CHECK(cudaEventCreate(&stop_));
+  }
+  ~EventTimer() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  template <typename F>
+  float ms(F&& body) {
+    SPT_CUDA_CHECK(cudaEventRecord(start_));
+    body();
+    SPT_CUDA_CHECK(cudaEventRecord(stop_));
+    SPT_CUDA_CHECK(cudaEventSynchronize(stop_));
+    float ms = 0;
+    SPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    return ms;
+  }
+
+ private:
+  cudaEvent_t start_, stop_;
+};
+
+// Median over `runs` calls, each timed alone (the host's launch latency included).
 template <typename F>
 double median_ms(int runs, F&& body) {
-  cudaEvent_t start, stop;
-  SPT_CUDA_CHECK(cudaEventCreate(&start));
-  SPT_CUDA_CHECK(cudaEventCreate(&stop));
+  EventTimer timer;
   for (int w = 0; w < 3; ++w) body();
   std::vector<float> times;
-  for (int r = 0; r < runs; ++r) {
-    SPT_CUDA_CHECK(cudaEventRecord(start));
-    body();
-    SPT_CUDA_CHECK(cudaEventRecord(stop));
-    SPT_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    SPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    times.push_back(ms);
-  }
-  SPT_CUDA_CHECK(cudaEventDestroy(start));
-  SPT_CUDA_CHECK(cudaEventDestroy(stop));
+  for (int r = 0; r < runs; ++r) times.push_back(timer.ms(body));
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }
@@ -87,19 +104,12 @@ double median_ms(int runs, F&& body) {
 // launch latency, comparable with the same measure of the PyTorch op (bench/torch_op.py).
 template <typename F>
 double stream_ms(int runs, F&& body) {
-  cudaEvent_t start, stop;
-  SPT_CUDA_CHECK(cudaEventCreate(&start));
-  SPT_CUDA_CHECK(cudaEventCreate(&stop));
+  EventTimer timer;
   for (int w = 0; w < 3; ++w) body();
-  SPT_CUDA_CHECK(cudaEventRecord(start));
-  for (int r = 0; r < runs; ++r) body();
-  SPT_CUDA_CHECK(cudaEventRecord(stop));
-  SPT_CUDA_CHECK(cudaEventSynchronize(stop));
-  float ms = 0;
-  SPT_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-  SPT_CUDA_CHECK(cudaEventDestroy(start));
-  SPT_CUDA_CHECK(cudaEventDestroy(stop));
-  return ms / runs;
+  return timer.ms([&] {
+           for (int r = 0; r < runs; ++r) body();
+         }) /
+         runs;
 }
 
 struct Result {
