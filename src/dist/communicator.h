@@ -13,8 +13,11 @@
 
 namespace spt::dist {
 
+// Shards start at multiples of this many floats (256 bytes).
+constexpr int64_t kShardAlignment = 64;
+
 // Rank r's shard [begin, end) of n flattened parameters: equal shards of a multiple of
-// 64 floats (256 bytes, so every shard starts aligned), the last ones shorter or empty.
+// kShardAlignment floats, so every shard starts aligned, the last ones shorter or empty.
 struct ShardRange {
   int64_t begin = 0;
   int64_t end = 0;
@@ -24,6 +27,15 @@ ShardRange shard_range(int64_t n, int world, int rank);
 // world * (the length of a full shard) >= n: what a buffer of n values must hold for a
 // collective that cuts it into `world` equal pieces (reduce_scatter on devices).
 int64_t shard_padded_size(int64_t n, int world);
+
+// Values [begin, end) of a buffer whose sum over the ranks goes to rank `root` (the rank
+// whose shard holds them), in place there.
+struct ReducePiece {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int root = 0;
+  bool operator==(const ReducePiece&) const = default;
+};
 
 class Communicator {
  public:

@@ -1,0 +1,131 @@
+// Gradient buckets without a second process: the plan of which ranges go to which rank
+// while the backward runs (every gradient reduced exactly once, to its owner, only once
+// final).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "dist/bucket_plan.h"
+#include "dist/communicator.h"
+#include "test_support.h"
+
+namespace spt {
+namespace {
+
+using dist::BucketPlan;
+using dist::ReducePiece;
+using testing_support::contains;
+using testing_support::error_of;
+using Bucket = std::vector<ReducePiece>;
+
+// Runs a plan through one backward that reports `readies` (falling), then takes the rest;
+// checks every bucket as it comes and returns them all (the rest last, when not empty).
+std::vector<Bucket> run_plan(int64_t n, int world, int64_t bucket, const std::vector<int64_t>& readies) {
+  BucketPlan plan(n, world, bucket);
+  std::vector<Bucket> out;
+  std::vector<int> reduced(static_cast<size_t>(n), 0);  // (n) times each gradient went
+  auto take = [&](const Bucket& pieces, int64_t final_from, bool backward_done) {
+    if (pieces.empty()) return;
+    const int64_t begin = pieces.front().begin, end = pieces.back().end;
+    EXPECT_GE(begin, final_from) << "a bucket holds gradients not yet final";
+    EXPECT_EQ(begin % dist::kShardAlignment, 0) << "bucket [" << begin << ", " << end << ")";
+    if (!backward_done) {
+      EXPECT_GE(end - begin, bucket) << "a bucket smaller than asked before the end";
+    }
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const ReducePiece& p = pieces[i];
+      const dist::ShardRange owner = dist::shard_range(n, world, p.root);
+      EXPECT_LT(p.begin, p.end);
+      EXPECT_TRUE(owner.begin <= p.begin && p.end <= owner.end) << "piece [" << p.begin << ", " << p.end
+                                                                << ") is not all rank " << p.root << "'s";
+      if (i > 0) {
+        EXPECT_EQ(p.begin, pieces[i - 1].end) << "the pieces of a bucket leave a gap";
+      }
+      for (int64_t k = p.begin; k < p.end; ++k) ++reduced[k];
+    }
+    out.push_back(pieces);
+  };
+  for (int64_t from : readies) take(plan.ready(from), from, from == 0);
+  take(plan.rest(), 0, true);
+  for (int64_t k = 0; k < n; ++k) EXPECT_EQ(reduced[k], 1) << "gradient " << k << " of " << n;
+  return out;
+}
+
+TEST(BucketPlan, OneRankReducesFinalSuffixesOnceABucketWaits) {
+  // 1000 gradients, buckets of 256: 960..1000 is too little, then [704, 1000) goes; at 650
+  // the aligned start is still 704; [320, 704) goes at 300; the rest at the end.
+  const std::vector<Bucket> buckets = run_plan(1000, 1, 256, {900, 700, 650, 300, 0});
+  const std::vector<Bucket> expected = {{{704, 1000, 0}}, {{320, 704, 0}}, {{0, 320, 0}}};
+  EXPECT_EQ(buckets, expected);
+}
+
+TEST(BucketPlan, BucketsAreCutAtTheShardBoundariesOfUnevenShards) {
+  // Three ranks over 1000: shards of 384, 384 and 232.
+  ASSERT_EQ(dist::shard_range(1000, 3, 2).begin, 768);
+  // A bucket across both boundaries, then the rest.
+  EXPECT_EQ(run_plan(1000, 3, 200, {900, 100, 0}),
+            (std::vector<Bucket>{{{128, 384, 0}, {384, 768, 1}, {768, 1000, 2}}, {{0, 128, 0}}}));
+  // Each bucket across one boundary.
+  EXPECT_EQ(run_plan(1000, 3, 200, {700, 0}),
+            (std::vector<Bucket>{{{704, 768, 1}, {768, 1000, 2}}, {{0, 384, 0}, {384, 704, 1}}}));
+  // Two ranks: a bucket across their boundary at 512.
+  EXPECT_EQ(run_plan(1000, 2, 600, {300, 0}), (std::vector<Bucket>{{{320, 512, 0}, {512, 1000, 1}}, {{0, 320, 0}}}));
+}
+
+TEST(BucketPlan, ABucketLargerThanTheParametersGoesWholeAtTheEnd) {
+  const std::vector<Bucket> buckets = run_plan(1000, 3, 5000, {900, 500, 10, 0});
+  const std::vector<Bucket> expected = {{{0, 384, 0}, {384, 768, 1}, {768, 1000, 2}}};
+  EXPECT_EQ(buckets, expected);
+}
+
+TEST(BucketPlan, AJumpOverSeveralBucketsSendsAllThatWaitsAsOne) {
+  EXPECT_EQ(run_plan(1000, 2, 64, {100, 0}),
+            (std::vector<Bucket>{{{128, 512, 0}, {512, 1000, 1}}, {{0, 128, 0}}}));
+}
+
+TEST(BucketPlan, TheRestGoesWhenTheBackwardEndsWithoutSayingSo) {
+  EXPECT_EQ(run_plan(1000, 2, 100, {500}), (std::vector<Bucket>{{{512, 1000, 1}}, {{0, 512, 0}}}));
+  // Nothing reported at all: everything at the end.
+  EXPECT_EQ(run_plan(200, 2, 100, {}), (std::vector<Bucket>{{{0, 128, 0}, {128, 200, 1}}}));
+}
+
+TEST(BucketPlan, EmptyShardsGetNoPieces) {
+  // 65 values over 3 ranks: shards [0, 64), [64, 65) and an empty one.
+  EXPECT_EQ(run_plan(65, 3, 1, {64, 0}), (std::vector<Bucket>{{{64, 65, 1}}, {{0, 64, 0}}}));
+  EXPECT_TRUE(run_plan(0, 2, 1, {0}).empty());
+}
+
+TEST(BucketPlan, ManyBackwardsEachGradientOnceToItsOwner) {
+  for (uint64_t trial = 0; trial < 200; ++trial) {
+    const int64_t n = 1 + static_cast<int64_t>(uniform_int(1, trial, 5000));
+    const int world = 1 + static_cast<int>(uniform_int(2, trial, 5));
+    const int64_t bucket = 1 + static_cast<int64_t>(uniform_int(3, trial, 2000));
+    std::vector<int64_t> readies;
+    for (int64_t from = n; from > 0;) {
+      from -= static_cast<int64_t>(uniform_int(4, trial * 100 + readies.size(), 700));
+      readies.push_back(std::max<int64_t>(from, 0));
+      if (from <= 0) break;
+    }
+    if (trial % 3 == 0) readies.pop_back();  // some backwards never say 0
+    SCOPED_TRACE("n " + std::to_string(n) + ", world " + std::to_string(world) + ", bucket " + std::to_string(bucket));
+    run_plan(n, world, bucket, readies);
+  }
+}
+
+TEST(BucketPlan, BadUseIsRefused) {
+  BucketPlan plan(1000, 2, 64);
+  plan.ready(500);
+  EXPECT_TRUE(contains(error_of([&] { plan.ready(600); }), "growing suffix"));
+  EXPECT_TRUE(contains(error_of([] { BucketPlan(10, 2, 0); }), "at least one float"));
+  EXPECT_TRUE(contains(error_of([] { dist::bucket_floats(-1); }), "--bucket-mib"));
+  EXPECT_EQ(dist::bucket_floats(25), 25 * 262144);
+  EXPECT_EQ(dist::bucket_floats(0), 0);
+  EXPECT_EQ(dist::bucket_floats(1e-12), 1);
+  EXPECT_GT(dist::bucket_floats(1e300), int64_t{1} << 50);
+}
+
+}  // namespace
+}  // namespace spt
