@@ -23,6 +23,8 @@ class LocalCommunicator final : public Communicator {
   void reduce_scatter(float*, int64_t) override {}
   void all_gather(float*, int64_t) override {}
   void broadcast(float*, int64_t, int) override {}
+  void reduce_to_roots(float*, const std::vector<ReducePiece>&) override {}
+  void wait_reductions() override {}
   void all_reduce_sum_host(double*, int64_t) override {}
   void broadcast_host(void*, int64_t, int) override {}
   void barrier() override {}

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dist/launch.h"
 
@@ -57,6 +58,18 @@ class Communicator {
   virtual void all_gather(float* x, int64_t n) = 0;
   // x (n), in place: root's values on every rank.
   virtual void broadcast(float* x, int64_t n, int root) = 0;
+
+  // Reductions queued while the caller goes on computing (gradient buckets during the
+  // backward, dist/gradient_reducer.h): the pieces of one bucket of x, each summed over the
+  // ranks into x on its root only (other ranks keep their values). They read x as the work
+  // queued before the call leaves it (device: on the model's stream); nothing may touch the
+  // pieces until wait_reductions().
+  virtual void reduce_to_roots(float* x, const std::vector<ReducePiece>& bucket) = 0;
+  // Lets queued reductions advance (MPI progresses only inside its calls); never waits.
+  virtual void progress_reductions() {}
+  // Everything after this call sees every queued reduction done (device: work queued on the
+  // model's stream waits for them; the host does not).
+  virtual void wait_reductions() = 0;
 
   // Host values whatever the backend (flags, loss sums): x (n), in place, summed over ranks.
   virtual void all_reduce_sum_host(double* x, int64_t n) = 0;

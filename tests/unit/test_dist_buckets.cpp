@@ -1,6 +1,6 @@
 // Gradient buckets without a second process: the plan of which ranges go to which rank
 // while the backward runs (every gradient reduced exactly once, to its owner, only once
-// final).
+// final) and the reducer's use of the communicator (recorded by a fake one).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "dist/bucket_plan.h"
 #include "dist/communicator.h"
+#include "dist/gradient_reducer.h"
 #include "test_support.h"
 
 namespace spt {
@@ -125,6 +126,78 @@ TEST(BucketPlan, BadUseIsRefused) {
   EXPECT_EQ(dist::bucket_floats(0), 0);
   EXPECT_EQ(dist::bucket_floats(1e-12), 1);
   EXPECT_GT(dist::bucket_floats(1e300), int64_t{1} << 50);
+}
+
+// Records what the reducer asks of its communicator.
+class RecordingCommunicator final : public dist::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world() const override { return 2; }
+  std::string describe() const override { return "recording"; }
+  bool device_buffers() const override { return false; }
+  void all_reduce_sum(float*, int64_t) override { log.push_back("all_reduce"); }
+  void reduce_scatter(float*, int64_t n) override { log.push_back("reduce_scatter " + std::to_string(n)); }
+  void all_gather(float*, int64_t) override { log.push_back("all_gather"); }
+  void broadcast(float*, int64_t, int) override { log.push_back("broadcast"); }
+  void reduce_to_roots(float*, const std::vector<ReducePiece>& bucket) override {
+    std::string text = "bucket";
+    for (const ReducePiece& p : bucket) text += message(" [", p.begin, ", ", p.end, ")->", p.root);
+    log.push_back(text);
+  }
+  void progress_reductions() override { log.push_back("progress"); }
+  void wait_reductions() override { log.push_back("wait"); }
+  void all_reduce_sum_host(double*, int64_t) override {}
+  void broadcast_host(void*, int64_t, int) override {}
+  void barrier() override {}
+  std::vector<std::string> log;
+};
+
+TEST(GradientReducer, WithoutAnArmedBackwardTheStepReduceScatters) {
+  RecordingCommunicator comm;
+  std::vector<float> grads(1000);  // (n)
+  dist::GradientReducer reducer(comm, 1000, 100);
+  EXPECT_EQ(reducer.take_hook(), nullptr);
+  reducer.finish(grads.data());
+  dist::GradientReducer none(comm, 1000, 0);
+  none.arm(grads.data());
+  EXPECT_EQ(none.take_hook(), nullptr);
+  none.finish(grads.data());
+  EXPECT_EQ(comm.log, (std::vector<std::string>{"reduce_scatter 1000", "reduce_scatter 1000"}));
+  EXPECT_TRUE(contains(none.describe(), "after the backward"));
+  EXPECT_TRUE(contains(dist::GradientReducer(comm, 1000, 6553600).describe(), "buckets of 25 MiB"));
+}
+
+TEST(GradientReducer, AnArmedBackwardReducesBucketsThenTheStepWaits) {
+  RecordingCommunicator comm;
+  std::vector<float> grads(1000);  // (n)
+  dist::GradientReducer reducer(comm, 1000, 300);
+  reducer.arm(grads.data());
+  const auto* hook = reducer.take_hook();
+  ASSERT_NE(hook, nullptr);
+  (*hook)(900);
+  (*hook)(400);
+  EXPECT_TRUE(contains(error_of([&] { reducer.take_hook(); }), "--accumulate"));
+  (*hook)(200);
+  reducer.finish(grads.data());
+  EXPECT_EQ(comm.log, (std::vector<std::string>{"progress", "bucket [448, 512)->0 [512, 1000)->1", "progress",
+                                                "bucket [0, 448)->0", "wait"}));
+  // The next step starts over; a backward that sends everything at once is a reduce-scatter.
+  comm.log.clear();
+  reducer.arm(grads.data());
+  (*reducer.take_hook())(0);
+  reducer.finish(grads.data());
+  EXPECT_EQ(comm.log, (std::vector<std::string>{"reduce_scatter 1000", "wait"}));
+}
+
+TEST(GradientReducer, AnAbandonedStepWaitsForWhatWentAndForgetsTheRest) {
+  RecordingCommunicator comm;
+  std::vector<float> grads(1000);  // (n)
+  dist::GradientReducer reducer(comm, 1000, 100);
+  reducer.arm(grads.data());
+  (*reducer.take_hook())(500);
+  reducer.abandon();
+  EXPECT_EQ(comm.log, (std::vector<std::string>{"bucket [512, 1000)->1", "wait"}));
+  EXPECT_EQ(reducer.take_hook(), nullptr);
 }
 
 }  // namespace
