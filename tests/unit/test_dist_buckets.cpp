@@ -1,6 +1,7 @@
 // Gradient buckets without a second process: the plan of which ranges go to which rank
 // while the backward runs (every gradient reduced exactly once, to its owner, only once
-// final) and the reducer's use of the communicator (recorded by a fake one).
+// final), the reducer's use of the communicator (recorded by a fake one) and the models'
+// reports of final gradients.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include "dist/bucket_plan.h"
 #include "dist/communicator.h"
 #include "dist/gradient_reducer.h"
+#include "model/model.h"
 #include "test_support.h"
 
 namespace spt {
@@ -20,6 +22,7 @@ using dist::BucketPlan;
 using dist::ReducePiece;
 using testing_support::contains;
 using testing_support::error_of;
+using testing_support::random_tokens;
 using Bucket = std::vector<ReducePiece>;
 
 // Runs a plan through one backward that reports `readies` (falling), then takes the rest;
@@ -198,6 +201,27 @@ TEST(GradientReducer, AnAbandonedStepWaitsForWhatWentAndForgetsTheRest) {
   reducer.abandon();
   EXPECT_EQ(comm.log, (std::vector<std::string>{"bucket [512, 1000)->1", "wait"}));
   EXPECT_EQ(reducer.take_hook(), nullptr);
+}
+
+// The hook's promise: when it says [from, P) is final, those gradients are the backward's
+// last word. Heard after the head and ln_f, after each block from the last, and at the end.
+TEST(GradientBuckets, TheCpuModelReportsOnlyFinalGradients) {
+  Model model(testing_support::small_strided_config(32));
+  model.init(3);
+  const std::vector<uint8_t> tokens = random_tokens(2 * 16, 5);  // (2, T)
+  std::vector<int64_t> froms;
+  std::vector<std::vector<float>> seen;  // the final suffix at each report
+  const GradientsReady hook = [&](int64_t from) {
+    froms.push_back(from);
+    seen.emplace_back(model.grads().begin() + from, model.grads().end());
+  };
+  model.zero_grads();
+  model.forward_backward(tokens.data(), 2, DropoutContext{}, 1.0f, &hook);
+  const ParamTable& table = model.params();
+  EXPECT_EQ(froms, (std::vector<int64_t>{table.find("ln_f.weight").offset, table.find("blocks.1.ln1.weight").offset,
+                                         table.find("blocks.0.ln1.weight").offset, 0}));
+  for (size_t i = 0; i < froms.size(); ++i)
+    EXPECT_EQ(seen[i], std::vector<float>(model.grads().begin() + froms[i], model.grads().end())) << "report " << i;
 }
 
 }  // namespace
