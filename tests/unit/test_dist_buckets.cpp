@@ -1,10 +1,11 @@
 // Gradient buckets without a second process: the plan of which ranges go to which rank
 // while the backward runs (every gradient reduced exactly once, to its owner, only once
-// final), the reducer's use of the communicator (recorded by a fake one) and the models'
-// reports of final gradients.
+// final), the reducer's use of the communicator (recorded by a fake one), the models'
+// reports of final gradients, and the engine's one reducing backward per step.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "dist/gradient_reducer.h"
 #include "model/model.h"
 #include "test_support.h"
+#include "train/engine.h"
+#include "train/optimizer.h"
 
 namespace spt {
 namespace {
@@ -222,6 +225,35 @@ TEST(GradientBuckets, TheCpuModelReportsOnlyFinalGradients) {
                                          table.find("blocks.0.ln1.weight").offset, 0}));
   for (size_t i = 0; i < froms.size(); ++i)
     EXPECT_EQ(seen[i], std::vector<float>(model.grads().begin() + froms[i], model.grads().end())) << "report " << i;
+}
+
+// The engine reduces during the last micro-batch's backward only; the same bits either way
+// (the stand-in's collectives return their input).
+TEST(GradientBuckets, TheEngineReducesDuringTheLastMicroBatchOnly) {
+  const std::vector<uint8_t> tokens = random_tokens(2 * 16, 6);  // two micro-batches (1, T)
+  std::vector<std::vector<float>> weights;
+  for (int64_t bucket : {int64_t{0}, int64_t{64}}) {
+    Model model(testing_support::small_strided_config(32));
+    model.init(4);
+    const int64_t n = model.params().total();
+    const std::unique_ptr<dist::Communicator> comm = dist::make_local_stand_in(0, 2);
+    const dist::ShardRange s = dist::shard_range(n, 2, 0);
+    OptimizerState shard(s.size(), s.begin);
+    const std::unique_ptr<Engine> engine = make_engine({"cpu", "", true, false, comm.get(), bucket}, model, &shard);
+    for (int step = 0; step < 2; ++step) {
+      engine->zero_grads();
+      engine->forward_backward(tokens.data(), 1, DropoutContext{}, 0.5f);
+      engine->reduce_during_next_backward();
+      engine->forward_backward(tokens.data() + 16, 1, DropoutContext{}, 0.5f);
+      if (bucket > 0) {
+        EXPECT_TRUE(contains(error_of([&] { engine->forward_backward(tokens.data(), 1, DropoutContext{}, 0.5f); }),
+                             "only the last micro-batch"));
+      }
+      engine->step(TrainConfig{}, 1e-3, 1.0f);
+    }
+    weights.push_back(model.weights());
+  }
+  EXPECT_EQ(weights[0], weights[1]);
 }
 
 }  // namespace
