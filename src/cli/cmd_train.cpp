@@ -83,7 +83,8 @@ void check_resume_flags(CLI::App* cmd) {
   for (const char* fixed : {"--preset", "--config", "--layers", "--width", "--heads", "--ctx", "--ff-ratio",
                             "--half-qk", "--pattern", "--stride", "--summary", "--summary-blocks", "--mode",
                             "--dropout", "--pos-sizes", "--sample-rate", "--accumulate", "--lr", "--warmup", "--weight-decay",
-                            "--beta1", "--beta2", "--eps", "--seed", "--ema", "--eval-windows", "--print-config"})
+                            "--beta1", "--beta2", "--eps", "--seed", "--ema", "--eval-windows", "--bucket-mib",
+                            "--print-config"})
     SPT_CHECK(cmd->count(fixed) == 0, "--resume takes the model and training config from the checkpoint: drop ",
               fixed, " (only --steps, --batch, --patience, --data and the logging flags may change)");
 }

@@ -77,6 +77,9 @@ void add_model_flags(CLI::App* cmd, ModelFlags& f, bool train) {
                   "0: off); validation, RUN/best, eval and sample use the average (model_ema.safetensors)");
   cmd->add_option("--patience", f.train.patience,
                   "stop after N validation passes without a new best (0: never; may change on --resume)");
+  cmd->add_option("--bucket-mib", f.train.bucket_mib,
+                  "data-parallel: reduce the final gradients over the ranks while the backward runs, each time at "
+                  "least this many MiB wait (default 25; 0: all after the backward)");
   cmd->add_option("--recompute", f.train.recompute, "recompute each layer from its input in backward; CUDA keeps the attention output (true|false)");
 }
 
@@ -141,6 +144,7 @@ void ModelFlags::resolve_train(CLI::App* cmd, TrainConfig& t) const {
   if (given(cmd, "--recompute")) t.recompute = train.recompute;
   if (given(cmd, "--ema")) t.ema = train.ema;
   if (given(cmd, "--patience")) t.patience = train.patience;
+  if (given(cmd, "--bucket-mib")) t.bucket_mib = train.bucket_mib;
 }
 
 }  // namespace spt::cli

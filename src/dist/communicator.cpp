@@ -8,8 +8,6 @@
 namespace spt::dist {
 namespace {
 
-constexpr int64_t kShardAlign = 64;
-
 // Rank `rank` of `world` whose collectives return their input: the single process (rank 0
 // of 1), or a stand-in rank for tests.
 class LocalCommunicator final : public Communicator {
@@ -25,6 +23,8 @@ class LocalCommunicator final : public Communicator {
   void reduce_scatter(float*, int64_t) override {}
   void all_gather(float*, int64_t) override {}
   void broadcast(float*, int64_t, int) override {}
+  void reduce_to_roots(float*, const std::vector<ReducePiece>&) override {}
+  void wait_reductions() override {}
   void all_reduce_sum_host(double*, int64_t) override {}
   void broadcast_host(void*, int64_t, int) override {}
   void barrier() override {}
@@ -36,7 +36,7 @@ class LocalCommunicator final : public Communicator {
 
 int64_t full_shard_size(int64_t n, int world) {
   const int64_t per_rank = (n + world - 1) / world;
-  return (per_rank + kShardAlign - 1) / kShardAlign * kShardAlign;
+  return (per_rank + kShardAlignment - 1) / kShardAlignment * kShardAlignment;
 }
 
 // Moves every rank's shard between `root` and its rank, one host broadcast per shard from

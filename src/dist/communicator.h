@@ -8,13 +8,17 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dist/launch.h"
 
 namespace spt::dist {
 
+// Shards start at multiples of this many floats (256 bytes).
+constexpr int64_t kShardAlignment = 64;
+
 // Rank r's shard [begin, end) of n flattened parameters: equal shards of a multiple of
-// 64 floats (256 bytes, so every shard starts aligned), the last ones shorter or empty.
+// kShardAlignment floats, so every shard starts aligned, the last ones shorter or empty.
 struct ShardRange {
   int64_t begin = 0;
   int64_t end = 0;
@@ -24,6 +28,15 @@ ShardRange shard_range(int64_t n, int world, int rank);
 // world * (the length of a full shard) >= n: what a buffer of n values must hold for a
 // collective that cuts it into `world` equal pieces (reduce_scatter on devices).
 int64_t shard_padded_size(int64_t n, int world);
+
+// Values [begin, end) of a buffer whose sum over the ranks goes to rank `root` (the rank
+// whose shard holds them), in place there.
+struct ReducePiece {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int root = 0;
+  bool operator==(const ReducePiece&) const = default;
+};
 
 class Communicator {
  public:
@@ -45,6 +58,18 @@ class Communicator {
   virtual void all_gather(float* x, int64_t n) = 0;
   // x (n), in place: root's values on every rank.
   virtual void broadcast(float* x, int64_t n, int root) = 0;
+
+  // Reductions queued while the caller goes on computing (gradient buckets during the
+  // backward, dist/gradient_reducer.h): the pieces of one bucket of x, each summed over the
+  // ranks into x on its root only (other ranks keep their values). They read x as the work
+  // queued before the call leaves it (device: on the model's stream); nothing may touch the
+  // pieces until wait_reductions().
+  virtual void reduce_to_roots(float* x, const std::vector<ReducePiece>& bucket) = 0;
+  // Lets queued reductions advance (MPI progresses only inside its calls); never waits.
+  virtual void progress_reductions() {}
+  // Everything after this call sees every queued reduction done (device: work queued on the
+  // model's stream waits for them; the host does not).
+  virtual void wait_reductions() = 0;
 
   // Host values whatever the backend (flags, loss sums): x (n), in place, summed over ranks.
   virtual void all_reduce_sum_host(double* x, int64_t n) = 0;

@@ -109,6 +109,8 @@ void validate(const TrainConfig& t) {
   SPT_CHECK(std::isfinite(t.ema) && t.ema >= 0 && t.ema < 1, "weight average decay ", t.ema,
             " must be in [0, 1) (--ema; 0 turns the average off, 0.999 is typical)");
   SPT_CHECK(t.patience >= 0, "patience ", t.patience, " must be non-negative (--patience; 0: never stop early)");
+  SPT_CHECK(std::isfinite(t.bucket_mib) && t.bucket_mib >= 0, "gradient bucket size ", t.bucket_mib,
+            " MiB must be a non-negative number (--bucket-mib; 0 reduces the gradients after the backward)");
 }
 
 }  // namespace spt

@@ -60,6 +60,10 @@ struct TrainConfig {
   double ema = 0.0;
   int64_t patience = 0;       // stop after this many validation passes without a new best (0: never)
   bool recompute = true;      // keep only the residual stream per layer (CUDA: and the attention output)
+  // Data parallelism: the final gradients are reduced over the ranks while the backward
+  // runs, each time at least this many MiB of them wait (25, as PyTorch DDP's buckets);
+  // 0: all in one reduce-scatter after the backward.
+  double bucket_mib = 25.0;
 };
 
 // Position tables of a text (or audio) layout: {ceil(T / l), l}.

@@ -93,10 +93,11 @@ nlohmann::json to_json(const TrainConfig& c) {
                          {"beta2", c.beta2}, {"eps", c.eps}, {"clip", c.clip}, {"seed", c.seed},
                          {"eval_every", c.eval_every}, {"eval_batches", c.eval_batches},
                          {"save_every", c.save_every}, {"recompute", c.recompute}};
-  // Written only when set, as sample_rate: checkpoints saved before these fields existed
-  // (which must hold every written key) still load.
+  // Written only when not the default, as sample_rate: checkpoints saved before these
+  // fields existed (which must hold every written key) still load.
   if (c.ema != 0) json["ema"] = c.ema;
   if (c.patience != 0) json["patience"] = c.patience;
+  if (c.bucket_mib != TrainConfig{}.bucket_mib) json["bucket_mib"] = c.bucket_mib;
   return json;
 }
 
@@ -122,7 +123,8 @@ void update_from_json(ModelConfig& c, const nlohmann::json& j, const std::string
 
 void update_from_json(TrainConfig& c, const nlohmann::json& j, const std::string& where) {
   reject_unknown(j, {"batch", "accumulate", "steps", "lr", "warmup", "weight_decay", "beta1", "beta2", "eps", "clip",
-                     "seed", "eval_every", "eval_batches", "save_every", "recompute", "ema", "patience"}, where);
+                     "seed", "eval_every", "eval_batches", "save_every", "recompute", "ema", "patience",
+                     "bucket_mib"}, where);
   take(j, "batch", c.batch, where);
   take(j, "accumulate", c.accumulate, where);
   take(j, "steps", c.steps, where);
@@ -140,6 +142,7 @@ void update_from_json(TrainConfig& c, const nlohmann::json& j, const std::string
   take(j, "recompute", c.recompute, where);
   take(j, "ema", c.ema, where);
   take(j, "patience", c.patience, where);
+  take(j, "bucket_mib", c.bucket_mib, where);
 }
 
 void load_config_file(const std::string& path, ModelConfig& model, TrainConfig& train, DataConfig& data) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -36,6 +37,12 @@ struct DropoutContext {
   bool enabled = false;
 };
 
+// Told during a backward that the gradients [ready_from, P) are final: the backward
+// finishes them from the end of the parameter buffer (head and ln_f, then the blocks from
+// the last, the embeddings last with ready_from 0), so data-parallel training can reduce
+// them while the rest of the backward runs (dist/gradient_reducer.h).
+using GradientsReady = std::function<void(int64_t ready_from)>;
+
 class Model {
  public:
   explicit Model(const ModelConfig& config);
@@ -52,8 +59,10 @@ class Model {
   void zero_grads();
 
   // Forward and backward on tokens (B, T). Adds d(loss * loss_scale)/d(params) into
-  // grads() and returns the mean loss in nats.
-  double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale);
+  // grads() and returns the mean loss in nats. on_gradients_ready (may be null) hears of
+  // the final gradients as the backward goes.
+  double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale,
+                          const GradientsReady* on_gradients_ready = nullptr);
 
   // Forward without dropout; writes the loss of every token in nats to losses (B, T).
   void evaluate(const uint8_t* tokens, int B, float* losses);

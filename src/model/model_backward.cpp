@@ -18,7 +18,11 @@
 
 namespace spt {
 
-double Model::forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) {
+double Model::forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale,
+                               const GradientsReady* on_gradients_ready) {
+  auto gradients_ready = [&](int64_t from) {
+    if (on_gradients_ready != nullptr) (*on_gradients_ready)(from);
+  };
   ensure_batch(B, true);
   const int L = config_.layers, C = config_.width;
   const int64_t N = rows();
@@ -33,16 +37,19 @@ double Model::forward_backward(const uint8_t* tokens, int B, const DropoutContex
                        g(head_b_));
   cpu::layernorm_backward(h_final, w(lnf_w_), meanf_.data(), rstdf_.data(), dln_.data(), N, C, dh_.data(), false,
                           g(lnf_w_), g(lnf_b_));
+  gradients_ready(lnf_w_);
 
   for (int r = L - 1; r >= 0; --r) {
     LayerActivations& acts = acts_[acts_.size() == 1 ? 0 : r];
     if (acts_.size() == 1 && r != L - 1) layer_forward(r, B, residual(r), nullptr, acts, dropout);
     layer_backward(r, B, residual(r), acts, dropout, dh_.data());
+    gradients_ready(layers_[r].ln1_w);
   }
 
   std::vector<float*> dtables;
   for (int64_t offset : pos_emb_) dtables.push_back(g(offset));
   cpu::embedding_backward(tokens, B, config_.ctx, C, dh_.data(), g(tok_emb_), dtables, config_.pos_sizes);
+  gradients_ready(0);
   return loss_sum / static_cast<double>(N);
 }
 

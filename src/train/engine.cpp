@@ -1,8 +1,10 @@
 #include "train/engine.h"
 
 #include <cmath>
+#include <optional>
 
 #include "core/error.h"
+#include "dist/gradient_reducer.h"
 
 namespace spt {
 
@@ -14,18 +16,26 @@ namespace {
 
 class CpuEngine final : public Engine {
  public:
-  CpuEngine(Model& model, OptimizerState* optimizer, dist::Communicator* comm)
+  CpuEngine(Model& model, OptimizerState* optimizer, dist::Communicator* comm, int64_t bucket_floats)
       : model_(model), optimizer_(optimizer), comm_(comm != nullptr && comm->world() > 1 ? comm : nullptr) {
     SPT_CHECK(comm_ == nullptr || !comm_->device_buffers(), "the CPU backend needs a host communicator (MPI), not ",
               comm_->describe());
     if (optimizer_ != nullptr) check_optimizer_shard(*optimizer_, model_.params().total(), comm_);
+    if (comm_ != nullptr) reducer_.emplace(*comm_, model_.params().total(), bucket_floats);
   }
   std::string describe() const override {
-    return comm_ == nullptr ? "cpu fp32" : "cpu fp32, data-parallel over " + comm_->describe();
+    return comm_ == nullptr ? "cpu fp32"
+                            : "cpu fp32, data-parallel over " + comm_->describe() + ", " + reducer_->describe();
   }
-  void zero_grads() override { model_.zero_grads(); }
+  void zero_grads() override {
+    if (reducer_) reducer_->abandon();
+    model_.zero_grads();
+  }
   double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) override {
-    return model_.forward_backward(tokens, B, dropout, loss_scale);
+    return model_.forward_backward(tokens, B, dropout, loss_scale, reducer_ ? reducer_->take_hook() : nullptr);
+  }
+  void reduce_during_next_backward() override {
+    if (reducer_) reducer_->arm(model_.grads().data());
   }
   void evaluate(const uint8_t* tokens, int B, float* losses) override { model_.evaluate(tokens, B, losses); }
   double step(const TrainConfig& train, double lr, float loss_scale) override {
@@ -49,14 +59,15 @@ class CpuEngine final : public Engine {
   int64_t optimizer_bytes() const override { return optimizer_ == nullptr ? 0 : optimizer_->moment_bytes(); }
 
  private:
-  // Each rank needs only its shard's gradients summed over the ranks; the global norm is
-  // the root of the shards' sums of squares added over the ranks (fp64, in another order
-  // than one process adds them: equal to rounding). Every rank gets the same norm and clips
-  // alike, updates its shard and the weights are gathered whole.
+  // Each rank needs only its shard's gradients summed over the ranks (the buckets queued
+  // during the backward, or one reduce-scatter now); the global norm is the root of the
+  // shards' sums of squares added over the ranks (fp64, in another order than one process
+  // adds them: equal to rounding). Every rank gets the same norm and clips alike, updates
+  // its shard and the weights are gathered whole.
   double sharded_step(const TrainConfig& train, double lr) {
     const int64_t n = model_.params().total();
     const dist::ShardRange shard = dist::shard_range(n, comm_->world(), comm_->rank());
-    comm_->reduce_scatter(model_.grads().data(), n);
+    reducer_->finish(model_.grads().data());
     float* grads = model_.grads().data() + shard.begin;  // (shard) summed over the ranks
     const double norm = std::sqrt(dist::all_sum(*comm_, sum_of_squares(grads, shard.size())));
     if (!std::isfinite(norm)) return norm;
@@ -74,6 +85,7 @@ class CpuEngine final : public Engine {
   Model& model_;
   OptimizerState* optimizer_;
   dist::Communicator* comm_;  // null alone
+  std::optional<dist::GradientReducer> reducer_;  // with comm_
 };
 
 }  // namespace
@@ -95,7 +107,7 @@ std::unique_ptr<Engine> make_engine(const EngineOptions& options, Model& model, 
   if (options.device == "cpu") {
     SPT_CHECK(options.precision.empty() || options.precision == "fp32", "the CPU backend computes in fp32, not ",
               options.precision, ": drop --precision or use --device cuda");
-    return std::make_unique<CpuEngine>(model, optimizer, options.comm);
+    return std::make_unique<CpuEngine>(model, optimizer, options.comm, options.bucket_floats);
   }
   if (options.device == "cuda") {
 #ifdef SPT_HAVE_CUDA

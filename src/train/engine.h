@@ -28,6 +28,10 @@ struct EngineOptions {
   // (dist::shard_range) with the moments it alone keeps (the optimizer must hold that shard:
   // share_weights in train/data_parallel.h) and gathers the weights whole. Null: a world of one.
   dist::Communicator* comm = nullptr;
+  // Data parallelism: gradients per bucket reduced while the backward runs after
+  // reduce_during_next_backward() (dist::bucket_floats of TrainConfig::bucket_mib); 0: none,
+  // step() reduce-scatters them all.
+  int64_t bucket_floats = 0;
 };
 
 class Engine {
@@ -38,6 +42,11 @@ class Engine {
   virtual void zero_grads() = 0;
   // Adds d(mean loss * loss_scale)/d(params) into the gradients; returns the mean loss.
   virtual double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) = 0;
+  // The next forward_backward is the last before step() (the last micro-batch): its
+  // gradients are final as its backward produces them, so under data parallelism they are
+  // reduced over the ranks in buckets while it runs (EngineOptions::bucket_floats). Without
+  // this call step() reduces them all after the backward.
+  virtual void reduce_during_next_backward() {}
   // Per-token losses (B, T) in nats, without dropout.
   virtual void evaluate(const uint8_t* tokens, int B, float* losses) = 0;
   // Divides the gradients by loss_scale, clips their global norm to `clip` (0: no clip)

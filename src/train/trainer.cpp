@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "dist/bucket_plan.h"
 #include "io/file_util.h"
 #include "model/config_json.h"
 #include "model/model.h"
@@ -300,6 +301,7 @@ class TrainingLoop {
       rank_batch(data_.train, run_.model.ctx, B, run_.train.seed, draw, comm_, tokens_.data(), global_tokens_);
       // Dropout masks differ between ranks: each rank's windows are other windows.
       const DropoutContext dropout{run_.train.seed, draw * world_ + comm_.rank(), run_.model.dropout > 0};
+      if (micro == accumulate - 1) engine_.reduce_during_next_backward();
       loss += engine_.forward_backward(tokens_.data(), B, dropout, loss_scale / (accumulate * world_)) / accumulate;
     }
     return world_ > 1 ? dist::all_sum(comm_, loss) / world_ : loss;
@@ -418,7 +420,8 @@ int run_training(TrainRun run, dist::Communicator& comm) {
   }
   share_weights(comm, model, optimizer);
   const std::unique_ptr<Engine> engine =
-      make_engine({run.device, run.precision, true, run.deterministic, &comm}, model, &optimizer);
+      make_engine({run.device, run.precision, true, run.deterministic, &comm, dist::bucket_floats(run.train.bucket_mib)},
+                  model, &optimizer);
   if (!engine->dynamic_loss_scaling()) {
     state.loss_scale = 1.0;
     state.clean_steps = 0;

@@ -1,14 +1,19 @@
 // The sharding collectives on real ranks, run by tests/unit/test_dist_mpi.cpp as
 // `mpirun -np N spt_mpi_check DIR`: reduce_scatter against the sum computed on each rank,
-// for sizes whose last shards are short or empty; scatter and gather of host shards; and
+// for sizes whose last shards are short or empty; gradient buckets reduced during a
+// simulated backward against reduce_scatter; scatter and gather of host shards; and
 // an optimizer state handed out in shards (share_weights) and gathered into a checkpoint
 // (save_gathered_checkpoint) that loads back bit for bit. Prints "ok" on rank 0 and exits
 // 0, or names the first difference and exits 1.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "core/rng.h"
+#include "dist/gradient_reducer.h"
 #include "dist/world.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -32,6 +37,36 @@ void check_reduce_scatter(dist::Communicator& comm, int64_t n) {
     SPT_CHECK(x[i] == expected, "reduce_scatter of ", n, " values on rank ", comm.rank(), ": element ", i, " is ",
               x[i], ", not ", expected);
   }
+}
+
+// A backward that reports its final gradients in uneven steps (jumps over several buckets
+// included), the buckets reduced as they come and the rest at the step, against one
+// reduce_scatter of the same values: each rank's shard must hold the same sums. With exact
+// values (small integers) and with any values on 2 ranks (a + b does not depend on the
+// order) bit for bit; with rounded values on 3 ranks to rounding only, for MPI_Ireduce and
+// MPI_Reduce_scatter may add the ranks in other orders.
+void check_buckets(dist::Communicator& comm, int64_t n, int64_t bucket, bool exact) {
+  std::vector<float> x(static_cast<size_t>(n));  // (n)
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = exact ? value_of(comm.rank(), i) : 2 * uniform01(rng_key(comm.rank(), 17), i) - 1;
+  std::vector<float> reference = x;  // (n)
+  comm.reduce_scatter(reference.data(), n);
+  dist::GradientReducer reducer(comm, n, bucket);
+  reducer.arm(x.data());
+  const auto* hook = reducer.take_hook();
+  SPT_CHECK(hook != nullptr, "an armed reducer of buckets of ", bucket, " gave no hook");
+  const bool says_done = bucket % 2 == 0;  // else the step takes the rest unannounced
+  for (int64_t from = n, step = 1; from > 0; ++step) {
+    from = std::max<int64_t>(0, from - 97 * (step % 5 + 1));
+    if (from > 0 || says_done) (*hook)(from);
+  }
+  reducer.finish(x.data());
+  const dist::ShardRange mine = dist::shard_range(n, comm.world(), comm.rank());
+  const bool bitwise = exact || comm.world() == 2;
+  for (int64_t i = mine.begin; i < mine.end; ++i)
+    SPT_CHECK(bitwise ? x[i] == reference[i] : std::abs(x[i] - reference[i]) <= 1e-6f, "buckets of ", bucket,
+              " over ", n, " values on rank ", comm.rank(), ": element ", i, " is ", x[i], ", reduce_scatter gives ",
+              reference[i]);
 }
 
 void check_scatter_gather(dist::Communicator& comm, int64_t n) {
@@ -91,6 +126,8 @@ int run(const std::string& dir) {
   for (int64_t n : {0, 1, 63, 64, 65, 129, 200, 1000, 12345}) {
     check_reduce_scatter(comm, n);
     check_scatter_gather(comm, n);
+    for (int64_t bucket : {1, 64, 1000, 1 << 30})
+      for (bool exact : {true, false}) check_buckets(comm, n, bucket, exact);
   }
   check_checkpoint_round_trip(comm, dir + "/checkpoint");
   world.finish();

@@ -151,6 +151,22 @@ TEST(ConfigValidate, NonFiniteAndOutOfRangeValuesAreRefused) {
   EXPECT_NE(error_of([&] { validate(m); }).find("--ff-ratio"), std::string::npos);
 }
 
+// The gradient bucket size is a training field: checked, and written to config JSON when it
+// is not the default (so checkpoints from before it existed still hold every written key).
+TEST(ConfigValidate, GradientBucketSizeIsCheckedAndStored) {
+  for (double bad : {-1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    TrainConfig t;
+    t.bucket_mib = bad;
+    EXPECT_NE(error_of([&] { validate(t); }).find("--bucket-mib"), std::string::npos) << bad;
+  }
+  TrainConfig t;
+  EXPECT_EQ(t.bucket_mib, 25.0);
+  EXPECT_FALSE(to_json(t).contains("bucket_mib"));
+  t.bucket_mib = 0;
+  EXPECT_EQ(to_json(t).at("bucket_mib"), 0.0);
+  EXPECT_EQ(load(R"({"train": {"bucket_mib": 0.5}})").train.bucket_mib, 0.5);
+}
+
 TEST(ConfigValidate, FieldsOnlyTheFixedPatternUsesAreStillChecked) {
   ModelConfig m;  // strided
   m.summary = -1;

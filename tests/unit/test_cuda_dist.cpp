@@ -1,6 +1,8 @@
 // Data parallelism on GPUs (run on a GPU machine; skipped elsewhere): NCCL collectives in
 // a world of one, the CUDA engine through NCCL against the engine alone (bit for bit),
-// and two processes on two GPUs against one process of the same global batch.
+// gradient buckets reduced on their own stream during the backward against one
+// reduce-scatter after it (bit for bit), the GPU model's reports of final gradients, and
+// two processes on two GPUs against one process of the same global batch.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -22,6 +24,7 @@
 #ifdef SPT_HAVE_NCCL
 #include "core/cuda_check.h"
 #include "dist/cuda/nccl_world.h"
+#include "model/cuda/cuda_model.h"
 #endif
 
 namespace spt {
@@ -29,8 +32,9 @@ namespace {
 
 #ifdef SPT_HAVE_NCCL
 
-using testing_support::slurp;
 using testing_support::losses_of;
+using testing_support::random_tokens;
+using testing_support::slurp;
 using testing_support::TempDir;
 
 int gpu_count() {
@@ -56,6 +60,9 @@ TEST(CudaDist, NcclWorldOfOneReturnsItsInput) {
   comm->all_reduce_sum(x.data(), 5);
   comm->all_gather(x.data(), 5);
   comm->broadcast(x.data(), 5, 0);
+  // A bucket of two pieces on the communicator's own stream; the copy below waits for it.
+  comm->reduce_to_roots(x.data(), {{0, 2, 0}, {2, 5, 0}});
+  comm->wait_reductions();
   std::vector<float> back(host.size());
   x.download(back.data(), back.size());
   EXPECT_EQ(back, host);
@@ -85,42 +92,94 @@ ModelConfig engine_test_config() {
   return config;
 }
 
-std::vector<uint8_t> random_tokens(size_t count, uint64_t seed) {
-  std::vector<uint8_t> tokens(count);
-  for (size_t i = 0; i < count; ++i) tokens[i] = static_cast<uint8_t>(uniform_int(seed, i, 256));
-  return tokens;
+// Three steps of the test model (B 2, fp32, deterministic) through an engine over `comm`:
+// `accumulate` micro-batches a step of loss scale 1 / accumulate, the last told to reduce
+// during its backward (into buckets of `bucket` floats; 0: none).
+struct EngineRun {
+  std::vector<double> norms;
+  std::vector<float> weights, exp_avg_sq;
+  std::string describe;
+};
+EngineRun three_steps(dist::Communicator* comm, int64_t bucket, int accumulate, uint64_t seed) {
+  const ModelConfig config = engine_test_config();
+  const int B = 2;
+  const std::vector<uint8_t> tokens = random_tokens(static_cast<size_t>(accumulate) * B * config.ctx, seed);
+  Model model(config);
+  model.init(seed + 2);
+  OptimizerState optimizer(model.params().total());
+  const std::unique_ptr<Engine> engine = make_engine({"cuda", "fp32", true, true, comm, bucket}, model, &optimizer);
+  EXPECT_EQ(engine->optimizer_bytes(), model.params().total() * 8);
+  EngineRun run;
+  for (int step = 0; step < 3; ++step) {
+    engine->zero_grads();
+    for (int micro = 0; micro < accumulate; ++micro) {
+      if (micro == accumulate - 1) engine->reduce_during_next_backward();
+      engine->forward_backward(tokens.data() + micro * B * config.ctx, B, DropoutContext{}, 1.0f / accumulate);
+    }
+    run.norms.push_back(engine->step(TrainConfig{}, 1e-3, 1.0f));
+  }
+  engine->sync_to_host();
+  run.weights = model.weights();
+  run.exp_avg_sq = optimizer.exp_avg_sq;
+  run.describe = engine->describe();
+  return run;
+}
+
+void expect_same_steps(const EngineRun& a, const EngineRun& b) {
+  EXPECT_EQ(a.norms, b.norms);
+  EXPECT_EQ(a.weights, b.weights);
+  EXPECT_EQ(a.exp_avg_sq, b.exp_avg_sq);
 }
 
 // The engine's gradients go through an NCCL reduce-scatter of one rank: the steps are the
-// engine's alone, bit for bit (fp32, deterministic backward).
+// engine's alone, bit for bit (fp32, deterministic backward): the reduce-scatter of one
+// rank and the norm summed over one rank change no bit.
 TEST(CudaDist, EngineThroughNcclEqualsEngineAlone) {
   if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
-  const ModelConfig config = engine_test_config();
-  const int B = 2;
-  const std::vector<uint8_t> tokens = random_tokens(B * config.ctx, 3);
   const std::unique_ptr<dist::Communicator> comm = nccl_alone();
-  std::vector<std::vector<float>> weights, moments;
-  std::vector<std::vector<double>> norms(2);
-  for (dist::Communicator* used : {static_cast<dist::Communicator*>(nullptr), comm.get()}) {
-    Model model(config);
-    model.init(5);
-    OptimizerState optimizer(model.params().total());
-    const std::unique_ptr<Engine> engine = make_engine({"cuda", "fp32", true, true, used}, model, &optimizer);
-    EXPECT_EQ(engine->optimizer_bytes(), model.params().total() * 8);
-    TrainConfig train;
-    for (int step = 0; step < 3; ++step) {
-      engine->zero_grads();
-      engine->forward_backward(tokens.data(), B, DropoutContext{}, 1.0f);
-      norms[weights.size()].push_back(engine->step(train, 1e-3, 1.0f));
-    }
-    engine->sync_to_host();
-    weights.push_back(model.weights());
-    moments.push_back(optimizer.exp_avg_sq);
-  }
-  // The reduce-scatter of one rank and the norm summed over one rank change no bit.
-  EXPECT_EQ(norms[0], norms[1]);
-  EXPECT_EQ(weights[0], weights[1]);
-  EXPECT_EQ(moments[0], moments[1]);
+  expect_same_steps(three_steps(nullptr, 0, 1, 3), three_steps(comm.get(), 0, 1, 3));
+}
+
+// Gradient buckets through NCCL: at world size 1 each bucket is an in-place ncclReduce on
+// the communicator's stream, after the backward work queued before it (an event) and
+// before the step's work (the default stream waits for it). With --accumulate 2 (only the
+// last micro-batch's backward reduces; the first one's gradients are not final) the steps
+// equal those of one reduce-scatter after the backward, bit for bit.
+TEST(CudaDist, BucketsDuringTheBackwardEqualOneReduceScatter) {
+  if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
+  const std::unique_ptr<dist::Communicator> comm = nccl_alone();
+  const EngineRun after = three_steps(comm.get(), 0, 2, 7), buckets = three_steps(comm.get(), 1000, 2, 7);
+  EXPECT_NE(after.describe.find("reduce-scattered after the backward"), std::string::npos) << after.describe;
+  EXPECT_NE(buckets.describe.find("in buckets"), std::string::npos) << buckets.describe;
+  expect_same_steps(after, buckets);
+}
+
+// The GPU model reports gradients final only once the work that finishes them is queued:
+// a copy taken at each report (it waits for that work) equals the end of the backward.
+TEST(CudaDist, TheGpuModelReportsOnlyFinalGradients) {
+  if (gpu_count() < 1) GTEST_SKIP() << "no CUDA device";
+  const ModelConfig config = engine_test_config();
+  Model host(config);
+  host.init(9);
+  cuda::CudaModel gpu(host, cuda::DType::f32, true, true);
+  const std::vector<uint8_t> tokens = random_tokens(2 * config.ctx, 10);
+  std::vector<int64_t> froms;
+  std::vector<std::vector<float>> seen;  // the final suffix at each report
+  const GradientsReady hook = [&](int64_t from) {
+    std::vector<float> grads;
+    gpu.download_grads(grads);
+    froms.push_back(from);
+    seen.emplace_back(grads.begin() + from, grads.end());
+  };
+  gpu.zero_grads();
+  gpu.forward_backward(tokens.data(), 2, DropoutContext{}, 1.0f, &hook);
+  std::vector<float> final_grads;
+  gpu.download_grads(final_grads);
+  const ParamTable& table = host.params();
+  EXPECT_EQ(froms, (std::vector<int64_t>{table.find("ln_f.weight").offset, table.find("blocks.1.ln1.weight").offset,
+                                         table.find("blocks.0.ln1.weight").offset, 0}));
+  for (size_t i = 0; i < froms.size(); ++i)
+    EXPECT_EQ(seen[i], std::vector<float>(final_grads.begin() + froms[i], final_grads.end())) << "report " << i;
 }
 
 // Each of two GPU ranks keeps the moments of its shard only (half the memory) and steps

@@ -1,6 +1,9 @@
 // Data-parallel training end to end on the CPU: `mpirun -np 2 spt train` against one
 // process with the same global batch, resuming across rank counts, the sharded optimizer
-// state through a checkpoint, and a rank killed mid-run. Skipped where mpirun or MPI is
+// state through a checkpoint, gradient buckets against one reduce-scatter, and a rank
+// killed mid-run. The tiny model (30k parameters) fits in one default bucket of 25 MiB,
+// which goes as one reduce-scatter at the end of the backward; --bucket-mib 0.001 cuts it
+// into a bucket per report of the backward. Skipped where mpirun or MPI is
 // missing; launcher errors that need no second process run everywhere.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -144,11 +147,12 @@ TEST_F(DistMpi, TwoRanksMatchOneProcessOfTheSameGlobalBatch) {
 }
 
 // The optimizer's shards are gathered into the checkpoint and handed out again on resume:
-// a stopped and resumed 2-rank run is the uninterrupted one, bit for bit.
+// a stopped and resumed 2-rank run is the uninterrupted one, bit for bit (with small
+// gradient buckets, which the checkpoint's config keeps).
 TEST_F(DistMpi, ShardedOptimizerStateRestoresExactly) {
   SkipWithoutMpi();
   if (IsSkipped()) return;
-  const std::string average = " --ema 0.9 --eval-every 2";
+  const std::string average = " --ema 0.9 --eval-every 2 --bucket-mib 0.001";
   ASSERT_EQ(spt(tiny("whole", 2, 6) + average, mpirun(2)).code, 0);
   ASSERT_EQ(spt(tiny("split", 2, 6) + average + " --stop-at 3", mpirun(2)).code, 0);
   const CliResult resumed = spt("train --resume --log-every 1000 --out " + dir_ / "split", mpirun(2));
@@ -165,15 +169,16 @@ TEST_F(DistMpi, ShardedOptimizerStateRestoresExactly) {
 }
 
 // The data order depends on the seed and the global step: a run resumes on another rank
-// count with --batch keeping ranks x batch, and continues as if it had not moved.
+// count with --batch keeping ranks x batch, and continues as if it had not moved (with the
+// gradients reduce-scattered after the backward, --bucket-mib 0, as before buckets).
 TEST_F(DistMpi, ResumesOnAnotherRankCount) {
   SkipWithoutMpi();
   if (IsSkipped()) return;
   ASSERT_EQ(spt(tiny("reference", 4, 6)).code, 0);
-  ASSERT_EQ(spt(tiny("down", 2, 6) + " --stop-at 3", mpirun(2)).code, 0);
+  ASSERT_EQ(spt(tiny("down", 2, 6) + " --stop-at 3 --bucket-mib 0", mpirun(2)).code, 0);
   const CliResult down = spt("train --resume --batch 4 --log-every 1000 --out " + dir_ / "down");
   ASSERT_EQ(down.code, 0) << down.err;
-  ASSERT_EQ(spt(tiny("up", 4, 6) + " --stop-at 3").code, 0);
+  ASSERT_EQ(spt(tiny("up", 4, 6) + " --stop-at 3 --bucket-mib 0").code, 0);
   const CliResult up = spt("train --resume --batch 2 --log-every 1000 --out " + dir_ / "up", mpirun(2));
   ASSERT_EQ(up.code, 0) << up.err;
   const Trained reference = load_run(dir_ / "reference");
@@ -189,23 +194,42 @@ TEST_F(DistMpi, ResumesOnAnotherRankCount) {
   }
 }
 
-// Three ranks cut the parameters into uneven shards (the last one shorter): a stopped and
-// resumed run is the uninterrupted one bit for bit and agrees with one process.
+// Three ranks cut the parameters into uneven shards (the last one shorter), and small
+// gradient buckets across their boundaries: a stopped and resumed run is the uninterrupted
+// one bit for bit and agrees with one process.
 TEST_F(DistMpi, UnevenShardsOfThreeRanksResumeExactly) {
   SkipWithoutMpi();
   if (IsSkipped()) return;
   ASSERT_EQ(spt(tiny("one", 3, 5)).code, 0);
-  ASSERT_EQ(spt(tiny("whole", 1, 5), mpirun(3)).code, 0);
-  ASSERT_EQ(spt(tiny("split", 1, 5) + " --stop-at 2", mpirun(3)).code, 0);
+  ASSERT_EQ(spt(tiny("whole", 1, 5) + " --bucket-mib 0.001", mpirun(3)).code, 0);
+  ASSERT_EQ(spt(tiny("split", 1, 5) + " --bucket-mib 0.001 --stop-at 2", mpirun(3)).code, 0);
   const CliResult resumed = spt("train --resume --log-every 1000 --out " + dir_ / "split", mpirun(3));
   ASSERT_EQ(resumed.code, 0) << resumed.err;
   expect_identical(dir_ / "whole", dir_ / "split");
   expect_close(load_run(dir_ / "one"), load_run(dir_ / "whole"));
 }
 
+// Gradients reduced in buckets during the backward of the last micro-batch (--accumulate
+// 2; three buckets a step: head and ln_f, the block across the shard boundary, the
+// embeddings) leave each rank the sums one reduce-scatter after the backward leaves: on 2
+// ranks a + b in either collective, so the runs are the same bit for bit.
+TEST_F(DistMpi, ManySmallBucketsEqualOneReduceScatter) {
+  SkipWithoutMpi();
+  if (IsSkipped()) return;
+  const std::string args = " --accumulate 2 --dropout 0.1";
+  const CliResult buckets = spt(tiny("buckets", 2, 4) + args + " --bucket-mib 0.001", mpirun(2));
+  ASSERT_EQ(buckets.code, 0) << buckets.err;
+  EXPECT_NE(buckets.out.find("gradients reduced in buckets of"), std::string::npos) << buckets.out;
+  const CliResult after = spt(tiny("after", 2, 4) + args + " --bucket-mib 0", mpirun(2));
+  ASSERT_EQ(after.code, 0) << after.err;
+  EXPECT_NE(after.out.find("gradients reduce-scattered after the backward"), std::string::npos) << after.out;
+  expect_identical(dir_ / "buckets", dir_ / "after");
+}
+
 // The collectives the shards need, on 2 and 3 real ranks (tests/mpi/mpi_check.cpp):
-// reduce_scatter against a reference sum with short and empty last shards, host scatter
-// and gather, and a sharded optimizer state gathered into a checkpoint.
+// reduce_scatter against a reference sum with short and empty last shards, gradient
+// buckets against reduce_scatter, host scatter and gather, and a sharded optimizer state
+// gathered into a checkpoint.
 TEST_F(DistMpi, ShardCollectivesOnRealRanks) {
   SkipWithoutMpi();
   if (IsSkipped()) return;

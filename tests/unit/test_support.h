@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "model/config.h"
 #include "ops/dtype.h"
 
@@ -63,6 +64,13 @@ inline ModelConfig small_strided_config(int width = 16) {
   c.stride = 4;
   c.pos_sizes = {4, 4};
   return c;
+}
+
+// `count` tokens drawn uniformly from the vocabulary, the same for the same seed.
+inline std::vector<uint8_t> random_tokens(size_t count, uint64_t seed) {
+  std::vector<uint8_t> tokens(count);
+  for (size_t i = 0; i < count; ++i) tokens[i] = static_cast<uint8_t>(uniform_int(seed, i, 256));
+  return tokens;
 }
 
 inline std::string slurp(const std::string& path) {

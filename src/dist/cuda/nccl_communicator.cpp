@@ -4,6 +4,15 @@
 // the collective timeout passes; then the communicator is aborted and one error names
 // what happened, so the rank exits and its launcher (or the rendezvous watch) ends the
 // others.
+//
+// The collectives run on the model's stream, the legacy default stream, after the work
+// queued there, and the host waits for them; only the gradient buckets run on a stream of
+// their own, so that they overlap with the rest of the backward. That stream is
+// non-blocking, for the legacy default stream would otherwise serialize with it; events
+// order it: a bucket waits for the backward work queued before it, and wait_reductions
+// makes the default stream wait for the buckets. Every other collective calls
+// wait_reductions first, so this communicator's kernels never run on both streams at
+// once (NCCL promises no progress for two of them running concurrently).
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -12,6 +21,7 @@
 #include <cstring>
 #include <exception>
 #include <thread>
+#include <vector>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -45,6 +55,9 @@ class NcclCommunicator final : public Communicator {
     check_nccl(ncclCommInitRankConfig(&comm_, launch.world, unique, launch.rank, &config), "ncclCommInitRankConfig");
     settle("joining the NCCL world", launch.rendezvous_timeout);
     SPT_CUDA_CHECK(cudaMalloc(&scratch_, kScratchBytes));
+    SPT_CUDA_CHECK(cudaStreamCreateWithFlags(&bucket_stream_, cudaStreamNonBlocking));
+    SPT_CUDA_CHECK(cudaEventCreateWithFlags(&computed_, cudaEventDisableTiming));
+    SPT_CUDA_CHECK(cudaEventCreateWithFlags(&reduced_, cudaEventDisableTiming));
   }
   ~NcclCommunicator() override {
     if (std::uncaught_exceptions() > 0 || failed_) {
@@ -53,6 +66,9 @@ class NcclCommunicator final : public Communicator {
       ncclCommDestroy(comm_);
     }
     cudaFree(scratch_);
+    cudaEventDestroy(computed_);
+    cudaEventDestroy(reduced_);
+    cudaStreamDestroy(bucket_stream_);
   }
   int rank() const override { return launch_.rank; }
   int world() const override { return launch_.world; }
@@ -60,6 +76,7 @@ class NcclCommunicator final : public Communicator {
   bool device_buffers() const override { return true; }
 
   void all_reduce_sum(float* x, int64_t n) override {
+    wait_reductions();
     check_nccl(ncclAllReduce(x, x, n, ncclFloat, ncclSum, comm_, nullptr), "ncclAllReduce");
     complete("an all-reduce");
   }
@@ -68,11 +85,13 @@ class NcclCommunicator final : public Communicator {
   void reduce_scatter(float* x, int64_t n) override {
     const int64_t piece = shard_padded_size(n, launch_.world) / launch_.world;
     if (piece == 0) return;
+    wait_reductions();
     check_nccl(ncclReduceScatter(x, x + piece * launch_.rank, piece, ncclFloat, ncclSum, comm_, nullptr),
                "ncclReduceScatter");
     complete("a reduce-scatter");
   }
   void all_gather(float* x, int64_t n) override {
+    wait_reductions();
     check_nccl(ncclGroupStart(), "ncclGroupStart");
     for (int r = 0; r < launch_.world; ++r) {
       const ShardRange shard = shard_range(n, launch_.world, r);
@@ -84,10 +103,37 @@ class NcclCommunicator final : public Communicator {
     complete("an all-gather");
   }
   void broadcast(float* x, int64_t n, int root) override {
+    wait_reductions();
     check_nccl(ncclBroadcast(x, x, n, ncclFloat, root, comm_, nullptr), "ncclBroadcast");
     complete("a broadcast");
   }
+  // In place, one ncclReduce per piece: unlike ncclReduceScatter it takes any count, so
+  // no padding. The pieces of a bucket go as one group, one launch.
+  void reduce_to_roots(float* x, const std::vector<ReducePiece>& bucket) override {
+    if (bucket.empty()) return;
+    SPT_CUDA_CHECK(cudaEventRecord(computed_, nullptr));
+    SPT_CUDA_CHECK(cudaStreamWaitEvent(bucket_stream_, computed_, 0));
+    check_nccl(ncclGroupStart(), "ncclGroupStart");
+    for (const ReducePiece& piece : bucket)
+      check_nccl(ncclReduce(x + piece.begin, x + piece.begin, static_cast<size_t>(piece.end - piece.begin), ncclFloat,
+                            ncclSum, piece.root, comm_, bucket_stream_),
+                 "ncclReduce");
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd");
+    // A non-blocking communicator may still be queueing the group: recording an event on
+    // the stream before it has would not order the bucket.
+    settle("queueing a gradient bucket", launch_.collective_timeout);
+    buckets_queued_ = true;
+  }
+  // Asynchronous: a failure or a hang of a bucket shows in the next collective's wait,
+  // which the default stream's wait for the buckets holds up.
+  void wait_reductions() override {
+    if (!buckets_queued_) return;
+    SPT_CUDA_CHECK(cudaEventRecord(reduced_, bucket_stream_));
+    SPT_CUDA_CHECK(cudaStreamWaitEvent(nullptr, reduced_, 0));
+    buckets_queued_ = false;
+  }
   void all_reduce_sum_host(double* x, int64_t n) override {
+    wait_reductions();
     for (int64_t at = 0; at < n; at += kScratchBytes / sizeof(double)) {
       const int64_t count = std::min<int64_t>(n - at, kScratchBytes / sizeof(double));
       SPT_CUDA_CHECK(cudaMemcpy(scratch_, x + at, count * sizeof(double), cudaMemcpyHostToDevice));
@@ -97,6 +143,7 @@ class NcclCommunicator final : public Communicator {
     }
   }
   void broadcast_host(void* data, int64_t bytes, int root) override {
+    wait_reductions();
     char* host = static_cast<char*>(data);
     for (int64_t at = 0; at < bytes; at += static_cast<int64_t>(kScratchBytes)) {
       const size_t count = static_cast<size_t>(std::min<int64_t>(bytes - at, kScratchBytes));
@@ -156,6 +203,10 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_ = nullptr;
   void* scratch_ = nullptr;
   bool failed_ = false;
+  cudaStream_t bucket_stream_ = nullptr;  // the gradient buckets' (non-blocking)
+  cudaEvent_t computed_ = nullptr;  // on the default stream: the work a bucket waits for
+  cudaEvent_t reduced_ = nullptr;   // on bucket_stream_: the buckets the default stream waits for
+  bool buckets_queued_ = false;     // since the last wait_reductions
 };
 
 }  // namespace

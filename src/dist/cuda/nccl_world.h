@@ -12,7 +12,8 @@ namespace spt::dist {
 std::string nccl_unique_id();
 // Selects GPU launch.local_rank and joins the NCCL world `id` names. Its float
 // collectives take device pointers and run on the default stream, after the model's
-// work; each waits at most launch.collective_timeout seconds for the other ranks.
+// work (gradient buckets on a stream of their own, ordered by events); each waits at most
+// launch.collective_timeout seconds for the other ranks.
 std::unique_ptr<Communicator> make_nccl_communicator(const LaunchInfo& launch, const std::string& id);
 
 }  // namespace spt::dist

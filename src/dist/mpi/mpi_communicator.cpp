@@ -45,7 +45,10 @@ class MpiCommunicator final : public Communicator {
               ": an MPI other than the mpirun that started spt? launch with that MPI's own mpirun");
   }
   ~MpiCommunicator() override {
-    if (std::uncaught_exceptions() == 0) MPI_Finalize();
+    if (std::uncaught_exceptions() > 0) return;
+    // MPI_Finalize requires every request complete (a step abandoned after its buckets went).
+    MPI_Waitall(static_cast<int>(reductions_.size()), reductions_.data(), MPI_STATUSES_IGNORE);
+    MPI_Finalize();
   }
   int rank() const override { return rank_; }
   int world() const override { return world_; }
@@ -81,6 +84,32 @@ class MpiCommunicator final : public Communicator {
       check_mpi(MPI_Bcast(x + at, static_cast<int>(std::min(kPiece, n - at)), MPI_FLOAT, root, MPI_COMM_WORLD),
                 "MPI_Bcast");
   }
+  // One MPI_Ireduce per piece (MPI_IN_PLACE on its root), their requests kept until
+  // wait_reductions. Open MPI moves a nonblocking collective on only inside MPI calls, so
+  // progress_reductions tests them between the layers of the backward.
+  void reduce_to_roots(float* x, const std::vector<ReducePiece>& bucket) override {
+    for (const ReducePiece& piece : bucket)
+      for (int64_t at = piece.begin; at < piece.end; at += kPiece) {
+        MPI_Request request = MPI_REQUEST_NULL;
+        check_mpi(MPI_Ireduce(piece.root == rank_ ? MPI_IN_PLACE : x + at, x + at,
+                              static_cast<int>(std::min(kPiece, piece.end - at)), MPI_FLOAT, MPI_SUM, piece.root,
+                              MPI_COMM_WORLD, &request),
+                  "MPI_Ireduce");
+        reductions_.push_back(request);
+      }
+  }
+  void progress_reductions() override {
+    if (reductions_.empty()) return;
+    int done = 0;
+    check_mpi(MPI_Testall(static_cast<int>(reductions_.size()), reductions_.data(), &done, MPI_STATUSES_IGNORE),
+              "MPI_Testall");
+    if (done) reductions_.clear();
+  }
+  void wait_reductions() override {
+    check_mpi(MPI_Waitall(static_cast<int>(reductions_.size()), reductions_.data(), MPI_STATUSES_IGNORE),
+              "MPI_Waitall");
+    reductions_.clear();
+  }
   void all_reduce_sum_host(double* x, int64_t n) override {
     SPT_CHECK(n < INT_MAX, "MPI all-reduce of ", n, " values: more than an MPI count holds");
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
@@ -108,6 +137,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   int rank_ = 0, world_ = 1;
+  std::vector<MPI_Request> reductions_;  // queued by reduce_to_roots
 };
 
 }  // namespace

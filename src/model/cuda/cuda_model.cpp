@@ -432,7 +432,11 @@ void CudaModel::zero_grads() {
   SPT_CUDA_CHECK(cudaMemset(state_->grads.data(), 0, state_->grad_capacity * sizeof(float)));
 }
 
-double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) {
+double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale,
+                                   const GradientsReady* on_gradients_ready) {
+  auto gradients_ready = [&](int64_t from) {
+    if (on_gradients_ready != nullptr) (*on_gradients_ready)(from);
+  };
   State& s = *state_;
   s.ensure_batch(B, true, recompute);
   const int L = s.config.layers, C = s.config.width;
@@ -446,10 +450,12 @@ double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutCo
                   s.at(s.slots.dln), false, s.g(s.head_w), s.g(s.head_b));
   layernorm_backward(h_final, s.w32(s.lnf_w), s.at<float>(s.slots.meanf), s.at<float>(s.slots.rstdf),
                      s.at(s.slots.dln), N, C, s.dtype, s.at<float>(s.slots.dh), false, s.g(s.lnf_w), s.g(s.lnf_b));
+  gradients_ready(s.lnf_w);
   const bool shared = s.slots.layers.size() == 1;
   for (int r = L - 1; r >= 0; --r) {
     if (shared && r != L - 1) s.layer_forward(r, s.residual(r), nullptr, s.layer_slots(r), dropout, true);
     s.layer_backward(r, s.residual(r), s.layer_slots(r), dropout);
+    gradients_ready(s.layers[r].ln1_w);
   }
   PositionTables dtables;
   dtables.count = static_cast<int>(s.config.pos_sizes.size());
@@ -459,6 +465,7 @@ double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutCo
   }
   embedding_backward(s.at<uint8_t>(s.slots.tokens), B, s.config.ctx, C, s.at<float>(s.slots.dh), s.g(s.tok_emb),
                      dtables);
+  gradients_ready(0);
   return s.loss_sum(nullptr) / static_cast<double>(N);
 }
 

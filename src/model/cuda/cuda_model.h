@@ -67,8 +67,10 @@ class CudaModel {
 
   void zero_grads();
   // Adds d(mean loss * loss_scale)/d(params) into the device gradients; returns the
-  // mean loss in nats. tokens: (B, T) on the host.
-  double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale);
+  // mean loss in nats. tokens: (B, T) on the host. on_gradients_ready (may be null) is
+  // called once the work that finishes those gradients is queued on the default stream.
+  double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale,
+                          const GradientsReady* on_gradients_ready = nullptr);
   // Per-token losses (B, T) in nats, to the host, without dropout.
   void evaluate(const uint8_t* tokens, int B, float* losses);
 

@@ -4,9 +4,11 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <optional>
 
 #include "core/cuda_check.h"
 #include "core/error.h"
+#include "dist/gradient_reducer.h"
 #include "model/cuda/cuda_model.h"
 #include "ops/cuda/optimizer.h"
 #include "train/engine.h"
@@ -54,6 +56,7 @@ class CudaEngine final : public Engine {
     SPT_CHECK(comm_ == nullptr || comm_->device_buffers(), "the CUDA backend needs a device communicator (NCCL), not ",
               comm_->describe());
     gpu_.recompute = model.recompute;
+    if (comm_ != nullptr) reducer_.emplace(*comm_, model.params().total(), options.bucket_floats);
     if (optimizer_ != nullptr) gpu_.upload_optimizer(optimizer_->exp_avg, optimizer_->exp_avg_sq, optimizer_->step);
     if (optimizer_ != nullptr && !optimizer_->ema.empty()) {
       average_ = DeviceBuffer<float>(optimizer_->ema.size());
@@ -63,13 +66,19 @@ class CudaEngine final : public Engine {
   std::string describe() const override {
     return "cuda " + std::string(cuda::dtype_name(gpu_.precision())) + " on " + device_name() + ", attention kernels: " +
            gpu_.attention_path() + (deterministic_ ? ", deterministic" : "") +
-           (comm_ == nullptr ? "" : ", data-parallel over " + comm_->describe());
+           (comm_ == nullptr ? "" : ", data-parallel over " + comm_->describe() + ", " + reducer_->describe());
   }
   bool dynamic_loss_scaling() const override { return gpu_.precision() == cuda::DType::f16; }
-  void zero_grads() override { gpu_.zero_grads(); }
+  void zero_grads() override {
+    if (reducer_) reducer_->abandon();
+    gpu_.zero_grads();
+  }
   double forward_backward(const uint8_t* tokens, int B, const DropoutContext& dropout, float loss_scale) override {
     gpu_.recompute = host_.recompute;
-    return gpu_.forward_backward(tokens, B, dropout, loss_scale);
+    return gpu_.forward_backward(tokens, B, dropout, loss_scale, reducer_ ? reducer_->take_hook() : nullptr);
+  }
+  void reduce_during_next_backward() override {
+    if (reducer_) reducer_->arm(gpu_.device_params().grads);
   }
   void evaluate(const uint8_t* tokens, int B, float* losses) override { gpu_.evaluate(tokens, B, losses); }
   double step(const TrainConfig& train, double lr, float loss_scale) override {
@@ -122,11 +131,12 @@ class CudaEngine final : public Engine {
   std::string memory_report() const override { return gpu_.current_plan().describe(); }
 
  private:
-  // Each rank needs only its shard's gradients summed over the ranks (reduce-scatter); the
-  // global norm is the root of the shards' sums of squares added over the ranks in fp64
-  // (another order than one GPU's: equal to rounding; the same bits in a world of one).
+  // Each rank needs only its shard's gradients summed over the ranks (the buckets queued
+  // during the backward, or one reduce-scatter now); the global norm is the root of the
+  // shards' sums of squares added over the ranks in fp64 (another order than one GPU's:
+  // equal to rounding; the same bits in a world of one).
   double sharded_norm(dist::ShardRange shard, float loss_scale) {
-    comm_->reduce_scatter(gpu_.device_params().grads, static_cast<int64_t>(host_.weights().size()));
+    reducer_->finish(gpu_.device_params().grads);
     return std::sqrt(dist::all_sum(*comm_, gpu_.gradient_sum_of_squares(shard.begin, shard.end))) / loss_scale;
   }
 
@@ -134,6 +144,7 @@ class CudaEngine final : public Engine {
   OptimizerState* optimizer_;
   dist::Communicator* comm_;  // NCCL; null alone
   cuda::CudaModel gpu_;
+  std::optional<dist::GradientReducer> reducer_;  // with comm_
   DeviceBuffer<float> average_;  // (P) the weight average, when the run keeps one
   bool deterministic_;
 };
