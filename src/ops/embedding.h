@@ -20,6 +20,12 @@ namespace cpu {
 void embedding_forward(const uint8_t* tokens, int B, int64_t T, int C, const float* tok_emb,
                        const std::vector<const float*>& pos_tables, const std::vector<int>& pos_sizes, float* h);
 
+// One position t of S sequences (decoding): previous: (S), the tokens at t - 1 (not read at
+// t = 0); h: (S, C) overwritten with the rows of position t, as embedding_forward computes them.
+void embedding_forward_position(const uint8_t* previous, int S, int64_t t, int C, const float* tok_emb,
+                                const std::vector<const float*>& pos_tables, const std::vector<int>& pos_sizes,
+                                float* h);
+
 // dh: (B, T, C). Adds into dtok_emb (V, C) and dpos_tables[k] (pos_sizes[k], C), with fp64
 // sums in a fixed order.
 void embedding_backward(const uint8_t* tokens, int B, int64_t T, int C, const float* dh, float* dtok_emb,

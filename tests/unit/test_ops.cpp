@@ -191,6 +191,30 @@ TEST(Gelu, ForwardMatchesDoubleAndBackwardMatchesFiniteDifferences) {
   }
 }
 
+// Decoding embeds one position of every sequence: the rows of the whole forward, bit for bit.
+TEST(Embedding, ForwardPositionGivesTheRowsOfTheWholeForward) {
+  const int B = 3, C = 12;
+  const int64_t T = 12;
+  const std::vector<int> pos_sizes = {3, 4};
+  std::vector<uint8_t> tokens(B * T);
+  for (size_t e = 0; e < tokens.size(); ++e) tokens[e] = static_cast<uint8_t>(uniform_int(21, e, 256));
+  const auto tok = random_vector(256 * C, 22);
+  const auto rows = random_vector(3 * C, 23), cols = random_vector(4 * C, 24);
+  const std::vector<const float*> tables = {rows.data(), cols.data()};
+  std::vector<float> h(B * T * C);  // (B, T, C)
+  cpu::embedding_forward(tokens.data(), B, T, C, tok.data(), tables, pos_sizes, h.data());
+  std::vector<uint8_t> previous(B);
+  std::vector<float> row(B * C);  // (B, C)
+  for (int64_t t = 0; t < T; ++t) {
+    for (int b = 0; b < B; ++b) previous[b] = t > 0 ? tokens[b * T + t - 1] : 0;
+    cpu::embedding_forward_position(previous.data(), B, t, C, tok.data(), tables, pos_sizes, row.data());
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < C; ++c) ASSERT_EQ(row[b * C + c], h[(b * T + t) * C + c]) << b << "," << t << "," << c;
+  }
+  EXPECT_THROW(cpu::embedding_forward_position(previous.data(), B, -1, C, tok.data(), tables, pos_sizes, row.data()),
+               Error);
+}
+
 TEST(Embedding, ForwardAndBackwardMatchLoops) {
   const int B = 3, C = 20;
   const int64_t T = 30;

@@ -36,6 +36,18 @@ void check(int B, int64_t T, int C, size_t tables, const std::vector<int>& pos_s
             " position sizes");
 }
 
+// hr (C) = token_row (C), or zero without one, plus row coords[k] of every position table k.
+void embed_row(const float* token_row, const std::vector<const float*>& pos_tables, const int64_t* coords, int C,
+               float* hr) {
+  if (token_row != nullptr) std::copy(token_row, token_row + C, hr);
+  else std::fill(hr, hr + C, 0.0f);
+  for (size_t k = 0; k < pos_tables.size(); ++k) {
+    const float* pos = pos_tables[k] + coords[k] * C;
+#pragma omp simd
+    for (int c = 0; c < C; ++c) hr[c] += pos[c];
+  }
+}
+
 }  // namespace
 
 void embedding_forward(const uint8_t* tokens, int B, int64_t T, int C, const float* tok_emb,
@@ -46,20 +58,23 @@ void embedding_forward(const uint8_t* tokens, int B, int64_t T, int C, const flo
   parallel_for(int64_t{B} * T, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t t = row % T;
-      float* hr = h + row * C;
-      if (t > 0) {
-        const float* emb = tok_emb + int64_t{tokens[row - 1]} * C;
-        std::copy(emb, emb + C, hr);
-      } else {
-        std::fill(hr, hr + C, 0.0f);
-      }
-      for (size_t k = 0; k < tables; ++k) {
-        const float* pos = pos_tables[k] + coords[t * tables + k] * C;
-#pragma omp simd
-        for (int c = 0; c < C; ++c) hr[c] += pos[c];
-      }
+      const float* token_row = t > 0 ? tok_emb + int64_t{tokens[row - 1]} * C : nullptr;
+      embed_row(token_row, pos_tables, coords.data() + t * tables, C, h + row * C);
     }
   }, 256);
+}
+
+void embedding_forward_position(const uint8_t* previous, int S, int64_t t, int C, const float* tok_emb,
+                                const std::vector<const float*>& pos_tables, const std::vector<int>& pos_sizes,
+                                float* h) {
+  SPT_CHECK(t >= 0, "embedding position t=", t, " must not be negative");
+  check(S, t + 1, C, pos_tables.size(), pos_sizes);  // positions 0..t of S sequences
+  std::vector<int64_t> coords(pos_tables.size());  // (tables) the row of every table at t
+  for (size_t k = 0; k < coords.size(); ++k) coords[k] = position_coordinate(pos_sizes, static_cast<int>(k), t);
+  for (int s = 0; s < S; ++s) {
+    const float* token_row = t > 0 ? tok_emb + int64_t{previous[s]} * C : nullptr;
+    embed_row(token_row, pos_tables, coords.data(), C, h + int64_t{s} * C);
+  }
 }
 
 void embedding_backward(const uint8_t* tokens, int B, int64_t T, int C, const float* dh, float* dtok_emb,
