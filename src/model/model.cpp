@@ -81,8 +81,9 @@ int64_t Model::activation_bytes() const {
 
 void Model::embed(const uint8_t* tokens, int B) {
   std::vector<const float*> tables;
-  for (int64_t offset : pos_emb_) tables.push_back(w(offset));
-  cpu::embedding_forward(tokens, B, config_.ctx, config_.width, w(tok_emb_), tables, config_.pos_sizes, residual(0));
+  for (int64_t offset : weight_table_.pos_emb) tables.push_back(w(offset));
+  cpu::embedding_forward(tokens, B, config_.ctx, config_.width, w(weight_table_.tok_emb), tables, config_.pos_sizes,
+                         residual(0));
 }
 
 float Model::dropout_rate(const DropoutContext& dropout) const {
@@ -91,27 +92,28 @@ float Model::dropout_rate(const DropoutContext& dropout) const {
 
 void Model::layer_forward(int r, int B, const float* h_in, float* h_out, LayerActivations& acts,
                           const DropoutContext& dropout) {
-  const LayerParams& p = layers_[r];
+  const LayerWeights& p = weight_table_.layers[r];
   const int64_t N = int64_t{B} * config_.ctx;
   const int C = config_.width, F = config_.ff_width(), QKV = config_.qkv_width();
   const int H = config_.heads, Dk = config_.qk_dim();
   const float rate = dropout_rate(dropout);
 
-  cpu::layernorm_forward(h_in, w(p.ln1_w), w(p.ln1_b), N, C, acts.ln1.data(), acts.mean1.data(), acts.rstd1.data());
-  cpu::linear_forward(acts.ln1.data(), w(p.qkv_w), w(p.qkv_b), N, C, QKV, acts.qkv.data());
+  cpu::layernorm_forward(h_in, w(p.ln1.weight), w(p.ln1.bias), N, C, acts.ln1.data(), acts.mean1.data(),
+                         acts.rstd1.data());
+  cpu::linear_forward(acts.ln1.data(), w(p.qkv.weight), w(p.qkv.bias), N, C, QKV, acts.qkv.data());
   AttentionShape shape{B, config_.ctx, H, Dk, config_.head_dim(), QKV, QKV, QKV, C};
   const float* qkv = acts.qkv.data();
   cpu::attention_forward(plans_[r], shape, qkv, qkv + H * Dk, qkv + 2 * H * Dk, acts.att.data(), acts.lse.data());
-  cpu::linear_forward(acts.att.data(), w(p.proj_w), w(p.proj_b), N, C, C, branch_.data());
+  cpu::linear_forward(acts.att.data(), w(p.proj.weight), w(p.proj.bias), N, C, C, branch_.data());
   cpu::dropout_add(dropout_key(dropout.seed, dropout.micro_step, r, 0), rate, branch_.data(), h_in, N * C,
                    acts.h_mid.data());
 
-  cpu::layernorm_forward(acts.h_mid.data(), w(p.ln2_w), w(p.ln2_b), N, C, acts.ln2.data(), acts.mean2.data(),
+  cpu::layernorm_forward(acts.h_mid.data(), w(p.ln2.weight), w(p.ln2.bias), N, C, acts.ln2.data(), acts.mean2.data(),
                          acts.rstd2.data());
-  cpu::linear_forward(acts.ln2.data(), w(p.fc1_w), w(p.fc1_b), N, C, F, acts.fc1.data());
+  cpu::linear_forward(acts.ln2.data(), w(p.fc1.weight), w(p.fc1.bias), N, C, F, acts.fc1.data());
   cpu::gelu_forward(acts.fc1.data(), N * F, acts.act.data());
   if (h_out == nullptr) return;
-  cpu::linear_forward(acts.act.data(), w(p.fc2_w), w(p.fc2_b), N, F, C, branch_.data());
+  cpu::linear_forward(acts.act.data(), w(p.fc2.weight), w(p.fc2.bias), N, F, C, branch_.data());
   cpu::dropout_add(dropout_key(dropout.seed, dropout.micro_step, r, 1), rate, branch_.data(), acts.h_mid.data(),
                    N * C, h_out);
 }
@@ -128,8 +130,9 @@ const float* Model::forward_blocks(int B, const DropoutContext& dropout, bool ke
 void Model::head_forward(int B, const float* h, float* logits) {
   const int64_t N = int64_t{B} * config_.ctx;
   const int C = config_.width;
-  cpu::layernorm_forward(h, w(lnf_w_), w(lnf_b_), N, C, lnf_.data(), meanf_.data(), rstdf_.data());
-  cpu::linear_forward(lnf_.data(), w(head_w_), w(head_b_), N, C, kVocab, logits);
+  cpu::layernorm_forward(h, w(weight_table_.ln_f.weight), w(weight_table_.ln_f.bias), N, C, lnf_.data(), meanf_.data(),
+                         rstdf_.data());
+  cpu::linear_forward(lnf_.data(), w(weight_table_.head.weight), w(weight_table_.head.bias), N, C, kVocab, logits);
 }
 
 void Model::evaluate(const uint8_t* tokens, int B, float* losses) {

@@ -9,6 +9,7 @@
 
 #include "model/config.h"
 #include "model/params.h"
+#include "model/weights.h"
 #include "pattern/pattern.h"
 
 namespace spt {
@@ -49,6 +50,7 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& params() const { return table_; }
+  const WeightTable& weight_table() const { return weight_table_; }
   std::vector<float>& weights() { return weights_; }
   const std::vector<float>& weights() const { return weights_; }
   std::vector<float>& grads() { return grads_; }
@@ -74,10 +76,6 @@ class Model {
   int64_t activation_bytes() const;  // bytes held for the current batch size
 
  private:
-  struct LayerParams {
-    int64_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
-  };
-
   // Sizes the buffers for batch B (N = B*T rows); training adds the backward scratch and
   // the per-layer activations when recompute is off. Reallocates only when B grows or
   // the kind of buffers changes.
@@ -107,9 +105,7 @@ class Model {
   ModelConfig config_;
   ParamTable table_;
   std::vector<float> weights_, grads_;
-  std::vector<LayerParams> layers_;
-  int64_t tok_emb_ = 0, lnf_w_ = 0, lnf_b_ = 0, head_w_ = 0, head_b_ = 0;
-  std::vector<int64_t> pos_emb_;
+  WeightTable weight_table_;
   std::vector<AttentionPlan> plans_;  // (L)
 
   int batch_ = 0;                       // B the buffers are sized for

@@ -33,29 +33,29 @@ double Model::forward_backward(const uint8_t* tokens, int B, const DropoutContex
   const double loss_sum = cpu::cross_entropy_forward_backward(logits_.data(), tokens, N, kVocab,
                                                               loss_scale / static_cast<float>(N), losses_.data(),
                                                               logits_.data());
-  cpu::linear_backward(lnf_.data(), w(head_w_), logits_.data(), N, C, kVocab, dln_.data(), false, g(head_w_),
-                       g(head_b_));
-  cpu::layernorm_backward(h_final, w(lnf_w_), meanf_.data(), rstdf_.data(), dln_.data(), N, C, dh_.data(), false,
-                          g(lnf_w_), g(lnf_b_));
-  gradients_ready(lnf_w_);
+  cpu::linear_backward(lnf_.data(), w(weight_table_.head.weight), logits_.data(), N, C, kVocab, dln_.data(), false,
+                       g(weight_table_.head.weight), g(weight_table_.head.bias));
+  cpu::layernorm_backward(h_final, w(weight_table_.ln_f.weight), meanf_.data(), rstdf_.data(), dln_.data(), N, C,
+                          dh_.data(), false, g(weight_table_.ln_f.weight), g(weight_table_.ln_f.bias));
+  gradients_ready(weight_table_.ln_f.weight);
 
   for (int r = L - 1; r >= 0; --r) {
     LayerActivations& acts = acts_[acts_.size() == 1 ? 0 : r];
     if (acts_.size() == 1 && r != L - 1) layer_forward(r, B, residual(r), nullptr, acts, dropout);
     layer_backward(r, B, residual(r), acts, dropout, dh_.data());
-    gradients_ready(layers_[r].ln1_w);
+    gradients_ready(weight_table_.layers[r].ln1.weight);
   }
 
   std::vector<float*> dtables;
-  for (int64_t offset : pos_emb_) dtables.push_back(g(offset));
-  cpu::embedding_backward(tokens, B, config_.ctx, C, dh_.data(), g(tok_emb_), dtables, config_.pos_sizes);
+  for (int64_t offset : weight_table_.pos_emb) dtables.push_back(g(offset));
+  cpu::embedding_backward(tokens, B, config_.ctx, C, dh_.data(), g(weight_table_.tok_emb), dtables, config_.pos_sizes);
   gradients_ready(0);
   return loss_sum / static_cast<double>(N);
 }
 
 void Model::layer_backward(int r, int B, const float* h_in, LayerActivations& acts, const DropoutContext& dropout,
                            float* dh) {
-  const LayerParams& p = layers_[r];
+  const LayerWeights& p = weight_table_.layers[r];
   const int64_t N = int64_t{B} * config_.ctx;
   const int C = config_.width, F = config_.ff_width(), QKV = config_.qkv_width();
   const int H = config_.heads, Dk = config_.qk_dim();
@@ -69,24 +69,26 @@ void Model::layer_backward(int r, int B, const float* h_in, LayerActivations& ac
   };
 
   // Feed-forward branch; dh becomes the gradient at h_mid.
-  cpu::linear_backward(acts.act.data(), w(p.fc2_w), branch_gradient(1), N, F, C, dff_.data(), false, g(p.fc2_w),
-                       g(p.fc2_b));
+  cpu::linear_backward(acts.act.data(), w(p.fc2.weight), branch_gradient(1), N, F, C, dff_.data(), false,
+                       g(p.fc2.weight), g(p.fc2.bias));
   cpu::gelu_backward(acts.fc1.data(), dff_.data(), N * F, dff_.data());
-  cpu::linear_backward(acts.ln2.data(), w(p.fc1_w), dff_.data(), N, C, F, dln_.data(), false, g(p.fc1_w), g(p.fc1_b));
-  cpu::layernorm_backward(acts.h_mid.data(), w(p.ln2_w), acts.mean2.data(), acts.rstd2.data(), dln_.data(), N, C, dh,
-                          true, g(p.ln2_w), g(p.ln2_b));
+  cpu::linear_backward(acts.ln2.data(), w(p.fc1.weight), dff_.data(), N, C, F, dln_.data(), false, g(p.fc1.weight),
+                       g(p.fc1.bias));
+  cpu::layernorm_backward(acts.h_mid.data(), w(p.ln2.weight), acts.mean2.data(), acts.rstd2.data(), dln_.data(), N, C,
+                          dh, true, g(p.ln2.weight), g(p.ln2.bias));
 
   // Attention branch; dh becomes the gradient at h_in.
-  cpu::linear_backward(acts.att.data(), w(p.proj_w), branch_gradient(0), N, C, C, datt_.data(), false, g(p.proj_w),
-                       g(p.proj_b));
+  cpu::linear_backward(acts.att.data(), w(p.proj.weight), branch_gradient(0), N, C, C, datt_.data(), false,
+                       g(p.proj.weight), g(p.proj.bias));
   AttentionShape shape{B, config_.ctx, H, Dk, config_.head_dim(), QKV, QKV, QKV, C};
   const float* qkv = acts.qkv.data();
   float* dqkv = dqkv_.data();
   cpu::attention_backward(plans_[r], shape, qkv, qkv + H * Dk, qkv + 2 * H * Dk, acts.att.data(), acts.lse.data(),
                           datt_.data(), dqkv, dqkv + H * Dk, dqkv + 2 * H * Dk);
-  cpu::linear_backward(acts.ln1.data(), w(p.qkv_w), dqkv, N, C, QKV, dln_.data(), false, g(p.qkv_w), g(p.qkv_b));
-  cpu::layernorm_backward(h_in, w(p.ln1_w), acts.mean1.data(), acts.rstd1.data(), dln_.data(), N, C, dh, true,
-                          g(p.ln1_w), g(p.ln1_b));
+  cpu::linear_backward(acts.ln1.data(), w(p.qkv.weight), dqkv, N, C, QKV, dln_.data(), false, g(p.qkv.weight),
+                       g(p.qkv.bias));
+  cpu::layernorm_backward(h_in, w(p.ln1.weight), acts.mean1.data(), acts.rstd1.data(), dln_.data(), N, C, dh, true,
+                          g(p.ln1.weight), g(p.ln1.bias));
 }
 
 }  // namespace spt

@@ -40,21 +40,8 @@ ParamTable model_param_table(const ModelConfig& config) {
   return table;
 }
 
-Model::Model(const ModelConfig& config) : config_(config), table_(model_param_table(config)) {
-  auto at = [&](const std::string& name) { return table_.find(name).offset; };
-  tok_emb_ = at("tok_emb.weight");
-  for (size_t k = 0; k < config_.pos_sizes.size(); ++k) pos_emb_.push_back(at("pos_emb." + std::to_string(k) + ".weight"));
-  for (int r = 0; r < config_.layers; ++r) {
-    const std::string p = "blocks." + std::to_string(r) + ".";
-    layers_.push_back({at(p + "ln1.weight"), at(p + "ln1.bias"), at(p + "attn.qkv.weight"), at(p + "attn.qkv.bias"),
-                       at(p + "attn.proj.weight"), at(p + "attn.proj.bias"), at(p + "ln2.weight"), at(p + "ln2.bias"),
-                       at(p + "mlp.fc1.weight"), at(p + "mlp.fc1.bias"), at(p + "mlp.fc2.weight"),
-                       at(p + "mlp.fc2.bias")});
-  }
-  lnf_w_ = at("ln_f.weight");
-  lnf_b_ = at("ln_f.bias");
-  head_w_ = at("head.weight");
-  head_b_ = at("head.bias");
+Model::Model(const ModelConfig& config)
+    : config_(config), table_(model_param_table(config)), weight_table_(spt::weight_table(table_, config_)) {
   weights_.assign(table_.total(), 0.0f);
   grads_.assign(table_.total(), 0.0f);
   const Pattern pattern = model_pattern(config_);

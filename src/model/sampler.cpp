@@ -175,40 +175,29 @@ const std::vector<float>& KvDecoder::step(const uint8_t* previous) {
   const ModelConfig& c = model_.config();
   SPT_CHECK(t_ < capacity_, "the decoder is at position ", t_, ", the end of its cache of ", capacity_, " positions");
   const int C = c.width, F = c.ff_width(), QKV = c.qkv_width();
-  const float* tok_emb = model_.param("tok_emb.weight");
-  for (int s = 0; s < count_; ++s) {
-    float* hs = h_.data() + static_cast<int64_t>(s) * C;
-    if (t_ > 0) std::copy(tok_emb + previous[s] * C, tok_emb + (previous[s] + 1) * C, hs);
-    else std::fill(hs, hs + C, 0.0f);
-    for (int k = 0; k < static_cast<int>(c.pos_sizes.size()); ++k) {
-      const float* row =
-          model_.param("pos_emb." + std::to_string(k) + ".weight") + position_coordinate(c.pos_sizes, k, t_) * C;
-      for (int d = 0; d < C; ++d) hs[d] += row[d];
-    }
-  }
+  const WeightTable& weights = model_.weight_table();
+  const float* w = model_.weights().data();
+  std::vector<const float*> tables;
+  for (int64_t offset : weights.pos_emb) tables.push_back(w + offset);
+  cpu::embedding_forward_position(previous, count_, t_, C, w + weights.tok_emb, tables, c.pos_sizes, h_.data());
   for (int r = 0; r < c.layers; ++r) {
-    const std::string p = "blocks." + std::to_string(r) + ".";
-    cpu::layernorm_forward(h_.data(), model_.param(p + "ln1.weight"), model_.param(p + "ln1.bias"), count_, C,
-                           a_.data(), mean_.data(), rstd_.data());
-    cpu::linear_forward(a_.data(), model_.param(p + "attn.qkv.weight"), model_.param(p + "attn.qkv.bias"),
-                        count_, C, QKV, qkv_.data());
+    const LayerWeights& p = weights.layers[r];
+    cpu::layernorm_forward(h_.data(), w + p.ln1.weight, w + p.ln1.bias, count_, C, a_.data(), mean_.data(),
+                           rstd_.data());
+    cpu::linear_forward(a_.data(), w + p.qkv.weight, w + p.qkv.bias, count_, C, QKV, qkv_.data());
     attend(r);
-    cpu::linear_forward(att_.data(), model_.param(p + "attn.proj.weight"), model_.param(p + "attn.proj.bias"),
-                        count_, C, C, y_.data());
+    cpu::linear_forward(att_.data(), w + p.proj.weight, w + p.proj.bias, count_, C, C, y_.data());
     for (size_t e = 0; e < h_.size(); ++e) h_[e] += y_[e];
-    cpu::layernorm_forward(h_.data(), model_.param(p + "ln2.weight"), model_.param(p + "ln2.bias"), count_, C,
-                           a_.data(), mean_.data(), rstd_.data());
-    cpu::linear_forward(a_.data(), model_.param(p + "mlp.fc1.weight"), model_.param(p + "mlp.fc1.bias"),
-                        count_, C, F, ff_.data());
+    cpu::layernorm_forward(h_.data(), w + p.ln2.weight, w + p.ln2.bias, count_, C, a_.data(), mean_.data(),
+                           rstd_.data());
+    cpu::linear_forward(a_.data(), w + p.fc1.weight, w + p.fc1.bias, count_, C, F, ff_.data());
     cpu::gelu_forward(ff_.data(), static_cast<int64_t>(ff_.size()), ff_.data());
-    cpu::linear_forward(ff_.data(), model_.param(p + "mlp.fc2.weight"), model_.param(p + "mlp.fc2.bias"),
-                        count_, F, C, y_.data());
+    cpu::linear_forward(ff_.data(), w + p.fc2.weight, w + p.fc2.bias, count_, F, C, y_.data());
     for (size_t e = 0; e < h_.size(); ++e) h_[e] += y_[e];
   }
-  cpu::layernorm_forward(h_.data(), model_.param("ln_f.weight"), model_.param("ln_f.bias"), count_, C, a_.data(),
-                         mean_.data(), rstd_.data());
-  cpu::linear_forward(a_.data(), model_.param("head.weight"), model_.param("head.bias"),
-                      count_, C, kVocab, logits_.data());
+  cpu::layernorm_forward(h_.data(), w + weights.ln_f.weight, w + weights.ln_f.bias, count_, C, a_.data(), mean_.data(),
+                         rstd_.data());
+  cpu::linear_forward(a_.data(), w + weights.head.weight, w + weights.head.bias, count_, C, kVocab, logits_.data());
   ++t_;
   return logits_;
 }

@@ -11,7 +11,6 @@
 
 #include "core/cuda_check.h"
 #include "core/error.h"
-#include "model/cuda/weight_offsets.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/cuda/attention_plan.h"
@@ -62,8 +61,9 @@ struct Slots {
 
 }  // namespace
 
-struct CudaModel::State : WeightOffsets {
+struct CudaModel::State {
   ModelConfig config;
+  WeightTable weight_table;
   DType dtype;  // of the activations
   bool training;
   const ParamTable* table;
@@ -204,9 +204,10 @@ struct CudaModel::State : WeightOffsets {
     tables.count = static_cast<int>(config.pos_sizes.size());
     for (int k = 0; k < tables.count; ++k) {
       tables.size[k] = config.pos_sizes[k];
-      tables.table[k] = weights.data() + pos_emb[k];
+      tables.table[k] = weights.data() + weight_table.pos_emb[k];
     }
-    embedding_forward(at<uint8_t>(slots.tokens), batch, config.ctx, config.width, w32(tok_emb), tables, residual(0));
+    embedding_forward(at<uint8_t>(slots.tokens), batch, config.ctx, config.width, w32(weight_table.tok_emb), tables,
+                      residual(0));
   }
 
   AttentionShape attention_shape_for(int B) const {
@@ -219,26 +220,27 @@ struct CudaModel::State : WeightOffsets {
   // With attention_kept, a.att and a.lse already hold this layer's attention (a recomputation).
   void layer_forward(int r, const float* h_in, float* h_out, const LayerSlots& a, const DropoutContext& d,
                      bool attention_kept = false) {
-    const LayerOffsets& p = layers[r];
+    const LayerWeights& p = weight_table.layers[r];
     const int64_t N = rows();
     const int C = config.width, F = config.ff_width(), QKV = config.qkv_width(), H = config.heads;
     const int Dk = config.qk_dim();
-    layernorm_forward(h_in, w32(p.ln1_w), w32(p.ln1_b), N, C, dtype, at(a.ln1), at<float>(a.mean1), at<float>(a.rstd1));
-    linear_forward(*blas, at(a.ln1), w(p.qkv_w), w32(p.qkv_b), N, C, QKV, dtype, dtype, at(a.qkv));
+    layernorm_forward(h_in, w32(p.ln1.weight), w32(p.ln1.bias), N, C, dtype, at(a.ln1), at<float>(a.mean1),
+                      at<float>(a.rstd1));
+    linear_forward(*blas, at(a.ln1), w(p.qkv.weight), w32(p.qkv.bias), N, C, QKV, dtype, dtype, at(a.qkv));
     void* qkv = at(a.qkv);
     if (!attention_kept)
       attention_forward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
                         element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), nullptr, at(slots.attention),
                         static_cast<size_t>(slots.attention_bytes));
-    linear_forward(*blas, at(a.att), w(p.proj_w), w32(p.proj_b), N, C, C, dtype, dtype, at(slots.branch));
+    linear_forward(*blas, at(a.att), w(p.proj.weight), w32(p.proj.bias), N, C, C, dtype, dtype, at(slots.branch));
     dropout_add(dropout_key(d.seed, d.micro_step, r, 0), rate(d), at(slots.branch), dtype, h_in, N * C,
                 at<float>(a.h_mid));
-    layernorm_forward(at<float>(a.h_mid), w32(p.ln2_w), w32(p.ln2_b), N, C, dtype, at(a.ln2), at<float>(a.mean2),
-                      at<float>(a.rstd2));
-    linear_forward(*blas, at(a.ln2), w(p.fc1_w), w32(p.fc1_b), N, C, F, dtype, dtype, at(a.fc1));
+    layernorm_forward(at<float>(a.h_mid), w32(p.ln2.weight), w32(p.ln2.bias), N, C, dtype, at(a.ln2),
+                      at<float>(a.mean2), at<float>(a.rstd2));
+    linear_forward(*blas, at(a.ln2), w(p.fc1.weight), w32(p.fc1.bias), N, C, F, dtype, dtype, at(a.fc1));
     gelu_forward(at(a.fc1), N * F, dtype, at(a.act));
     if (h_out == nullptr) return;
-    linear_forward(*blas, at(a.act), w(p.fc2_w), w32(p.fc2_b), N, F, C, dtype, dtype, at(slots.branch));
+    linear_forward(*blas, at(a.act), w(p.fc2.weight), w32(p.fc2.bias), N, F, C, dtype, dtype, at(slots.branch));
     dropout_add(dropout_key(d.seed, d.micro_step, r, 1), rate(d), at(slots.branch), dtype, at<float>(a.h_mid), N * C,
                 h_out);
   }
@@ -264,10 +266,10 @@ struct CudaModel::State : WeightOffsets {
   void head_forward(const float* h) {
     const int64_t N = rows();
     const int C = config.width;
-    layernorm_forward(h, w32(lnf_w), w32(lnf_b), N, C, dtype, at(slots.lnf), at<float>(slots.meanf),
-                      at<float>(slots.rstdf));
-    linear_forward(*blas, at(slots.lnf), w(head_w), w32(head_b), N, C, kVocab, dtype, DType::f32,
-                   at<float>(slots.logits));
+    layernorm_forward(h, w32(weight_table.ln_f.weight), w32(weight_table.ln_f.bias), N, C, dtype, at(slots.lnf),
+                      at<float>(slots.meanf), at<float>(slots.rstdf));
+    linear_forward(*blas, at(slots.lnf), w(weight_table.head.weight), w32(weight_table.head.bias), N, C, kVocab, dtype,
+                   DType::f32, at<float>(slots.logits));
   }
 
   // The gradient of branch `branch` of layer r: dh in the activation type, through the
@@ -281,30 +283,30 @@ struct CudaModel::State : WeightOffsets {
   }
 
   void layer_backward(int r, const float* h_in, const LayerSlots& a, const DropoutContext& d) {
-    const LayerOffsets& p = layers[r];
+    const LayerWeights& p = weight_table.layers[r];
     const int64_t N = rows();
     const int C = config.width, F = config.ff_width(), QKV = config.qkv_width(), H = config.heads;
     const int Dk = config.qk_dim();
     float* dh = at<float>(slots.dh);
-    linear_backward(*blas, at(a.act), w(p.fc2_w), branch_gradient(r, 1, d), N, F, C, dtype, at(slots.dff), false,
-                    g(p.fc2_w), g(p.fc2_b));
+    linear_backward(*blas, at(a.act), w(p.fc2.weight), branch_gradient(r, 1, d), N, F, C, dtype, at(slots.dff), false,
+                    g(p.fc2.weight), g(p.fc2.bias));
     gelu_backward(at(a.fc1), at(slots.dff), N * F, dtype, at(slots.dff));
-    linear_backward(*blas, at(a.ln2), w(p.fc1_w), at(slots.dff), N, C, F, dtype, at(slots.dln), false, g(p.fc1_w),
-                    g(p.fc1_b));
-    layernorm_backward(at<float>(a.h_mid), w32(p.ln2_w), at<float>(a.mean2), at<float>(a.rstd2), at(slots.dln), N, C,
-                       dtype, dh, true, g(p.ln2_w), g(p.ln2_b));
-    linear_backward(*blas, at(a.att), w(p.proj_w), branch_gradient(r, 0, d), N, C, C, dtype, at(slots.datt), false,
-                    g(p.proj_w), g(p.proj_b));
+    linear_backward(*blas, at(a.ln2), w(p.fc1.weight), at(slots.dff), N, C, F, dtype, at(slots.dln), false,
+                    g(p.fc1.weight), g(p.fc1.bias));
+    layernorm_backward(at<float>(a.h_mid), w32(p.ln2.weight), at<float>(a.mean2), at<float>(a.rstd2), at(slots.dln), N,
+                       C, dtype, dh, true, g(p.ln2.weight), g(p.ln2.bias));
+    linear_backward(*blas, at(a.att), w(p.proj.weight), branch_gradient(r, 0, d), N, C, C, dtype, at(slots.datt), false,
+                    g(p.proj.weight), g(p.proj.bias));
     void* qkv = at(a.qkv);
     void* dqkv = at(slots.dqkv);
     attention_backward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
                        element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), at(slots.datt), dqkv,
                        element(dqkv, int64_t{H} * Dk), element(dqkv, 2 * int64_t{H} * Dk), nullptr,
                        at(slots.attention), static_cast<size_t>(slots.attention_bytes));
-    linear_backward(*blas, at(a.ln1), w(p.qkv_w), dqkv, N, C, QKV, dtype, at(slots.dln), false, g(p.qkv_w),
-                    g(p.qkv_b));
-    layernorm_backward(h_in, w32(p.ln1_w), at<float>(a.mean1), at<float>(a.rstd1), at(slots.dln), N, C, dtype, dh,
-                       true, g(p.ln1_w), g(p.ln1_b));
+    linear_backward(*blas, at(a.ln1), w(p.qkv.weight), dqkv, N, C, QKV, dtype, at(slots.dln), false, g(p.qkv.weight),
+                    g(p.qkv.bias));
+    layernorm_backward(h_in, w32(p.ln1.weight), at<float>(a.mean1), at<float>(a.rstd1), at(slots.dln), N, C, dtype, dh,
+                       true, g(p.ln1.weight), g(p.ln1.bias));
   }
 
   // Sum of the per-token losses, downloaded and added on the host in fp64 in order.
@@ -330,7 +332,7 @@ CudaModel::CudaModel(const Model& host, DType precision, bool training, bool det
   const ModelConfig& c = s.config;
   SPT_CHECK(static_cast<int>(c.pos_sizes.size()) <= kMaxPositionTables, "the CUDA backend takes at most ",
             kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size());
-  static_cast<WeightOffsets&>(s) = weight_offsets(*s.table, c);
+  s.weight_table = host.weight_table();
   const Pattern pattern = model_pattern(c);
   // The block layout grows as (T / 64)^2 (minutes of host time and gigabytes at T of a
   // million) and only the block-layout and SIMT kernels read it: it is built only when
@@ -446,25 +448,26 @@ double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutCo
   s.head_forward(h_final);
   cross_entropy(s.at<float>(s.slots.logits), s.at<uint8_t>(s.slots.tokens), N, kVocab,
                 loss_scale / static_cast<float>(N), s.at<float>(s.slots.losses), s.dtype, s.at(s.slots.dlogits));
-  linear_backward(*s.blas, s.at(s.slots.lnf), s.w(s.head_w), s.at(s.slots.dlogits), N, C, kVocab, s.dtype,
-                  s.at(s.slots.dln), false, s.g(s.head_w), s.g(s.head_b));
-  layernorm_backward(h_final, s.w32(s.lnf_w), s.at<float>(s.slots.meanf), s.at<float>(s.slots.rstdf),
-                     s.at(s.slots.dln), N, C, s.dtype, s.at<float>(s.slots.dh), false, s.g(s.lnf_w), s.g(s.lnf_b));
-  gradients_ready(s.lnf_w);
+  linear_backward(*s.blas, s.at(s.slots.lnf), s.w(s.weight_table.head.weight), s.at(s.slots.dlogits), N, C, kVocab,
+                  s.dtype, s.at(s.slots.dln), false, s.g(s.weight_table.head.weight), s.g(s.weight_table.head.bias));
+  layernorm_backward(h_final, s.w32(s.weight_table.ln_f.weight), s.at<float>(s.slots.meanf), s.at<float>(s.slots.rstdf),
+                     s.at(s.slots.dln), N, C, s.dtype, s.at<float>(s.slots.dh), false, s.g(s.weight_table.ln_f.weight),
+                     s.g(s.weight_table.ln_f.bias));
+  gradients_ready(s.weight_table.ln_f.weight);
   const bool shared = s.slots.layers.size() == 1;
   for (int r = L - 1; r >= 0; --r) {
     if (shared && r != L - 1) s.layer_forward(r, s.residual(r), nullptr, s.layer_slots(r), dropout, true);
     s.layer_backward(r, s.residual(r), s.layer_slots(r), dropout);
-    gradients_ready(s.layers[r].ln1_w);
+    gradients_ready(s.weight_table.layers[r].ln1.weight);
   }
   PositionTables dtables;
   dtables.count = static_cast<int>(s.config.pos_sizes.size());
   for (int k = 0; k < dtables.count; ++k) {
     dtables.size[k] = s.config.pos_sizes[k];
-    dtables.table[k] = s.g(s.pos_emb[k]);
+    dtables.table[k] = s.g(s.weight_table.pos_emb[k]);
   }
-  embedding_backward(s.at<uint8_t>(s.slots.tokens), B, s.config.ctx, C, s.at<float>(s.slots.dh), s.g(s.tok_emb),
-                     dtables);
+  embedding_backward(s.at<uint8_t>(s.slots.tokens), B, s.config.ctx, C, s.at<float>(s.slots.dh),
+                     s.g(s.weight_table.tok_emb), dtables);
   gradients_ready(0);
   return s.loss_sum(nullptr) / static_cast<double>(N);
 }

@@ -9,7 +9,6 @@
 
 #include "core/cuda_check.h"
 #include "core/error.h"
-#include "model/cuda/weight_offsets.h"
 #include "ops/activation.h"
 #include "ops/cuda/attention_plan.h"
 #include "ops/cuda/decode_attention.h"
@@ -25,8 +24,9 @@ constexpr int kAttentionBlock = 64;  // key blocks of the device plan that decod
 
 }  // namespace
 
-struct CudaDecoder::State : WeightOffsets {
+struct CudaDecoder::State {
   ModelConfig config;
+  WeightTable weight_table;
   int count = 0;  // S sequences
   int64_t capacity = 0;  // positions the cache holds (<= T)
   int64_t t = 0;
@@ -64,22 +64,22 @@ struct CudaDecoder::State : WeightOffsets {
   }
 
   void layer(int r) {
-    const LayerOffsets& p = layers[r];
+    const LayerWeights& p = weight_table.layers[r];
     const int C = config.width, F = config.ff_width(), QKV = config.qkv_width();
     CUstream_st* stream = blas->stream();
-    layernorm_forward(h.data(), w(p.ln1_w), w(p.ln1_b), count, C, DType::f32, a.data(), mean.data(), rstd.data(),
-                      stream);
-    linear_forward(*blas, a.data(), w(p.qkv_w), w(p.qkv_b), count, C, QKV, DType::f32, DType::f32, qkv.data());
+    layernorm_forward(h.data(), w(p.ln1.weight), w(p.ln1.bias), count, C, DType::f32, a.data(), mean.data(),
+                      rstd.data(), stream);
+    linear_forward(*blas, a.data(), w(p.qkv.weight), w(p.qkv.bias), count, C, QKV, DType::f32, DType::f32, qkv.data());
     append(r);
     const DecodeShape shape{count, config.heads, config.qk_dim(), config.head_dim(), t, QKV};
     decode_attention(plans[r], shape, qkv.data(), layer_keys(r), layer_values(r), att.data(), stream);
-    linear_forward(*blas, att.data(), w(p.proj_w), w(p.proj_b), count, C, C, DType::f32, DType::f32, y.data());
+    linear_forward(*blas, att.data(), w(p.proj.weight), w(p.proj.bias), count, C, C, DType::f32, DType::f32, y.data());
     add_to_residual();
-    layernorm_forward(h.data(), w(p.ln2_w), w(p.ln2_b), count, C, DType::f32, a.data(), mean.data(), rstd.data(),
-                      stream);
-    linear_forward(*blas, a.data(), w(p.fc1_w), w(p.fc1_b), count, C, F, DType::f32, DType::f32, ff.data());
+    layernorm_forward(h.data(), w(p.ln2.weight), w(p.ln2.bias), count, C, DType::f32, a.data(), mean.data(),
+                      rstd.data(), stream);
+    linear_forward(*blas, a.data(), w(p.fc1.weight), w(p.fc1.bias), count, C, F, DType::f32, DType::f32, ff.data());
     gelu_forward(ff.data(), int64_t{count} * F, DType::f32, ff.data(), stream);
-    linear_forward(*blas, ff.data(), w(p.fc2_w), w(p.fc2_b), count, F, C, DType::f32, DType::f32, y.data());
+    linear_forward(*blas, ff.data(), w(p.fc2.weight), w(p.fc2.bias), count, F, C, DType::f32, DType::f32, y.data());
     add_to_residual();
   }
 };
@@ -97,7 +97,7 @@ CudaDecoder::CudaDecoder(const Model& model, int count, int64_t capacity) : stat
             kMaxPositionTables, " position tables, the model has ", c.pos_sizes.size(), ": use --device cpu");
   SPT_CHECK(c.qk_dim() <= 128 && c.head_dim() <= 128, "the CUDA sampler needs head dims of at most 128, the model has ",
             "Dk = ", c.qk_dim(), ", D = ", c.head_dim(), ": use --device cpu");
-  static_cast<WeightOffsets&>(s) = weight_offsets(model.params(), c);
+  s.weight_table = model.weight_table();
 
   // The pattern of positions below the capacity does not depend on T, so the plans and the
   // cache are sized by the capacity alone.
@@ -147,15 +147,16 @@ const std::vector<float>& CudaDecoder::step(const uint8_t* previous) {
   tables.count = static_cast<int>(c.pos_sizes.size());
   for (int k = 0; k < tables.count; ++k) {
     tables.size[k] = c.pos_sizes[k];
-    tables.table[k] = s.weights.data() + s.pos_emb[k];
+    tables.table[k] = s.weights.data() + s.weight_table.pos_emb[k];
   }
   CUstream_st* stream = s.blas->stream();
-  embedding_forward_position(s.previous.data(), s.count, s.t, c.width, s.w(s.tok_emb), tables, s.h.data(), stream);
+  embedding_forward_position(s.previous.data(), s.count, s.t, c.width, s.w(s.weight_table.tok_emb), tables, s.h.data(),
+                             stream);
   for (int r = 0; r < c.layers; ++r) s.layer(r);
-  layernorm_forward(s.h.data(), s.w(s.lnf_w), s.w(s.lnf_b), s.count, c.width, DType::f32, s.a.data(), s.mean.data(),
-                    s.rstd.data(), stream);
-  linear_forward(*s.blas, s.a.data(), s.w(s.head_w), s.w(s.head_b), s.count, c.width, kVocab, DType::f32, DType::f32,
-                 s.logits.data());
+  layernorm_forward(s.h.data(), s.w(s.weight_table.ln_f.weight), s.w(s.weight_table.ln_f.bias), s.count, c.width,
+                    DType::f32, s.a.data(), s.mean.data(), s.rstd.data(), stream);
+  linear_forward(*s.blas, s.a.data(), s.w(s.weight_table.head.weight), s.w(s.weight_table.head.bias), s.count, c.width,
+                 kVocab, DType::f32, DType::f32, s.logits.data());
   s.logits.download(s.host_logits.data(), s.host_logits.size());
   ++s.t;
   return s.host_logits;
