@@ -1,16 +1,12 @@
-// The model's buffers and forward pass (docs/MODEL.md): embedding, residual blocks,
-// final LayerNorm and output layer; per-token evaluation and logits.
+// The model's buffers and forward pass (docs/MODEL.md): embedding, the residual blocks
+// and the output layer of model/block.h over the CPU op table; per-token evaluation
+// and logits.
 #include <algorithm>
 
 #include "core/error.h"
 #include "model/model.h"
-#include "ops/activation.h"
-#include "ops/attention.h"
 #include "ops/cross_entropy.h"
-#include "ops/dropout.h"
 #include "ops/embedding.h"
-#include "ops/layernorm.h"
-#include "ops/linear.h"
 
 namespace spt {
 
@@ -86,36 +82,30 @@ void Model::embed(const uint8_t* tokens, int B) {
                          residual(0));
 }
 
-float Model::dropout_rate(const DropoutContext& dropout) const {
-  return dropout.enabled ? static_cast<float>(config_.dropout) : 0.0f;
+CpuSequenceOps Model::sequence_ops(int B, const DropoutContext& dropout) {
+  return CpuSequenceOps(config_, weights_.data(), grads_.data(), plans_, B, dropout);
+}
+
+BlockBuffers<float*> Model::block_buffers(LayerActivations& a, const float* h_in, float* h_out) {
+  return {.h_in = h_in, .ln1 = a.ln1.data(), .mean1 = a.mean1.data(), .rstd1 = a.rstd1.data(), .qkv = a.qkv.data(),
+          .att = a.att.data(), .lse = a.lse.data(), .branch = branch_.data(), .h_mid = a.h_mid.data(),
+          .ln2 = a.ln2.data(), .mean2 = a.mean2.data(), .rstd2 = a.rstd2.data(), .fc1 = a.fc1.data(),
+          .act = a.act.data(), .h_out = h_out};
+}
+
+BlockGradients<float*> Model::block_gradients(float* dh) {
+  return {.dh = dh, .dbranch = dbranch_.data(), .dff = dff_.data(), .dln = dln_.data(), .datt = datt_.data(),
+          .dqkv = dqkv_.data()};
+}
+
+HeadBuffers<float*> Model::head_buffers(const float* h, float* logits) {
+  return {.h = h, .lnf = lnf_.data(), .mean = meanf_.data(), .rstd = rstdf_.data(), .logits = logits};
 }
 
 void Model::layer_forward(int r, int B, const float* h_in, float* h_out, LayerActivations& acts,
                           const DropoutContext& dropout) {
-  const LayerWeights& p = weight_table_.layers[r];
-  const int64_t N = int64_t{B} * config_.ctx;
-  const int C = config_.width, F = config_.ff_width(), QKV = config_.qkv_width();
-  const int H = config_.heads, Dk = config_.qk_dim();
-  const float rate = dropout_rate(dropout);
-
-  cpu::layernorm_forward(h_in, w(p.ln1.weight), w(p.ln1.bias), N, C, acts.ln1.data(), acts.mean1.data(),
-                         acts.rstd1.data());
-  cpu::linear_forward(acts.ln1.data(), w(p.qkv.weight), w(p.qkv.bias), N, C, QKV, acts.qkv.data());
-  AttentionShape shape{B, config_.ctx, H, Dk, config_.head_dim(), QKV, QKV, QKV, C};
-  const float* qkv = acts.qkv.data();
-  cpu::attention_forward(plans_[r], shape, qkv, qkv + H * Dk, qkv + 2 * H * Dk, acts.att.data(), acts.lse.data());
-  cpu::linear_forward(acts.att.data(), w(p.proj.weight), w(p.proj.bias), N, C, C, branch_.data());
-  cpu::dropout_add(dropout_key(dropout.seed, dropout.micro_step, r, 0), rate, branch_.data(), h_in, N * C,
-                   acts.h_mid.data());
-
-  cpu::layernorm_forward(acts.h_mid.data(), w(p.ln2.weight), w(p.ln2.bias), N, C, acts.ln2.data(), acts.mean2.data(),
-                         acts.rstd2.data());
-  cpu::linear_forward(acts.ln2.data(), w(p.fc1.weight), w(p.fc1.bias), N, C, F, acts.fc1.data());
-  cpu::gelu_forward(acts.fc1.data(), N * F, acts.act.data());
-  if (h_out == nullptr) return;
-  cpu::linear_forward(acts.act.data(), w(p.fc2.weight), w(p.fc2.bias), N, F, C, branch_.data());
-  cpu::dropout_add(dropout_key(dropout.seed, dropout.micro_step, r, 1), rate, branch_.data(), acts.h_mid.data(),
-                   N * C, h_out);
+  CpuSequenceOps ops = sequence_ops(B, dropout);
+  block_forward(ops, weight_table_.layers[r], r, block_buffers(acts, h_in, h_out));
 }
 
 const float* Model::forward_blocks(int B, const DropoutContext& dropout, bool keep_residuals) {
@@ -128,11 +118,8 @@ const float* Model::forward_blocks(int B, const DropoutContext& dropout, bool ke
 }
 
 void Model::head_forward(int B, const float* h, float* logits) {
-  const int64_t N = int64_t{B} * config_.ctx;
-  const int C = config_.width;
-  cpu::layernorm_forward(h, w(weight_table_.ln_f.weight), w(weight_table_.ln_f.bias), N, C, lnf_.data(), meanf_.data(),
-                         rstdf_.data());
-  cpu::linear_forward(lnf_.data(), w(weight_table_.head.weight), w(weight_table_.head.bias), N, C, kVocab, logits);
+  CpuSequenceOps ops = sequence_ops(B, DropoutContext{});
+  spt::head_forward(ops, weight_table_, head_buffers(h, logits));
 }
 
 void Model::evaluate(const uint8_t* tokens, int B, float* losses) {

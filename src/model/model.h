@@ -7,7 +7,9 @@
 #include <memory>
 #include <vector>
 
+#include "model/block.h"
 #include "model/config.h"
+#include "model/cpu_ops.h"
 #include "model/params.h"
 #include "model/weights.h"
 #include "pattern/pattern.h"
@@ -29,13 +31,6 @@ struct LayerActivations {
   std::vector<float> act;           // (N, F) after the activation
   void resize(int64_t N, const ModelConfig& c);
   int64_t bytes() const;
-};
-
-// Which random stream a dropout mask comes from (docs/MODEL.md, Dropout).
-struct DropoutContext {
-  uint64_t seed = 0;
-  int64_t micro_step = 0;
-  bool enabled = false;
 };
 
 // Told during a backward that the gradients [ready_from, P) are final: the backward
@@ -96,7 +91,12 @@ class Model {
   // All blocks from residual slot 0; returns the final residual stream (N, C). With
   // keep_residuals layer r writes slot r + 1, else the two slots alternate.
   const float* forward_blocks(int B, const DropoutContext& dropout, bool keep_residuals);
-  float dropout_rate(const DropoutContext& dropout) const;
+  // The op table of batch B's forward and backward over whole sequences.
+  CpuSequenceOps sequence_ops(int B, const DropoutContext& dropout);
+  // Where block_forward and block_backward find a layer's activations (model/block.h).
+  BlockBuffers<float*> block_buffers(LayerActivations& acts, const float* h_in, float* h_out);
+  BlockGradients<float*> block_gradients(float* dh);
+  HeadBuffers<float*> head_buffers(const float* h, float* logits);
   float* residual(int slot) { return residual_.data() + slot * rows() * config_.width; }
   int64_t rows() const { return int64_t{batch_} * config_.ctx; }  // N
   const float* w(int64_t offset) const { return weights_.data() + offset; }

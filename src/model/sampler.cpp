@@ -1,7 +1,8 @@
 // Sampling with a key/value cache. All sequences advance one position at a time: the
-// new row of every sequence runs through each layer as a (count, C) matrix, its keys
-// and values are appended to the layer's cache, and each head attends only to the
-// keys its mask allows, in fp32 (as the paper's released code computes q.k when sampling).
+// new row of every sequence runs through each layer as a (count, C) matrix
+// (decode_forward of model/block.h), its keys and values are appended to the layer's
+// cache, and each head attends only to the keys its mask allows, in fp32 (as the
+// paper's released code computes q.k when sampling).
 #include "model/sampler.h"
 
 #include <algorithm>
@@ -13,10 +14,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/input_file.h"
-#include "ops/activation.h"
+#include "model/block.h"
+#include "model/cpu_ops.h"
 #include "ops/embedding.h"
-#include "ops/layernorm.h"
-#include "ops/linear.h"
 
 namespace spt {
 namespace {
@@ -130,21 +130,27 @@ KvDecoder::KvDecoder(Model& model, int count, int64_t capacity) : model_(model),
   rstd_.resize(rows);
 }
 
-// att_ (count, C) = attention of position t_ over the cached keys of layer r, whose
-// new keys and values (in qkv_) are appended first.
-void KvDecoder::attend(int r) {
+struct KvDecoder::Ops : CpuOps {
+  explicit Ops(KvDecoder& decoder)
+      : CpuOps(decoder.model_.config(), decoder.model_.weights().data(), nullptr, decoder.count_, DropoutContext{}),
+        decoder(decoder) {}
+  void attention(int layer, const float* qkv, float* att, float*) const { decoder.attend(layer, qkv, att); }
+  KvDecoder& decoder;
+};
+
+void KvDecoder::attend(int r, const float* qkv, float* att) {
   const ModelConfig& c = model_.config();
   const int C = c.width, H = c.heads, Dk = c.qk_dim(), D = c.head_dim(), QKV = c.qkv_width();
   const int64_t T = capacity_;  // rows per sequence in the cache
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(Dk)));
   LayerCache& cache = caches_[r];
   for (int s = 0; s < count_; ++s) {
-    const float* row = qkv_.data() + static_cast<int64_t>(s) * QKV;
+    const float* row = qkv + static_cast<int64_t>(s) * QKV;
     float* k_cache = cache.keys.data() + static_cast<int64_t>(s) * T * H * Dk;  // (T, H * Dk)
     float* v_cache = cache.values.data() + static_cast<int64_t>(s) * T * C;     // (T, C)
     std::copy(row + H * Dk, row + 2 * H * Dk, k_cache + t_ * H * Dk);
     std::copy(row + 2 * H * Dk, row + QKV, v_cache + t_ * C);
-    float* o = att_.data() + static_cast<int64_t>(s) * C;
+    float* o = att + static_cast<int64_t>(s) * C;
     std::fill(o, o + C, 0.0f);
     for (int head = 0; head < H; ++head) {
       plans_[r].heads[head].row_keys(t_, keys_);
@@ -174,30 +180,14 @@ void KvDecoder::attend(int r) {
 const std::vector<float>& KvDecoder::step(const uint8_t* previous) {
   const ModelConfig& c = model_.config();
   SPT_CHECK(t_ < capacity_, "the decoder is at position ", t_, ", the end of its cache of ", capacity_, " positions");
-  const int C = c.width, F = c.ff_width(), QKV = c.qkv_width();
   const WeightTable& weights = model_.weight_table();
   const float* w = model_.weights().data();
   std::vector<const float*> tables;
   for (int64_t offset : weights.pos_emb) tables.push_back(w + offset);
-  cpu::embedding_forward_position(previous, count_, t_, C, w + weights.tok_emb, tables, c.pos_sizes, h_.data());
-  for (int r = 0; r < c.layers; ++r) {
-    const LayerWeights& p = weights.layers[r];
-    cpu::layernorm_forward(h_.data(), w + p.ln1.weight, w + p.ln1.bias, count_, C, a_.data(), mean_.data(),
-                           rstd_.data());
-    cpu::linear_forward(a_.data(), w + p.qkv.weight, w + p.qkv.bias, count_, C, QKV, qkv_.data());
-    attend(r);
-    cpu::linear_forward(att_.data(), w + p.proj.weight, w + p.proj.bias, count_, C, C, y_.data());
-    for (size_t e = 0; e < h_.size(); ++e) h_[e] += y_[e];
-    cpu::layernorm_forward(h_.data(), w + p.ln2.weight, w + p.ln2.bias, count_, C, a_.data(), mean_.data(),
-                           rstd_.data());
-    cpu::linear_forward(a_.data(), w + p.fc1.weight, w + p.fc1.bias, count_, C, F, ff_.data());
-    cpu::gelu_forward(ff_.data(), static_cast<int64_t>(ff_.size()), ff_.data());
-    cpu::linear_forward(ff_.data(), w + p.fc2.weight, w + p.fc2.bias, count_, F, C, y_.data());
-    for (size_t e = 0; e < h_.size(); ++e) h_[e] += y_[e];
-  }
-  cpu::layernorm_forward(h_.data(), w + weights.ln_f.weight, w + weights.ln_f.bias, count_, C, a_.data(), mean_.data(),
-                         rstd_.data());
-  cpu::linear_forward(a_.data(), w + weights.head.weight, w + weights.head.bias, count_, C, kVocab, logits_.data());
+  cpu::embedding_forward_position(previous, count_, t_, c.width, w + weights.tok_emb, tables, c.pos_sizes, h_.data());
+  Ops ops(*this);
+  decode_forward(ops, weights, DecodeBuffers<float*>{h_.data(), a_.data(), mean_.data(), rstd_.data(), qkv_.data(),
+                                                     att_.data(), y_.data(), ff_.data(), logits_.data()});
   ++t_;
   return logits_;
 }

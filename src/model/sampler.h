@@ -42,7 +42,10 @@ class KvDecoder final : public Decoder {
     std::vector<float> keys;    // (count, capacity, H * Dk)
     std::vector<float> values;  // (count, capacity, C)
   };
-  void attend(int layer);
+  struct Ops;  // the CPU op table with attend() as its attention (model/block.h)
+  // att (count, C) = attention of position t_ over the cached keys of `layer`, whose new
+  // keys and values, in qkv (count, 2*H*Dk + C), are appended first.
+  void attend(int layer, const float* qkv, float* att);
   Model& model_;
   int count_;
   int64_t capacity_ = 0;  // positions the cache holds (<= T)
