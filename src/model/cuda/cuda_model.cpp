@@ -1,6 +1,6 @@
-// CudaModel: the CPU model's forward and backward (src/model/model.cpp and
-// model_backward.cpp) on device buffers, op for op, so the two backends compute the
-// same function and differ only by rounding.
+// CudaModel: the forward and backward of model/block.h over the GPU op table, on device
+// buffers planned up front. The CPU model runs the same block definition over its op
+// table, so the two backends compute the same function and differ only by rounding.
 #include "model/cuda/cuda_model.h"
 
 #include <cuda_runtime.h>
@@ -11,13 +11,11 @@
 
 #include "core/cuda_check.h"
 #include "core/error.h"
-#include "ops/activation.h"
+#include "model/cuda/cuda_ops.h"
 #include "ops/attention.h"
 #include "ops/cuda/attention_plan.h"
 #include "ops/cross_entropy.h"
-#include "ops/dropout.h"
 #include "ops/embedding.h"
-#include "ops/layernorm.h"
 #include "ops/linear.h"
 #include "ops/cuda/optimizer.h"
 
@@ -187,16 +185,9 @@ struct CudaModel::State {
     return reinterpret_cast<T*>(arena.data() + slot);
   }
   float* residual(int index) { return at<float>(slots.residual) + index * rows() * config.width; }
-  const void* w(int64_t offset) const {  // a weight as the matrix products read it
-    if (dtype == DType::f32) return weights.data() + offset;
-    return compute.data() + offset;
-  }
   const float* w32(int64_t offset) const { return weights.data() + offset; }
   float* g(int64_t offset) { return grads.data() + offset; }
   int64_t rows() const { return int64_t{batch} * config.ctx; }
-  float rate(const DropoutContext& d) const { return d.enabled ? static_cast<float>(config.dropout) : 0.0f; }
-  // Element e of a buffer of the activation type.
-  void* element(void* base, int64_t index) { return static_cast<unsigned char*>(base) + index * e(); }
 
   void embed(const uint8_t* host_tokens) {
     SPT_CUDA_CHECK(cudaMemcpy(at(slots.tokens), host_tokens, rows(), cudaMemcpyHostToDevice));
@@ -217,32 +208,32 @@ struct CudaModel::State {
   }
   AttentionShape attention_shape() const { return attention_shape_for(batch); }
 
+  // The op table of the current batch over whole sequences (model/block.h).
+  CudaSequenceOps sequence_ops(const DropoutContext& d) {
+    const CudaOps ops(config, *blas, dtype, weights.data(), dtype == DType::f32 ? nullptr : compute.data(),
+                      grads.data(), rows(), d);
+    return CudaSequenceOps(ops, plans, attention_shape(), at(slots.attention),
+                           static_cast<size_t>(slots.attention_bytes));
+  }
+
+  BlockBuffers<void*> block_buffers(const LayerSlots& a, const float* h_in, float* h_out) {
+    return {.h_in = h_in, .ln1 = at(a.ln1), .mean1 = at<float>(a.mean1), .rstd1 = at<float>(a.rstd1),
+            .qkv = at(a.qkv), .att = at(a.att), .lse = at<float>(a.lse), .branch = at(slots.branch),
+            .h_mid = at<float>(a.h_mid), .ln2 = at(a.ln2), .mean2 = at<float>(a.mean2), .rstd2 = at<float>(a.rstd2),
+            .fc1 = at(a.fc1), .act = at(a.act), .h_out = h_out};
+  }
+
+  HeadBuffers<void*> head_buffers(const float* h) {
+    return {.h = h, .lnf = at(slots.lnf), .mean = at<float>(slots.meanf), .rstd = at<float>(slots.rstdf),
+            .logits = at<float>(slots.logits)};
+  }
+
   // With attention_kept, a.att and a.lse already hold this layer's attention (a recomputation).
   void layer_forward(int r, const float* h_in, float* h_out, const LayerSlots& a, const DropoutContext& d,
                      bool attention_kept = false) {
-    const LayerWeights& p = weight_table.layers[r];
-    const int64_t N = rows();
-    const int C = config.width, F = config.ff_width(), QKV = config.qkv_width(), H = config.heads;
-    const int Dk = config.qk_dim();
-    layernorm_forward(h_in, w32(p.ln1.weight), w32(p.ln1.bias), N, C, dtype, at(a.ln1), at<float>(a.mean1),
-                      at<float>(a.rstd1));
-    linear_forward(*blas, at(a.ln1), w(p.qkv.weight), w32(p.qkv.bias), N, C, QKV, dtype, dtype, at(a.qkv));
-    void* qkv = at(a.qkv);
-    if (!attention_kept)
-      attention_forward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
-                        element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), nullptr, at(slots.attention),
-                        static_cast<size_t>(slots.attention_bytes));
-    linear_forward(*blas, at(a.att), w(p.proj.weight), w32(p.proj.bias), N, C, C, dtype, dtype, at(slots.branch));
-    dropout_add(dropout_key(d.seed, d.micro_step, r, 0), rate(d), at(slots.branch), dtype, h_in, N * C,
-                at<float>(a.h_mid));
-    layernorm_forward(at<float>(a.h_mid), w32(p.ln2.weight), w32(p.ln2.bias), N, C, dtype, at(a.ln2),
-                      at<float>(a.mean2), at<float>(a.rstd2));
-    linear_forward(*blas, at(a.ln2), w(p.fc1.weight), w32(p.fc1.bias), N, C, F, dtype, dtype, at(a.fc1));
-    gelu_forward(at(a.fc1), N * F, dtype, at(a.act));
-    if (h_out == nullptr) return;
-    linear_forward(*blas, at(a.act), w(p.fc2.weight), w32(p.fc2.bias), N, F, C, dtype, dtype, at(slots.branch));
-    dropout_add(dropout_key(d.seed, d.micro_step, r, 1), rate(d), at(slots.branch), dtype, at<float>(a.h_mid), N * C,
-                h_out);
+    CudaSequenceOps ops = sequence_ops(d);
+    ops.attention_kept = attention_kept;
+    block_forward(ops, weight_table.layers[r], r, block_buffers(a, h_in, h_out));
   }
 
   LayerSlots layer_slots(int r) const {
@@ -264,49 +255,16 @@ struct CudaModel::State {
   }
 
   void head_forward(const float* h) {
-    const int64_t N = rows();
-    const int C = config.width;
-    layernorm_forward(h, w32(weight_table.ln_f.weight), w32(weight_table.ln_f.bias), N, C, dtype, at(slots.lnf),
-                      at<float>(slots.meanf), at<float>(slots.rstdf));
-    linear_forward(*blas, at(slots.lnf), w(weight_table.head.weight), w32(weight_table.head.bias), N, C, kVocab, dtype,
-                   DType::f32, at<float>(slots.logits));
-  }
-
-  // The gradient of branch `branch` of layer r: dh in the activation type, through the
-  // branch's dropout mask.
-  const void* branch_gradient(int r, int branch, const DropoutContext& d) {
-    const int64_t n = rows() * config.width;
-    float* dh = at<float>(slots.dh);
-    if (dtype == DType::f32 && rate(d) == 0.0f) return dh;
-    dropout_convert(dropout_key(d.seed, d.micro_step, r, branch), rate(d), dh, n, dtype, at(slots.dbranch));
-    return at(slots.dbranch);
+    CudaSequenceOps ops = sequence_ops(DropoutContext{});
+    spt::head_forward(ops, weight_table, head_buffers(h));
   }
 
   void layer_backward(int r, const float* h_in, const LayerSlots& a, const DropoutContext& d) {
-    const LayerWeights& p = weight_table.layers[r];
-    const int64_t N = rows();
-    const int C = config.width, F = config.ff_width(), QKV = config.qkv_width(), H = config.heads;
-    const int Dk = config.qk_dim();
-    float* dh = at<float>(slots.dh);
-    linear_backward(*blas, at(a.act), w(p.fc2.weight), branch_gradient(r, 1, d), N, F, C, dtype, at(slots.dff), false,
-                    g(p.fc2.weight), g(p.fc2.bias));
-    gelu_backward(at(a.fc1), at(slots.dff), N * F, dtype, at(slots.dff));
-    linear_backward(*blas, at(a.ln2), w(p.fc1.weight), at(slots.dff), N, C, F, dtype, at(slots.dln), false,
-                    g(p.fc1.weight), g(p.fc1.bias));
-    layernorm_backward(at<float>(a.h_mid), w32(p.ln2.weight), at<float>(a.mean2), at<float>(a.rstd2), at(slots.dln), N,
-                       C, dtype, dh, true, g(p.ln2.weight), g(p.ln2.bias));
-    linear_backward(*blas, at(a.att), w(p.proj.weight), branch_gradient(r, 0, d), N, C, C, dtype, at(slots.datt), false,
-                    g(p.proj.weight), g(p.proj.bias));
-    void* qkv = at(a.qkv);
-    void* dqkv = at(slots.dqkv);
-    attention_backward(plans[r], attention_shape(), dtype, qkv, element(qkv, int64_t{H} * Dk),
-                       element(qkv, 2 * int64_t{H} * Dk), at(a.att), at<float>(a.lse), at(slots.datt), dqkv,
-                       element(dqkv, int64_t{H} * Dk), element(dqkv, 2 * int64_t{H} * Dk), nullptr,
-                       at(slots.attention), static_cast<size_t>(slots.attention_bytes));
-    linear_backward(*blas, at(a.ln1), w(p.qkv.weight), dqkv, N, C, QKV, dtype, at(slots.dln), false, g(p.qkv.weight),
-                    g(p.qkv.bias));
-    layernorm_backward(h_in, w32(p.ln1.weight), at<float>(a.mean1), at<float>(a.rstd1), at(slots.dln), N, C, dtype, dh,
-                       true, g(p.ln1.weight), g(p.ln1.bias));
+    CudaSequenceOps ops = sequence_ops(d);
+    const BlockGradients<void*> gradients{.dh = at<float>(slots.dh), .dbranch = at(slots.dbranch),
+                                          .dff = at(slots.dff), .dln = at(slots.dln), .datt = at(slots.datt),
+                                          .dqkv = at(slots.dqkv)};
+    block_backward(ops, weight_table.layers[r], r, block_buffers(a, h_in, nullptr), gradients);
   }
 
   // Sum of the per-token losses, downloaded and added on the host in fp64 in order.
@@ -448,11 +406,9 @@ double CudaModel::forward_backward(const uint8_t* tokens, int B, const DropoutCo
   s.head_forward(h_final);
   cross_entropy(s.at<float>(s.slots.logits), s.at<uint8_t>(s.slots.tokens), N, kVocab,
                 loss_scale / static_cast<float>(N), s.at<float>(s.slots.losses), s.dtype, s.at(s.slots.dlogits));
-  linear_backward(*s.blas, s.at(s.slots.lnf), s.w(s.weight_table.head.weight), s.at(s.slots.dlogits), N, C, kVocab,
-                  s.dtype, s.at(s.slots.dln), false, s.g(s.weight_table.head.weight), s.g(s.weight_table.head.bias));
-  layernorm_backward(h_final, s.w32(s.weight_table.ln_f.weight), s.at<float>(s.slots.meanf), s.at<float>(s.slots.rstdf),
-                     s.at(s.slots.dln), N, C, s.dtype, s.at<float>(s.slots.dh), false, s.g(s.weight_table.ln_f.weight),
-                     s.g(s.weight_table.ln_f.bias));
+  CudaSequenceOps ops = s.sequence_ops(dropout);
+  head_backward(ops, s.weight_table, s.head_buffers(h_final), s.at(s.slots.dlogits), s.at(s.slots.dln),
+                s.at<float>(s.slots.dh));
   gradients_ready(s.weight_table.ln_f.weight);
   const bool shared = s.slots.layers.size() == 1;
   for (int r = L - 1; r >= 0; --r) {

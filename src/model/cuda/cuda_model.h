@@ -1,8 +1,9 @@
-// The Sparse Transformer of docs/MODEL.md on one GPU: the same computation as the CPU
-// Model (src/model/model.cpp), op for op, on device buffers. Master weights, gradients,
-// AdamW moments, the residual stream and all statistics are fp32; activations and the
-// weight copies the matrix products read have the precision's type (fp32, bf16 or
-// fp16). Every buffer of a batch size lives in one device allocation planned up front.
+// The Sparse Transformer of docs/MODEL.md on one GPU: the CPU Model's computation, the
+// blocks of model/block.h over the GPU op table (model/cuda/cuda_ops.h), on device
+// buffers. Master weights, gradients, AdamW moments, the residual stream and all
+// statistics are fp32; activations and the weight copies the matrix products read have
+// the precision's type (fp32, bf16 or fp16). Every buffer of a batch size lives in one
+// device allocation planned up front.
 #pragma once
 
 #include <cstdint>

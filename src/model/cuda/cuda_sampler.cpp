@@ -1,6 +1,6 @@
-// CudaDecoder: KvDecoder::step (src/model/sampler.cpp) op for op on device buffers, in
-// fp32, with the CUDA op families; the new keys and values of a step are copied into
-// the per-layer caches and decode_attention reads them from there.
+// CudaDecoder: decode_forward (model/block.h) over the GPU op table in fp32, as KvDecoder
+// runs it over the CPU one; the new keys and values of a step are copied into the
+// per-layer caches and decode_attention reads them from there.
 #include "model/cuda/cuda_sampler.h"
 
 #include <cuda_runtime.h>
@@ -9,12 +9,11 @@
 
 #include "core/cuda_check.h"
 #include "core/error.h"
-#include "ops/activation.h"
+#include "model/block.h"
+#include "model/cuda/cuda_ops.h"
 #include "ops/cuda/attention_plan.h"
 #include "ops/cuda/decode_attention.h"
-#include "ops/dropout.h"
 #include "ops/embedding.h"
-#include "ops/layernorm.h"
 #include "ops/linear.h"
 
 namespace spt::cuda {
@@ -58,30 +57,20 @@ struct CudaDecoder::State {
                                      cudaMemcpyDeviceToDevice, blas->stream()));
   }
 
-  // h (S, C) += y (S, C): dropout_add without dropout.
-  void add_to_residual() {
-    dropout_add(0, 0.0f, y.data(), DType::f32, h.data(), int64_t{count} * config.width, h.data(), blas->stream());
-  }
-
-  void layer(int r) {
-    const LayerWeights& p = weight_table.layers[r];
-    const int C = config.width, F = config.ff_width(), QKV = config.qkv_width();
-    CUstream_st* stream = blas->stream();
-    layernorm_forward(h.data(), w(p.ln1.weight), w(p.ln1.bias), count, C, DType::f32, a.data(), mean.data(),
-                      rstd.data(), stream);
-    linear_forward(*blas, a.data(), w(p.qkv.weight), w(p.qkv.bias), count, C, QKV, DType::f32, DType::f32, qkv.data());
-    append(r);
-    const DecodeShape shape{count, config.heads, config.qk_dim(), config.head_dim(), t, QKV};
-    decode_attention(plans[r], shape, qkv.data(), layer_keys(r), layer_values(r), att.data(), stream);
-    linear_forward(*blas, att.data(), w(p.proj.weight), w(p.proj.bias), count, C, C, DType::f32, DType::f32, y.data());
-    add_to_residual();
-    layernorm_forward(h.data(), w(p.ln2.weight), w(p.ln2.bias), count, C, DType::f32, a.data(), mean.data(),
-                      rstd.data(), stream);
-    linear_forward(*blas, a.data(), w(p.fc1.weight), w(p.fc1.bias), count, C, F, DType::f32, DType::f32, ff.data());
-    gelu_forward(ff.data(), int64_t{count} * F, DType::f32, ff.data(), stream);
-    linear_forward(*blas, ff.data(), w(p.fc2.weight), w(p.fc2.bias), count, F, C, DType::f32, DType::f32, y.data());
-    add_to_residual();
-  }
+  // The fp32 op table of one position of every sequence, attending through the cache.
+  struct Ops : CudaOps {
+    explicit Ops(State& s)
+        : CudaOps(s.config, *s.blas, DType::f32, s.weights.data(), nullptr, nullptr, s.count, DropoutContext{}),
+          state(s) {}
+    void attention(int r, const void* qkv, void* att, float*) const {
+      state.append(r);
+      const DecodeShape shape{state.count, config().heads, config().qk_dim(), config().head_dim(), state.t,
+                              config().qkv_width()};
+      decode_attention(state.plans[r], shape, static_cast<const float*>(qkv), state.layer_keys(r),
+                       state.layer_values(r), static_cast<float*>(att), stream());
+    }
+    State& state;
+  };
 };
 
 CudaDecoder::CudaDecoder(const Model& model, int count, int64_t capacity) : state_(std::make_unique<State>()) {
@@ -149,14 +138,12 @@ const std::vector<float>& CudaDecoder::step(const uint8_t* previous) {
     tables.size[k] = c.pos_sizes[k];
     tables.table[k] = s.weights.data() + s.weight_table.pos_emb[k];
   }
-  CUstream_st* stream = s.blas->stream();
-  embedding_forward_position(s.previous.data(), s.count, s.t, c.width, s.w(s.weight_table.tok_emb), tables, s.h.data(),
-                             stream);
-  for (int r = 0; r < c.layers; ++r) s.layer(r);
-  layernorm_forward(s.h.data(), s.w(s.weight_table.ln_f.weight), s.w(s.weight_table.ln_f.bias), s.count, c.width,
-                    DType::f32, s.a.data(), s.mean.data(), s.rstd.data(), stream);
-  linear_forward(*s.blas, s.a.data(), s.w(s.weight_table.head.weight), s.w(s.weight_table.head.bias), s.count, c.width,
-                 kVocab, DType::f32, DType::f32, s.logits.data());
+  embedding_forward_position(s.previous.data(), s.count, s.t, c.width, s.w(s.weight_table.tok_emb), tables,
+                             s.h.data(), s.blas->stream());
+  State::Ops ops(s);
+  decode_forward(ops, s.weight_table, DecodeBuffers<void*>{s.h.data(), s.a.data(), s.mean.data(), s.rstd.data(),
+                                                           s.qkv.data(), s.att.data(), s.y.data(), s.ff.data(),
+                                                           s.logits.data()});
   s.logits.download(s.host_logits.data(), s.host_logits.size());
   ++s.t;
   return s.host_logits;
