@@ -1,4 +1,4 @@
-// Model construction: the named parameter table in the order of docs/MODEL.md, the
+// Model construction: the parameter table (model/weights.cpp lists the tensors), the
 // per-layer attention plans, and the paper's initialization.
 #include <cmath>
 #include <string>
@@ -13,35 +13,14 @@ Pattern model_pattern(const ModelConfig& c) { return Pattern(pattern_spec(c)); }
 
 ParamTable model_param_table(const ModelConfig& config) {
   validate(config);
-  const int64_t C = config.width, F = config.ff_width(), QKV = config.qkv_width(), V = kVocab;
   ParamTable table;
-  table.add("tok_emb.weight", {V, C}, false);
-  for (size_t k = 0; k < config.pos_sizes.size(); ++k)
-    table.add("pos_emb." + std::to_string(k) + ".weight", {config.pos_sizes[k], C}, false);
-  for (int r = 0; r < config.layers; ++r) {
-    const std::string p = "blocks." + std::to_string(r) + ".";
-    table.add(p + "ln1.weight", {C}, false);
-    table.add(p + "ln1.bias", {C}, false);
-    table.add(p + "attn.qkv.weight", {QKV, C}, true);
-    table.add(p + "attn.qkv.bias", {QKV}, false);
-    table.add(p + "attn.proj.weight", {C, C}, true);
-    table.add(p + "attn.proj.bias", {C}, false);
-    table.add(p + "ln2.weight", {C}, false);
-    table.add(p + "ln2.bias", {C}, false);
-    table.add(p + "mlp.fc1.weight", {F, C}, true);
-    table.add(p + "mlp.fc1.bias", {F}, false);
-    table.add(p + "mlp.fc2.weight", {C, F}, true);
-    table.add(p + "mlp.fc2.bias", {C}, false);
-  }
-  table.add("ln_f.weight", {C}, false);
-  table.add("ln_f.bias", {C}, false);
-  table.add("head.weight", {V, C}, true);
-  table.add("head.bias", {V}, false);
+  add_model_tensors(config, table);
   return table;
 }
 
-Model::Model(const ModelConfig& config)
-    : config_(config), table_(model_param_table(config)), weight_table_(spt::weight_table(table_, config_)) {
+Model::Model(const ModelConfig& config) : config_(config) {
+  validate(config_);
+  weight_table_ = add_model_tensors(config_, table_);
   weights_.assign(table_.total(), 0.0f);
   grads_.assign(table_.total(), 0.0f);
   const Pattern pattern = model_pattern(config_);

@@ -1,8 +1,8 @@
 // The weight table: where every weight of the model lies in the flat parameter buffer,
-// as float offsets looked up by name from the ParamTable once, when a model or decoder is
-// built. The same offsets address the fp32 weights and their gradients on the host and
-// on the device, and the device's copy in the activation type, so every backend reads the
-// weights through this one table.
+// as float offsets recorded once, while the model's ParamTable is built. The same offsets
+// address the fp32 weights and their gradients on the host and on the device, and the
+// device's copy in the activation type, so every backend reads the weights through this
+// one table.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +38,9 @@ struct WeightTable {
   Affine head;                       // (V, C), (V)
 };
 
-// The offsets of the tensors docs/MODEL.md names, for a table built by model_param_table.
-WeightTable weight_table(const ParamTable& table, const ModelConfig& config);
+// The one list of the model's tensors (docs/MODEL.md): adds each, with its name, shape and
+// weight decay, to `table` in checkpoint order and returns where they lie. The config must
+// be valid (validate(ModelConfig)).
+WeightTable add_model_tensors(const ModelConfig& config, ParamTable& table);
 
 }  // namespace spt
